@@ -1,0 +1,24 @@
+# Two commands for a fresh machine:  make demo  (train briefly, print the fidelity)  and  make test.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install demo test clean
+
+$(BIN)/qmae: setup.cfg pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(BIN)/qmae
+
+demo: install
+	$(BIN)/qmae train --out runs/demo --epochs 1 --limit 512 --batch-size 32 --lr 0.02
+
+test: install
+	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --nbmake notebooks
+
+clean:
+	rm -rf $(VENV) runs

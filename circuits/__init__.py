@@ -1,0 +1,25 @@
+"""Pure-Qiskit circuit templates of the QMAE (no torch, no I/O).
+
+Installed as ``qmae_qiskit.circuits``.
+"""
+
+from .ansatz import BLOCK_PARAMETERS, all_pairs, decoder, encoder, two_qubit_block, validate_pairs
+from .embedding import amplitude_embedding, multiplexer_matrix, num_embedding_parameters
+from .fidelity import VARIANTS, FidelityCircuit, fidelity_circuit, fidelity_from_counts, resolve_trash_qubits
+
+__all__ = [
+    "BLOCK_PARAMETERS",
+    "VARIANTS",
+    "FidelityCircuit",
+    "all_pairs",
+    "amplitude_embedding",
+    "decoder",
+    "encoder",
+    "fidelity_circuit",
+    "fidelity_from_counts",
+    "multiplexer_matrix",
+    "num_embedding_parameters",
+    "resolve_trash_qubits",
+    "two_qubit_block",
+    "validate_pairs",
+]

@@ -1,0 +1,127 @@
+"""Run directories on disk: atomic writes, checkpoints, configs, and loading a trained model.
+
+A run directory holds ``config.json`` (every option, package versions, data source),
+``checkpoint.pt`` (weights, token, optimizer, RNG state, position in the epoch), ``metrics.jsonl``
+(one line per step), ``eval_masks.npz`` (the evaluation masks, once drawn) and ``loss.png``.
+Every file is written to a temporary name in the same directory and renamed into place, so a
+crash (even ``kill -9``) leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["CheckpointError", "atomic_write", "write_json", "save_checkpoint", "load_checkpoint", "load_config", "load_model"]
+
+CONFIG = "config.json"
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+EVAL_MASKS = "eval_masks.npz"
+
+
+class CheckpointError(ValueError):
+    """A run directory or checkpoint that cannot be used (the message says why)."""
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], Any]) -> None:
+    """Write a file through ``write(fileobj)`` atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    """Atomically write ``data`` as indented JSON."""
+    atomic_write(path, lambda fh: fh.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode()))
+
+
+def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any]) -> None:
+    """Atomically write ``checkpoint.pt`` into ``run_dir``."""
+    atomic_write(Path(run_dir) / CHECKPOINT, lambda fh: torch.save(state, fh))
+
+
+def load_config(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The run's ``config.json``.
+
+    Raises:
+        CheckpointError: no such run directory, or an unreadable config.
+    """
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir} is not a run directory (no {CONFIG}); train one with 'qmae train --out {run_dir}'")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"unreadable {path}: {exc}") from exc
+
+
+def load_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The run's checkpoint state.
+
+    Raises:
+        CheckpointError: missing, unreadable or corrupt checkpoint.
+    """
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint in {run_dir} ({CHECKPOINT} is missing); the run saved none yet")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(f"corrupt or unreadable checkpoint {path}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(f"{path} is not a qmae-qiskit checkpoint")
+    return state
+
+
+def load_model(run_dir: str | os.PathLike, *, engine: str = "exact", expect: str | None = None):
+    """Rebuild the trained model of a run directory.
+
+    Args:
+        run_dir: a directory written by ``qmae train``.
+        engine: the engine to attach.
+        expect: ``"qmae"`` or ``"qae"`` to insist on a kind.
+
+    Raises:
+        CheckpointError: not a run directory, corrupt checkpoint, or the wrong model kind.
+    """
+    from .model import QAE, QMAE
+
+    config = load_config(run_dir)
+    arch = config.get("architecture")
+    if not arch:
+        raise CheckpointError(f"{run_dir}/{CONFIG} has no 'architecture' entry")
+    kind = arch["model"]
+    if expect is not None and kind != expect:
+        raise CheckpointError(f"{run_dir} holds a {kind.upper()} model, not a {expect.upper()}")
+    cls = QMAE if kind == "qmae" else QAE
+    model = cls(
+        image_size=arch["image_size"],
+        patch_size=tuple(arch["patch_size"]),
+        mask_ratio=arch["mask_ratio"],
+        trash_qubits=arch["trash_qubits"],
+        pairs=arch["pairs"],
+        engine=engine,
+    )
+    state = load_checkpoint(run_dir)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"checkpoint in {run_dir} does not match its config: {exc}") from exc
+    return model

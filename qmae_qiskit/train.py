@@ -1,0 +1,381 @@
+"""Training (paper Algorithm 1, with mini-batches), safe checkpoints, resume, and evaluation.
+
+    for epoch:                                       (Algorithm 1, line 1)
+        for batch of images in a seeded shuffle:     (line 2; batch_size=1 is the paper exactly)
+            mask = new random patches per image      (line 3)
+            loss = mean(1 - F(fill(image, mask)))    (lines 4-7)
+            Adam step                                (line 8)
+
+All randomness after the initial weights (data order, masks) comes from one ``torch.Generator``
+whose state is saved in the checkpoint with the position in the epoch, so a resumed run ends with
+bit-for-bit the weights of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import checkpoint as ckpt
+from .data import EMBEDDED, ImageSet, load_mnist
+from .engines import ENGINES
+from .masking import parse_patch_size, patch_grid
+from .model import QAE, QMAE
+
+__all__ = ["TrainConfig", "TrainResult", "EvalResult", "train", "resume", "evaluate", "evaluation_masks"]
+
+SCHEDULES = ("constant", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a training run (saved as ``config.json``; ``qmae train`` flags).
+
+    Attributes:
+        model: ``"qmae"`` (learnable token) or ``"qae"`` (zeros, the baseline).
+        image_size, patch_size, mask_ratio, latent_qubits: the architecture.
+        engine: ``"exact"`` or ``"estimator"``.
+        epochs, batch_size, lr, schedule: the optimization (Adam; ``"cosine"`` or ``"constant"``).
+        seed: seeds the weights, the data order and the masks.
+        limit: train on the first ``limit`` images (class-balanced).
+        data_dir, download: where the images come from (see :mod:`qmae_qiskit.data`).
+        checkpoint_every: also checkpoint every this many steps (0: at epoch ends only).
+        eval_limit: held-out images scored after each epoch (0 to skip).
+    """
+
+    model: str = "qmae"
+    image_size: int = 16
+    patch_size: str = "8x8"
+    mask_ratio: float = 0.25
+    latent_qubits: int | None = None
+    engine: str = "exact"
+    epochs: int = 3
+    batch_size: int = 128
+    lr: float = 0.02
+    schedule: str = "cosine"
+    seed: int = 0
+    limit: int | None = None
+    data_dir: str | None = None
+    download: bool = False
+    checkpoint_every: int = 0
+    eval_limit: int = 1000
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad option."""
+        if self.model not in ("qmae", "qae"):
+            raise ValueError(f"--model must be 'qmae' or 'qae', got {self.model!r}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+        if self.image_size < 2 or self.image_size & (self.image_size - 1):
+            raise ValueError(f"--image-size must be a power of 2 (4, 8, 16, 32, ...), got {self.image_size}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            raise ValueError(f"--lr must be a positive number, got {self.lr}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.limit is not None and self.limit <= 0:
+            raise ValueError(f"--limit must be a positive number of images, got {self.limit}")
+        if self.checkpoint_every < 0 or self.eval_limit < 0:
+            raise ValueError("--checkpoint-every and --eval-limit must be >= 0")
+        parse_patch_size(self.patch_size)
+
+    def build_model(self) -> QMAE:
+        """A freshly initialized model for these options."""
+        cls = QMAE if self.model == "qmae" else QAE
+        return cls(
+            image_size=self.image_size,
+            patch_size=self.patch_size,
+            mask_ratio=self.mask_ratio,
+            latent_qubits=self.latent_qubits,
+            engine=self.engine,
+            seed=self.seed,
+        )
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        model: the trained model.
+        history: one dict per step (the lines of ``metrics.jsonl``).
+        run_dir: where the run lives.
+        eval_fidelity: mean held-out fidelity after the last epoch (``None`` if not evaluated).
+    """
+
+    model: QMAE
+    history: list[dict[str, Any]] = field(default_factory=list)
+    run_dir: Path | None = None
+    eval_fidelity: float | None = None
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Mean fidelity over held-out images with its standard error."""
+
+    fidelity: float
+    fidelity_stderr: float
+    images: int
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("qmae-qiskit", "qiskit", "qiskit-aer", "qiskit-machine-learning", "qiskit-ibm-runtime", "torch", "torchvision"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _lr_at(config: TrainConfig, step: int, total: int) -> float:
+    if config.schedule == "cosine":
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
+    return config.lr
+
+
+def evaluation_masks(count: int, model: QMAE, *, seed: int = 1234) -> torch.Tensor:
+    """Evaluation masks drawn once from ``seed``: identical for QMAE and QAE of one architecture."""
+    return model.random_mask(count, generator=torch.Generator().manual_seed(seed))
+
+
+def _save_masks(path: Path, masks: torch.Tensor, patch_size: tuple[int, int]) -> None:
+    # store the masked patch indices, not the pixels: a few KB for 10,000 images
+    ph, pw = patch_size
+    grid = masks[:, ::ph, ::pw].flatten(1)
+    idx = np.stack([row.nonzero().flatten().numpy() for row in grid]).astype(np.uint8)
+    ckpt.atomic_write(path, lambda fh: np.savez_compressed(fh, patches=idx, image_size=masks.shape[-1], patch=np.array(patch_size)))
+
+
+def _load_masks(path: Path, model: QMAE) -> torch.Tensor:
+    with np.load(path) as data:
+        idx = torch.as_tensor(data["patches"].astype(np.int64))
+    rows, cols = patch_grid(model.image_size, model.patch_size)
+    grid = torch.zeros(idx.shape[0], rows * cols, dtype=torch.bool).scatter_(1, idx, True).reshape(-1, rows, cols)
+    ph, pw = model.patch_size
+    return grid.repeat_interleave(ph, 1).repeat_interleave(pw, 2)
+
+
+def saved_evaluation_masks(run_dir: str | os.PathLike, model: QMAE, count: int) -> torch.Tensor:
+    """The run's evaluation masks for ``count`` images (drawn and saved on first use)."""
+    path = Path(run_dir) / ckpt.EVAL_MASKS
+    if path.is_file():
+        masks = _load_masks(path, model)
+        if len(masks) >= count:
+            return masks[:count]
+    masks = evaluation_masks(count, model)
+    _save_masks(path, masks, model.patch_size)
+    return masks
+
+
+@torch.no_grad()
+def evaluate(model: QMAE, images: torch.Tensor, masks: torch.Tensor, *, batch_size: int = 1000) -> EvalResult:
+    """Mean fidelity (and its standard error) of ``model`` on ``images`` with ``masks``."""
+    values = torch.cat([model.fidelity(images[i : i + batch_size], masks[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+    stderr = values.std().item() / math.sqrt(len(values)) if len(values) > 1 else 0.0
+    return EvalResult(values.mean().item(), stderr, len(values))
+
+
+def _load_data(config: TrainConfig, split: str, limit: int | None) -> ImageSet:
+    return load_mnist(split, root=config.data_dir, download=config.download, image_size=config.image_size, limit=limit)
+
+
+class _Run:
+    """One training run bound to its directory: the loop, checkpoints and metrics."""
+
+    def __init__(self, config: TrainConfig, run_dir: Path, *, progress: bool) -> None:
+        self.config, self.run_dir, self.progress = config, run_dir, progress
+        self.model = config.build_model()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.generator = torch.Generator().manual_seed(config.seed + 1)
+        self.train = _load_data(config, "train", config.limit)
+        self.steps_per_epoch = math.ceil(len(self.train.images) / config.batch_size)
+        self.epoch, self.step, self.perm = 0, 0, None
+        self.history: list[dict[str, Any]] = []
+        self.eval_fidelity: float | None = None
+
+    # -- state ----------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "perm": self.perm,
+            "metrics_lines": len(self.history),
+            "eval_fidelity": self.eval_fidelity,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.epoch, self.step, self.perm = state["epoch"], state["step"], state["perm"]
+        self.eval_fidelity = state.get("eval_fidelity")
+        # drop metrics written after the checkpoint (a kill -9 between checkpoints)
+        path = self.run_dir / ckpt.METRICS
+        lines = path.read_text().splitlines()[: state["metrics_lines"]] if path.exists() else []
+        self.history = [json.loads(line) for line in lines]
+        ckpt.atomic_write(path, lambda fh: fh.write("".join(line + "\n" for line in lines).encode()))
+
+    def save(self) -> None:
+        ckpt.save_checkpoint(self.run_dir, self.state())
+
+    # -- loop -----------------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        cfg = self.config
+        total = cfg.epochs * self.steps_per_epoch
+        images = self.train.images
+        metrics = open(self.run_dir / ckpt.METRICS, "a")
+        bar = tqdm(total=total, initial=self.epoch * self.steps_per_epoch + self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
+        try:
+            while self.epoch < cfg.epochs:
+                if self.perm is None:
+                    self.perm = torch.randperm(len(images), generator=self.generator)
+                bar.set_description(f"epoch {self.epoch + 1}/{cfg.epochs}")
+                while self.step < self.steps_per_epoch:
+                    t0 = time.perf_counter()
+                    idx = self.perm[self.step * cfg.batch_size : (self.step + 1) * cfg.batch_size]
+                    batch = images[idx]
+                    mask = self.model.random_mask(len(idx), generator=self.generator)
+                    global_step = self.epoch * self.steps_per_epoch + self.step
+                    lr = _lr_at(cfg, global_step, total)
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = lr
+                    fid = self.model.fidelity(batch, mask)
+                    loss = (1.0 - fid).mean()
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    self.optimizer.step()
+                    self.step += 1
+                    rate = len(idx) / (time.perf_counter() - t0)
+                    record = {"epoch": self.epoch, "step": global_step, "loss": loss.item(), "fidelity": fid.mean().item(), "lr": lr, "images_per_s": rate}
+                    self.history.append(record)
+                    metrics.write(json.dumps(record) + "\n")
+                    metrics.flush()
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{rate:.0f}")
+                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < self.steps_per_epoch:
+                        self.save()
+                self.epoch, self.step, self.perm = self.epoch + 1, 0, None
+                if cfg.eval_limit:
+                    self.eval_fidelity = self._evaluate()
+                    bar.write(f"epoch {self.epoch}: held-out fidelity {self.eval_fidelity:.4f}")
+                self.save()
+        except KeyboardInterrupt:
+            self.save()
+            bar.close()
+            raise KeyboardInterrupt(f"interrupted; checkpoint saved. Continue with: qmae train --resume {self.run_dir}") from None
+        finally:
+            metrics.close()
+            bar.close()
+        _plot_loss(self.history, self.run_dir / "loss.png", title=f"{cfg.model.upper()} training loss")
+        return TrainResult(self.model, self.history, self.run_dir, self.eval_fidelity)
+
+    def _evaluate(self) -> float:
+        held_out = _load_data(self.config, "test", self.config.eval_limit)
+        masks = saved_evaluation_masks(self.run_dir, self.model, len(held_out.images))
+        return evaluate(self.model, held_out.images, masks).fidelity
+
+
+def _plot_loss(history: list[dict[str, Any]], path: Path, *, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not history:
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    steps = [h["step"] for h in history]
+    ax.plot(steps, [h["loss"] for h in history], lw=0.6, alpha=0.5, label="batch")
+    window = max(1, len(history) // 50)
+    smooth = np.convolve([h["loss"] for h in history], np.ones(window) / window, mode="valid")
+    ax.plot(steps[window - 1 :], smooth, lw=1.5, label=f"mean of {window}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("1 - fidelity")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    ckpt.atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=120))
+    plt.close(fig)
+
+
+def train(config: TrainConfig | None = None, *, out: str | os.PathLike, progress: bool = True, **options: Any) -> TrainResult:
+    """Train a QMAE or QAE and write a run directory.
+
+    Args:
+        config: the options (or pass them as keywords: ``train(out="runs/a", epochs=2)``).
+        out: the run directory (created; must not hold a run already: use :func:`resume`).
+        progress: show a tqdm progress bar.
+
+    Returns:
+        A :class:`TrainResult` with the trained model and the per-step history.
+
+    Raises:
+        ValueError: a bad option; ``out`` already holds a run.
+    """
+    config = dataclasses.replace(config or TrainConfig(), **options)
+    config.validate()
+    run_dir = Path(out)
+    if (run_dir / ckpt.CONFIG).exists():
+        raise ValueError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
+    run = _Run(config, run_dir, progress=progress)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt.write_json(
+        run_dir / ckpt.CONFIG,
+        {"options": dataclasses.asdict(config), "architecture": run.model.config(), "data_source": run.train.source, "train_images": len(run.train.images), "versions": _versions()},
+    )
+    return run.run()
+
+
+def resume(run_dir: str | os.PathLike, *, progress: bool = True, **overrides: Any) -> TrainResult:
+    """Continue an interrupted run exactly where its last checkpoint left it.
+
+    Args:
+        run_dir: the run directory.
+        overrides: options given again; each must equal the saved one.
+
+    Raises:
+        CheckpointError: not a run directory, or an unreadable checkpoint.
+        ValueError: an option that contradicts the saved configuration.
+    """
+    run_dir = Path(run_dir)
+    saved = ckpt.load_config(run_dir)
+    config = TrainConfig(**saved["options"])
+    for name, value in overrides.items():
+        if value is not None and getattr(config, name) != value:
+            raise ValueError(f"--{name.replace('_', '-')} {value} contradicts the saved run ({getattr(config, name)}); drop it to resume, or start a new run with --out")
+    state = ckpt.load_checkpoint(run_dir) if (run_dir / ckpt.CHECKPOINT).exists() else None
+    run = _Run(config, run_dir, progress=progress)
+    if state is not None:
+        run.restore(state)
+    else:  # killed before the first checkpoint: start over from the saved options
+        (run_dir / ckpt.METRICS).unlink(missing_ok=True)
+    return run.run()
+
+
+def data_for_run(run_dir: str | os.PathLike, *, split: str = "test", data_dir: str | None = None, limit: int | None = None) -> ImageSet:
+    """Held-out images for a run: ``data_dir`` if given, else the source it trained on."""
+    saved = ckpt.load_config(run_dir)
+    opts = saved["options"]
+    root = data_dir
+    if root is None and saved.get("data_source") not in (None, EMBEDDED) and not str(saved["data_source"]).startswith("download:"):
+        root = saved["data_source"]
+    download = root is None and str(saved.get("data_source", "")).startswith("download:")
+    return load_mnist(split, root=root, download=download, image_size=opts["image_size"], limit=limit)

@@ -1,0 +1,121 @@
+"""The exact engine is trustworthy because these tests pin it to Qiskit's own results."""
+
+import numpy as np
+import pytest
+import torch
+from qiskit.quantum_info import Statevector
+from qiskit import transpile
+from qiskit_aer import AerSimulator
+
+from qmae_qiskit import QAE, QMAE
+from qmae_qiskit.circuits import fidelity_from_counts
+
+
+def _model(image_size, patch, ratio, seed=0, cls=QMAE, **kw):
+    model = cls(image_size=image_size, patch_size=patch, mask_ratio=ratio, seed=seed, **kw)
+    if model.token is not None:
+        with torch.no_grad():
+            model.token.copy_(torch.rand(model.token.shape, generator=torch.Generator().manual_seed(seed)))
+    return model
+
+
+@pytest.mark.parametrize("size,count,qubits", [(16, 8, 18), (8, 8, 14)])
+def test_exact_matches_statevector_on_paper_circuit(mnist16, mnist8, size, count, qubits):
+    """8 real images, black borders included, at 16x16 (18 qubits) and 8x8 (14 qubits)."""
+    images = (mnist16 if size == 16 else mnist8)[:count]
+    model = _model(size, size // 2, 0.25)
+    mask = model.random_mask(count, generator=torch.Generator().manual_seed(1))
+    model.set_engine("exact", dtype=torch.complex128)
+    exact = model.fidelity(images, mask).detach().numpy()
+    spec = model.template("paper")
+    assert spec.circuit.num_qubits == qubits
+    for b in range(count):
+        state = Statevector(model.circuit(images[b], mask[b], variant="paper"))
+        p0 = state.probabilities([spec.ancilla])[0]
+        assert exact[b] == pytest.approx(2 * p0 - 1, abs=1e-5)
+
+
+def test_estimator_matches_exact_fidelity_at_16x16(mnist16):
+    images = mnist16[:8]
+    model = _model(16, "8x8", 0.25, seed=3)
+    mask = model.random_mask(8, generator=torch.Generator().manual_seed(2))
+    exact = model.fidelity(images, mask).detach()
+    model.set_engine("estimator")
+    with torch.no_grad():
+        est = model.fidelity(images, mask)
+    torch.testing.assert_close(est, exact, atol=1e-5, rtol=0)
+    qae = _model(16, "8x8", 0.25, seed=3, cls=QAE)
+    exact_qae = qae.fidelity(images, mask).detach()
+    with torch.no_grad():
+        torch.testing.assert_close(qae.set_engine("estimator").fidelity(images, mask), exact_qae, atol=1e-5, rtol=0)
+
+
+def test_engines_agree_on_gradients(mnist4):
+    """Weight and token gradients through EstimatorQNN + TorchConnector equal autograd's.
+
+    At 4x4 (n = 4): parameter-shift gradients cost ~5 s per image here (~60 s per image at 8x8).
+    """
+    images = mnist4[:8]
+    model = _model(4, "2x2", 0.25, seed=5)
+    mask = model.random_mask(8, generator=torch.Generator().manual_seed(4))
+
+    def grads(engine):
+        model.set_engine(engine)
+        model.zero_grad()
+        loss = model.loss(images, mask)
+        loss.backward()
+        return [loss.detach().clone(), model.theta.grad.clone(), model.token.grad.clone()]
+
+    exact, est = grads("exact"), grads("estimator")
+    torch.testing.assert_close(est[0], exact[0], atol=1e-5, rtol=0)
+    for e, x in zip(est[1:], exact[1:]):
+        assert torch.linalg.norm(e - x) <= 1e-4 * torch.linalg.norm(x) + 1e-6
+
+
+def _exact_probabilities(circuit):
+    """Aer density-matrix probabilities of the measured bits, without sampling."""
+    qc = circuit.remove_final_measurements(inplace=False)
+    measured = [circuit.find_bit(inst.qubits[0]).index for inst in circuit.data if inst.operation.name == "measure"]
+    qc.save_probabilities_dict(measured)
+    sim = AerSimulator(method="density_matrix")
+    result = sim.run(transpile(qc, sim, optimization_level=0)).result()
+    probs = result.data()["probabilities"]
+    width = len(measured)
+    return {format(int(k, 16) if isinstance(k, str) else k, f"0{width}b"): v for k, v in probs.items()}
+
+
+@pytest.mark.parametrize("variant", ["reset", "destructive", "compute_uncompute"])
+def test_hardware_variants_match_exact_on_aer_density_matrix(mnist4, variant):
+    model = _model(4, "2x2", 0.25, seed=7)
+    mask = model.random_mask(6, generator=torch.Generator().manual_seed(6))
+    model.set_engine("exact", dtype=torch.complex128)
+    exact = model.fidelity(mnist4[:6], mask).detach().numpy()
+    n_qubits = {"reset": 9, "destructive": 8, "compute_uncompute": 4}[variant]
+    assert model.template(variant).circuit.num_qubits == n_qubits
+    for b in range(6):
+        circuit = model.circuit(mnist4[b], mask[b], variant=variant, measure=True)
+        fid, _ = fidelity_from_counts(_exact_probabilities(circuit), variant=variant, num_qubits=4)
+        assert fid == pytest.approx(exact[b], abs=1e-6)
+
+
+def test_reset_variant_with_shots_is_within_four_standard_errors(mnist4):
+    model = _model(4, "2x2", 0.25, seed=8)
+    mask = model.random_mask(1, generator=torch.Generator().manual_seed(9))
+    exact = model.fidelity(mnist4[:1], mask).item()
+    circuit = model.circuit(mnist4[0], mask[0], variant="reset", measure=True)
+    sim = AerSimulator(seed_simulator=11)
+    counts = sim.run(transpile(circuit, sim), shots=20000).result().get_counts()
+    fid, err = fidelity_from_counts(counts, variant="reset", num_qubits=4)
+    assert abs(fid - exact) <= 4 * err
+
+
+def test_fidelity_from_counts_rules():
+    assert fidelity_from_counts({"0": 75, "1": 25}, variant="reset", num_qubits=2)[0] == pytest.approx(0.5)
+    # destructive: c = ref bits (high) + data bits (low); parity of AND(data_i, ref_i)
+    counts = {"0101": 1, "0011": 1}  # data=01,ref=01 -> AND=01 odd -> -1 ; data=11,ref=00 -> +1
+    assert fidelity_from_counts(counts, variant="destructive", num_qubits=2)[0] == pytest.approx(0.0)
+    assert fidelity_from_counts({"000": 30, "010": 70}, variant="compute_uncompute", num_qubits=3)[0] == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="4-bit"):
+        fidelity_from_counts({"01": 3}, variant="destructive", num_qubits=2)
+    with pytest.raises(ValueError, match="variant"):
+        fidelity_from_counts({"0": 1}, variant="bogus", num_qubits=2)
