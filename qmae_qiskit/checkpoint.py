@@ -37,6 +37,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], A
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; these are ordinary result files
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

@@ -18,6 +18,8 @@ import json
 import math
 import os
 import platform
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -31,7 +33,8 @@ from tqdm.auto import tqdm
 from . import checkpoint as ckpt
 from .data import EMBEDDED, ImageSet, load_mnist
 from .engines import ENGINES
-from .masking import parse_patch_size, patch_grid
+from .circuits.fidelity import resolve_trash_qubits
+from .masking import num_masked_patches, parse_patch_size, patch_grid
 from .model import QAE, QMAE
 
 __all__ = ["TrainConfig", "TrainResult", "EvalResult", "train", "resume", "evaluate", "evaluation_masks"]
@@ -91,7 +94,9 @@ class TrainConfig:
             raise ValueError(f"--limit must be a positive number of images, got {self.limit}")
         if self.checkpoint_every < 0 or self.eval_limit < 0:
             raise ValueError("--checkpoint-every and --eval-limit must be >= 0")
-        parse_patch_size(self.patch_size)
+        num_masked_patches(self.mask_ratio, self.image_size, parse_patch_size(self.patch_size))
+        if self.latent_qubits is not None:
+            resolve_trash_qubits(2 * (self.image_size.bit_length() - 1), self.latent_qubits)
 
     def build_model(self) -> QMAE:
         """A freshly initialized model for these options."""
@@ -194,6 +199,25 @@ def _load_data(config: TrainConfig, split: str, limit: int | None) -> ImageSet:
     return load_mnist(split, root=config.data_dir, download=config.download, image_size=config.image_size, limit=limit)
 
 
+class _StopFlag:
+    """SIGINT handler for the duration of a run (main thread only; elsewhere Ctrl-C is default)."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.raised:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.raised = True
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 class _Run:
     """One training run bound to its directory: the loop, checkpoints and metrics."""
 
@@ -242,6 +266,8 @@ class _Run:
         total = cfg.epochs * self.steps_per_epoch
         images = self.train.images
         metrics = open(self.run_dir / ckpt.METRICS, "a")
+        # Ctrl-C only raises a flag: the step in flight finishes, so the checkpoint is consistent
+        stop = _StopFlag()
         bar = tqdm(total=total, initial=self.epoch * self.steps_per_epoch + self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
         try:
             while self.epoch < cfg.epochs:
@@ -270,6 +296,8 @@ class _Run:
                     metrics.flush()
                     bar.update(1)
                     bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{rate:.0f}")
+                    if stop.raised:
+                        raise KeyboardInterrupt
                     if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < self.steps_per_epoch:
                         self.save()
                 self.epoch, self.step, self.perm = self.epoch + 1, 0, None
@@ -282,6 +310,7 @@ class _Run:
             bar.close()
             raise KeyboardInterrupt(f"interrupted; checkpoint saved. Continue with: qmae train --resume {self.run_dir}") from None
         finally:
+            stop.restore()
             metrics.close()
             bar.close()
         _plot_loss(self.history, self.run_dir / "loss.png", title=f"{cfg.model.upper()} training loss")

@@ -1,0 +1,109 @@
+"""``qmae``: the command-line front door. It parses, calls the library, and prints one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from .checkpoint import CheckpointError
+from .data import ENV_DATA_DIR, DataError
+from .engines import ENGINES
+
+_TRAIN_OPTIONS = {
+    "model": dict(choices=("qmae", "qae"), help="qmae (learnable mask token) or qae (zeros, the baseline); default qmae"),
+    "mask_ratio": dict(type=float, help="fraction of the image masked, a whole number of patches; default 0.25"),
+    "patch_size": dict(help="patch height x width, e.g. 8x8 (default) or 8x4"),
+    "image_size": dict(type=int, help="image side, a power of 2; default 16 (8 qubits)"),
+    "latent_qubits": dict(type=int, help="latent qubits k (default n - 1)"),
+    "engine": dict(choices=ENGINES, help="exact (batched torch, default) or estimator (EstimatorQNN on Aer)"),
+    "epochs": dict(type=int, help="passes over the training images; default 3"),
+    "batch_size": dict(type=int, help="images per Adam step (1 = the paper's Algorithm 1); default 128"),
+    "lr": dict(type=float, help="Adam learning rate; default 0.02"),
+    "schedule": dict(choices=("constant", "cosine"), help="learning-rate schedule; default cosine"),
+    "seed": dict(type=int, help="seeds weights, data order and masks; default 0"),
+    "limit": dict(type=int, help="train on the first N images, class-balanced"),
+    "data_dir": dict(help="MNIST in torchvision's layout (else $QMAE_DATA_DIR, --download, or the embedded default)"),
+    "checkpoint_every": dict(type=int, help="also checkpoint every N steps (default: at epoch ends)"),
+    "eval_limit": dict(type=int, help="held-out images scored after each epoch (default 1000; 0 skips)"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qmae", description="Quantum masked autoencoders on Qiskit.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    tr = sub.add_parser("train", help="train a QMAE or QAE into a run directory", description="Train a QMAE or QAE (Adam on 1 - F).")
+    target = tr.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", metavar="RUN_DIR", help="new run directory")
+    target.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (no other options needed)")
+    for name, kwargs in _TRAIN_OPTIONS.items():
+        tr.add_argument("--" + name.replace("_", "-"), dest=name, default=None, **kwargs)
+    tr.add_argument("--download", action="store_true", default=None, help="download MNIST with torchvision (needs the internet)")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    ev = sub.add_parser("evaluate", help="score a trained run on held-out images", description="Mean fidelity of a trained run on held-out images, with the run's saved evaluation masks.")
+    ev.add_argument("run_dir", metavar="RUN_DIR")
+    ev.add_argument("--data-dir", help="MNIST directory (default: the source the run trained on)")
+    ev.add_argument("--split", choices=("test", "train"), default="test", help="default test")
+    ev.add_argument("--limit", type=int, help="first N images, class-balanced (default: all)")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, resume, train
+
+    options = {name: getattr(args, name) for name in list(_TRAIN_OPTIONS) + ["download"]}
+    if args.resume:
+        result = resume(args.resume, progress=not args.no_progress, **options)
+    else:
+        config = dataclasses.replace(TrainConfig(), **{k: v for k, v in options.items() if v is not None})
+        config.validate()
+        if not config.data_dir and not config.download and not os.environ.get(ENV_DATA_DIR):
+            print("data: the embedded MNIST sample (4,000 train / 1,000 test images); --data-dir DIR or --download for full MNIST", file=sys.stderr)
+        result = train(config, out=args.out, progress=not args.no_progress)
+    if result.history:
+        print(f"final batch fidelity {result.history[-1]['fidelity']:.4f}", end="")
+    if result.eval_fidelity is not None:
+        print(f"; held-out fidelity {result.eval_fidelity:.4f}", end="")
+    print(f"  ({result.run_dir})")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .checkpoint import load_model
+    from .train import data_for_run, evaluate, saved_evaluation_masks
+
+    model = load_model(args.run_dir)
+    data = data_for_run(args.run_dir, split=args.split, data_dir=args.data_dir, limit=args.limit)
+    masks = saved_evaluation_masks(args.run_dir, model, len(data.images))
+    res = evaluate(model, data.images, masks)
+    out = {"fidelity": res.fidelity, "fidelity_stderr": res.fidelity_stderr, "images": res.images, "split": args.split, "source": data.source}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"fidelity {res.fidelity:.4f} ± {res.fidelity_stderr:.4f} on {res.images} {args.split} images ({data.source})")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``qmae`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+        return _evaluate(args)
+    except (ValueError, DataError, CheckpointError, FileNotFoundError) as exc:
+        print(f"qmae: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        print(f"qmae: {exc or 'interrupted'}", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+from qmae_qiskit.data import DataError, balanced_subset, load_mnist
+from qmae_qiskit.masking import num_masked_patches, random_masks
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+def test_embedded_default_is_split_and_resized():
+    train, test = load_mnist("train"), load_mnist("test")
+    assert train.images.shape == (4000, 16, 16) and test.images.shape == (1000, 16, 16)
+    assert train.source == "embedded"
+    assert 0.0 <= train.images.min() and train.images.max() <= 1.0
+    assert torch.bincount(test.labels).tolist() == [100] * 10
+
+
+def test_limit_is_class_balanced():
+    labels = torch.tensor([0, 0, 0, 1, 1, 2, 0, 2])
+    assert balanced_subset(labels, 4).tolist() == [0, 1, 3, 5]
+    assert torch.bincount(load_mnist("train", limit=50).labels).tolist() == [5] * 10
+
+
+def test_local_torchvision_directory(monkeypatch):
+    if not SHARED.is_dir():
+        pytest.fail(f"the project's MNIST copy is missing at {SHARED}")
+    data = load_mnist("test", root=SHARED, image_size=8, limit=30)
+    assert data.images.shape == (30, 8, 8) and data.source == str(SHARED.resolve())
+    monkeypatch.setenv("QMAE_DATA_DIR", str(SHARED))
+    assert load_mnist("train", limit=10).source == str(SHARED.resolve())
+
+
+def test_missing_files_say_how_to_fix(tmp_path):
+    with pytest.raises(DataError, match="--download"):
+        load_mnist("test", root=tmp_path)
+    with pytest.raises(DataError, match="power of 2"):
+        load_mnist("test", image_size=12)
+
+
+def test_masks_have_the_right_number_of_patches():
+    assert num_masked_patches(0.125, 16, (8, 4)) == 1
+    assert num_masked_patches(0.5, 16, (8, 8)) == 2
+    masks = random_masks(100, 16, (8, 8), 2, generator=torch.Generator().manual_seed(0))
+    assert masks.flatten(1).sum(1).eq(128).all()
+    with pytest.raises(ValueError, match="possible ratios: 0.125, 0.25"):
+        num_masked_patches(0.2, 16, (8, 4))

@@ -1,0 +1,145 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from qmae_qiskit import QAE, QMAE
+from qmae_qiskit.checkpoint import CheckpointError
+from qmae_qiskit.cli import main
+from qmae_qiskit.train import TrainConfig, resume, train
+
+SMALL = dict(limit=320, batch_size=16, epochs=2, lr=0.02, eval_limit=0, checkpoint_every=3)
+SMALL_FLAGS = ["--limit", "320", "--batch-size", "16", "--epochs", "2", "--lr", "0.02", "--eval-limit", "0", "--checkpoint-every", "3", "--no-progress"]
+
+
+def _weights(run_dir):
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"]
+    return {k: v.clone() for k, v in state.items()}
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "run"
+    result = train(TrainConfig(**SMALL), out=out, progress=False)
+    return out, result
+
+
+def test_python_api_trains_and_writes_the_run(reference_run):
+    out, result = reference_run
+    assert isinstance(result.model, QMAE)
+    assert len(result.history) == 2 * 20  # 320 images / 16 per step, 2 epochs
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    for name in ("config.json", "checkpoint.pt", "metrics.jsonl", "loss.png"):
+        assert (out / name).is_file()
+    config = json.loads((out / "config.json").read_text())
+    assert config["options"]["batch_size"] == 16 and config["data_source"] == "embedded"
+    assert "qiskit" in config["versions"] and "torch" in config["versions"]
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 40
+    loaded = QMAE.load(str(out))
+    torch.testing.assert_close(loaded.theta, result.model.theta, rtol=0, atol=0)
+    with pytest.raises(CheckpointError, match="QMAE model, not a QAE"):
+        QAE.load(str(out))
+
+
+def _start(out):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "qmae_qiskit.cli", "train", "--out", str(out), *SMALL_FLAGS], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_for_steps(out, steps, proc):
+    deadline = time.time() + 120
+    metrics = out / "metrics.jsonl"
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= steps:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"training did not reach {steps} steps: {proc.stderr.read().decode() if proc.poll() is not None else 'timeout'}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_interrupted_run_resumes_bit_for_bit(tmp_path, reference_run, sig):
+    ref_dir, _ = reference_run
+    out = tmp_path / "run"
+    proc = _start(out)
+    _wait_for_steps(out, 25, proc)  # into the second epoch, between checkpoints
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130
+        assert b"--resume" in proc.stderr.read()
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 0
+    ref, got = _weights(ref_dir), _weights(out)
+    assert ref.keys() == got.keys()
+    for key in ref:
+        assert torch.equal(ref[key], got[key]), key
+    ref_lines = (ref_dir / "metrics.jsonl").read_text().splitlines()
+    got_lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["loss"] for x in got_lines] == [json.loads(x)["loss"] for x in ref_lines]
+
+
+def test_resume_rejects_contradicting_options(reference_run, capsys):
+    out, _ = reference_run
+    with pytest.raises(ValueError, match="--lr 0.5 contradicts"):
+        resume(out, lr=0.5)
+    assert main(["train", "--resume", str(out), "--batch-size", "8"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--batch-size 8 contradicts" in err[0]
+
+
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["train", "--out", "X", "--epochs", "0"], "--epochs must be a positive"),
+        (["train", "--out", "X", "--batch-size", "-1"], "--batch-size must be a positive"),
+        (["train", "--out", "X", "--lr", "0"], "--lr must be a positive"),
+        (["train", "--out", "X", "--mask-ratio", "0.3"], "possible ratios"),
+        (["train", "--out", "X", "--image-size", "12"], "power of 2"),
+        (["train", "--out", "X", "--data-dir", "/does/not/exist"], "does not exist"),
+        (["evaluate", "/does/not/exist"], "not a run directory"),
+    ],
+)
+def test_cli_errors_are_one_line(tmp_path, capsys, argv, match):
+    argv = [a if a != "X" else str(tmp_path / "x") for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("qmae: error:") and match in err[0]
+
+
+def test_cli_rejects_unknown_engine(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--out", "x", "--engine", "pennylane"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path, reference_run, capsys):
+    out, _ = reference_run
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text((out / "config.json").read_text())
+    (bad / "checkpoint.pt").write_bytes((out / "checkpoint.pt").read_bytes()[:100])
+    assert main(["evaluate", str(bad)]) == 2
+    assert "corrupt or unreadable checkpoint" in capsys.readouterr().err
+
+
+def test_evaluate_json_uses_saved_masks(reference_run, capsys):
+    out, result = reference_run
+    assert main(["evaluate", str(out), "--limit", "200", "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert {"fidelity", "fidelity_stderr", "images"} <= first.keys() and first["images"] == 200
+    assert (out / "eval_masks.npz").is_file()
+    assert main(["evaluate", str(out), "--limit", "200", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["fidelity"] == first["fidelity"]
+    assert 0.3 < first["fidelity"] <= 1.0
+
+
+def test_qmae_and_qae_get_identical_evaluation_masks():
+    from qmae_qiskit.train import evaluation_masks
+
+    assert torch.equal(evaluation_masks(50, QMAE()), evaluation_masks(50, QAE()))
