@@ -14,7 +14,8 @@ $(BIN)/qmae: setup.cfg pyproject.toml constraints.txt
 install: $(BIN)/qmae
 
 demo: install
-	$(BIN)/qmae train --out runs/demo --epochs 1 --limit 512 --batch-size 32 --lr 0.02
+	rm -rf runs/demo
+	$(BIN)/qmae train --out runs/demo --epochs 2 --batch-size 32
 
 test: install
 	$(BIN)/python -m pytest -q tests
