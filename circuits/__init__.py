@@ -5,7 +5,7 @@ Installed as ``qmae_qiskit.circuits``.
 
 from .ansatz import BLOCK_PARAMETERS, all_pairs, decoder, encoder, two_qubit_block, validate_pairs
 from .embedding import amplitude_embedding, multiplexer_matrix, num_embedding_parameters
-from .fidelity import VARIANTS, FidelityCircuit, fidelity_circuit, fidelity_from_counts, resolve_trash_qubits
+from .fidelity import VARIANTS, FidelityCircuit, fidelity_circuit, fidelity_from_counts, reconstruction_circuit, resolve_trash_qubits
 
 __all__ = [
     "BLOCK_PARAMETERS",
@@ -17,6 +17,7 @@ __all__ = [
     "encoder",
     "fidelity_circuit",
     "fidelity_from_counts",
+    "reconstruction_circuit",
     "multiplexer_matrix",
     "num_embedding_parameters",
     "resolve_trash_qubits",

@@ -30,7 +30,7 @@ from qiskit.circuit import ClassicalRegister, ParameterVector, QuantumCircuit, Q
 from .ansatz import BLOCK_PARAMETERS, all_pairs, decoder, encoder, validate_pairs
 from .embedding import amplitude_embedding, num_embedding_parameters
 
-__all__ = ["VARIANTS", "FidelityCircuit", "fidelity_circuit", "fidelity_from_counts", "resolve_trash_qubits"]
+__all__ = ["VARIANTS", "FidelityCircuit", "fidelity_circuit", "fidelity_from_counts", "reconstruction_circuit", "resolve_trash_qubits"]
 
 VARIANTS = ("paper", "reset", "destructive", "compute_uncompute")
 
@@ -180,6 +180,38 @@ def fidelity_circuit(
 
     ancilla = qc.find_bit(anc[0]).index if anc is not None else None
     return FidelityCircuit(qc, variant, masked, original, weights, n, trash, ancilla)
+
+
+def reconstruction_circuit(
+    num_qubits: int,
+    *,
+    trash_qubits: Sequence[int] | None = None,
+    latent_qubits: int | None = None,
+    pairs: Sequence[Sequence[int]] | None = None,
+) -> FidelityCircuit:
+    """The reconstruction circuit (``n`` qubits): masked embedding, U, reset the trash, U^dagger,
+    measure the data qubits. The image is the square root of the outcome frequencies.
+
+    Returns:
+        A :class:`FidelityCircuit` with ``variant="reconstruction"`` (``original`` is unused).
+    """
+    if not 2 <= num_qubits <= 12:
+        raise ValueError(f"num_qubits must be in 2..12, got {num_qubits}")
+    trash = resolve_trash_qubits(num_qubits, latent_qubits, trash_qubits)
+    pairs = validate_pairs(all_pairs(num_qubits) if pairs is None else pairs, num_qubits)
+    masked = ParameterVector("m", num_embedding_parameters(num_qubits))
+    weights = ParameterVector("θ", BLOCK_PARAMETERS * len(pairs))
+    enc = encoder(num_qubits, pairs=pairs, parameters=weights)
+    data = QuantumRegister(num_qubits, "data")
+    creg = ClassicalRegister(num_qubits, "c")
+    qc = QuantumCircuit(data, creg, name="qmae_reconstruction")
+    qc.compose(amplitude_embedding(num_qubits, parameters=masked), data, inplace=True)
+    qc.compose(enc, data, inplace=True)
+    for q in trash:
+        qc.reset(data[q])
+    qc.compose(decoder(enc), data, inplace=True)
+    qc.measure(data, creg)
+    return FidelityCircuit(qc, "reconstruction", masked, ParameterVector("o", 0), weights, num_qubits, trash, None)
 
 
 def fidelity_from_counts(

@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", choices=("test", "train"), default="test", help="default test")
     ev.add_argument("--limit", type=int, help="first N images, class-balanced (default: all)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+
+    # options are parsed by qmae_qiskit.bench itself (``qmae bench --help``)
+    bench = sub.add_parser("bench", help="benchmark every training path (qmae bench --help)", add_help=False)
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -92,6 +96,11 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qmae`` console script."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # its own parser: ``qmae bench --help``
+        from .bench import main as bench_main
+
+        return bench_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.command == "train":

@@ -22,7 +22,7 @@ from torch import nn
 
 from .angles import embedding_angles
 from .circuits.ansatz import BLOCK_PARAMETERS, all_pairs, validate_pairs
-from .circuits.fidelity import VARIANTS, FidelityCircuit, fidelity_circuit, resolve_trash_qubits
+from .circuits.fidelity import VARIANTS, FidelityCircuit, fidelity_circuit, reconstruction_circuit, resolve_trash_qubits
 from .engines import ENGINES, make_engine
 from .masking import fill_masked, num_masked_patches, parse_patch_size, random_masks
 
@@ -205,10 +205,13 @@ class QMAE(nn.Module):
     # --- circuits ------------------------------------------------------------------------------
 
     def template(self, variant: str = "reset", *, measure: bool = False) -> FidelityCircuit:
-        """The parameterized fidelity circuit of this architecture (cached per variant)."""
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+        """The parameterized circuit of this architecture (cached per variant): a fidelity
+        variant of :data:`~qmae_qiskit.circuits.VARIANTS`, or ``"reconstruction"``."""
+        if variant not in VARIANTS + ("reconstruction",):
+            raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS + ('reconstruction',))}")
         key = (variant, measure)
+        if key not in self._circuits and variant == "reconstruction":
+            self._circuits[key] = reconstruction_circuit(self.num_qubits, trash_qubits=self.trash_qubits, pairs=self.pairs)
         if key not in self._circuits:
             self._circuits[key] = fidelity_circuit(
                 self.num_qubits, variant=variant, trash_qubits=self.trash_qubits, pairs=self.pairs, measure=measure

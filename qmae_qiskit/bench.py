@@ -1,0 +1,323 @@
+"""``qmae bench``: speed of every training path, measured in one run on one machine.
+
+Prints a table and writes JSON (``--json``). What it measures (forward + backward = loss and the
+gradients of the weights and the token):
+
+- ``exact``: the exact engine at batch 1, 32, 128, 512 (n = 8, 16x16 images);
+- ``roofline``: the complex products one step cannot avoid (the 256x256 unitary applied to the
+  batch's 2B states, forward and backward) and the engine's efficiency against it at batch 256;
+- ``epoch``: wall time of one epoch over 24,345 images at batch 256 and at the default batch;
+- ``estimator``: ``EstimatorQNN`` + ``TorchConnector`` on Aer, forward at n = 8, forward + backward
+  (parameter shift) at n = 4 (and at n = 8 with ``--estimator-n8-backward``: ~15 min per image);
+- ``paper``: the paper's own stack (PennyLane ``default.qubit``, 18 qubits, amplitude embedding,
+  SWAP test, backprop), when PennyLane is installed (``pip install .[bench]``);
+- ``scaling``: time per image and peak memory of exact-engine training for n = 4..12 (each n in its
+  own process so that peak RSS is that n's alone);
+- ``evaluation``: fidelity + reconstruction of 10,000 test images.
+
+``--quick`` uses tiny repeat counts and n = 4..8 so that CI can check the output's form in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from .model import QMAE
+
+EPOCH_IMAGES = 24_345
+
+
+def _time(fn: Callable[[], Any], *, repeat: int, warmup: int = 2) -> float:
+    """Median seconds of ``fn`` over ``repeat`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def _images(count: int, size: int = 16, seed: int = 0) -> torch.Tensor:
+    from .data import load_mnist, resize
+
+    images = load_mnist("train", limit=max(count, 10)).images[:count]
+    if len(images) < count:  # more than the embedded sample: tile it
+        images = images.repeat(math.ceil(count / len(images)), 1, 1)[:count]
+    return images if size == 16 else resize(images, size)
+
+
+def _train_step(model: QMAE, images: torch.Tensor, mask: torch.Tensor, opt: torch.optim.Optimizer) -> Callable[[], None]:
+    def step() -> None:
+        loss = model.loss(images, mask)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def bench_exact(batches: list[int], repeat: int) -> list[dict[str, float]]:
+    rows = []
+    for batch in batches:
+        model = QMAE(seed=0)
+        images = _images(batch)
+        mask = model.random_mask(batch, generator=torch.Generator().manual_seed(0))
+        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+        seconds = _time(_train_step(model, images, mask, opt), repeat=repeat)
+        rows.append({"batch": batch, "step_s": seconds, "s_per_image": seconds / batch, "images_per_s": batch / seconds})
+    return rows
+
+
+def bench_roofline(batch: int, repeat: int) -> dict[str, float]:
+    """The unavoidable products: U (256x256, complex64) on 2B states, forward and backward."""
+    gen = torch.Generator().manual_seed(0)
+    u = torch.randn(256, 256, dtype=torch.complex64, generator=gen).requires_grad_()
+    states = torch.randn(2 * batch, 256, dtype=torch.complex64, generator=gen).requires_grad_()
+
+    def products() -> None:
+        (states @ u.T).real.sum().backward()
+
+    seconds = _time(products, repeat=repeat)
+    model = QMAE(seed=0)
+    images = _images(batch)
+    mask = model.random_mask(batch, generator=gen)
+    step = _time(_train_step(model, images, mask, torch.optim.Adam(model.parameters(), lr=0.01)), repeat=repeat)
+    return {"batch": batch, "products_s": seconds, "step_s": step, "efficiency": seconds / step,
+            "products_epoch_s": seconds * EPOCH_IMAGES / batch, "step_epoch_s": step * EPOCH_IMAGES / batch}
+
+
+def bench_epoch(batch: int, data_dir: str | None) -> dict[str, Any]:
+    """One real epoch through :func:`qmae_qiskit.train.train` (no evaluation, no progress bar)."""
+    import tempfile
+
+    from .train import train
+
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        result = train(out=out, data_dir=data_dir, epochs=1, batch_size=batch, eval_limit=0, progress=False)
+        total = time.perf_counter() - start
+    # the loop's own time (each step's images / its images/s), without data loading and checkpoints
+    steps = len(result.history)
+    loop = sum(batch / h["images_per_s"] for h in result.history if h["images_per_s"] > 0)
+    return {"batch": batch, "steps": steps, "train_call_s": total, "loop_s": loop,
+            "data": data_dir or "embedded sample", "epoch_24345_s": loop * EPOCH_IMAGES / (steps * batch)}
+
+
+def bench_estimator(count: int, *, n8_backward: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    model = QMAE(seed=0, engine="estimator")
+    images = _images(count)
+    mask = model.random_mask(count, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out["n8_forward_s_per_image"] = _time(lambda: model.fidelity(images, mask), repeat=1, warmup=0) / count
+    small = QMAE(image_size=4, patch_size=(2, 2), seed=0, engine="estimator")
+    x = _images(count, size=4)
+    m = small.random_mask(count, generator=torch.Generator().manual_seed(0))
+    out["n4_fwd_bwd_s_per_image"] = _time(lambda: small.loss(x, m).backward(), repeat=1, warmup=0) / count
+    if n8_backward:
+        out["n8_fwd_bwd_s_per_image"] = _time(lambda: model.loss(images[:1], mask[:1]).backward(), repeat=1, warmup=0)
+    return out
+
+
+def paper_stack_step(images: torch.Tensor, masked: torch.Tensor, theta: torch.Tensor) -> Callable[[], None]:
+    """The paper's stack: PennyLane ``default.qubit``, 18 wires, one image per call, backprop."""
+    import pennylane as qml
+
+    from .circuits.ansatz import all_pairs
+
+    data, fresh, ref, anc = list(range(8)), 8, list(range(9, 17)), 17
+    dev = qml.device("default.qubit", wires=18)
+
+    def block(p, a, b):
+        for q, o in ((a, 0), (b, 3)):
+            qml.RZ(p[o], wires=q), qml.RY(p[o + 1], wires=q), qml.RZ(p[o + 2], wires=q)
+        qml.CNOT(wires=[b, a]), qml.RZ(p[6], wires=a), qml.RY(p[7], wires=b)
+        qml.CNOT(wires=[a, b]), qml.RY(p[8], wires=b), qml.CNOT(wires=[b, a])
+        for q, o in ((a, 9), (b, 12)):
+            qml.RZ(p[o], wires=q), qml.RY(p[o + 1], wires=q), qml.RZ(p[o + 2], wires=q)
+
+    def encoder(w):
+        for k, (i, j) in enumerate(all_pairs(8)):
+            block(w[15 * k : 15 * k + 15], 7 - i, 7 - j)  # PennyLane wire 0 is the most significant
+
+    @qml.qnode(dev, interface="torch", diff_method="backprop")
+    def swap_test(x, y, w):
+        qml.AmplitudeEmbedding(x, wires=data, normalize=True)
+        qml.AmplitudeEmbedding(y, wires=ref, normalize=True)
+        encoder(w)
+        qml.SWAP(wires=[0, fresh])  # the trash qubit (Qiskit qubit 7) swapped with a fresh |0>
+        qml.adjoint(encoder)(w)
+        qml.Hadamard(wires=anc)
+        for a, b in zip(data, ref):
+            qml.CSWAP(wires=[anc, a, b])
+        qml.Hadamard(wires=anc)
+        return qml.expval(qml.PauliZ(anc))
+
+    def step() -> None:
+        for x, y in zip(masked, images):
+            (1 - swap_test(x.flatten(), y.flatten(), theta)).backward()
+
+    return step
+
+
+def bench_paper(count: int) -> dict[str, Any]:
+    try:
+        import pennylane  # noqa: F401
+    except ImportError:
+        return {"skipped": "PennyLane is not installed: pip install '.[bench]'"}
+    model = QMAE(seed=0)
+    images = _images(count)
+    mask = model.random_mask(count, generator=torch.Generator().manual_seed(0))
+    masked = model.fill(images, mask).detach().double().requires_grad_()
+    theta = model.theta.detach().double().requires_grad_()
+    # one image first (PennyLane traces and caches), then the timed ones
+    seconds = _time(paper_stack_step(images.double(), masked, theta), repeat=1, warmup=1)
+    import pennylane
+
+    return {"s_per_image": seconds / count, "images": count, "pennylane": pennylane.__version__}
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak resident memory. ``VmHWM`` (Linux) rather than ``ru_maxrss``, which a
+    forked child inherits from its parent's high-water mark."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 2**20)
+
+
+def _scaling_point(n: int, batch: int, repeat: int) -> dict[str, Any]:
+    size = 2 ** (n // 2)
+    if n % 2:
+        raise ValueError("n must be even (square images)")
+    model = QMAE(image_size=size, patch_size=(size // 2, size // 2), seed=0)
+    images = _images(batch, size=size)
+    mask = model.random_mask(batch, generator=torch.Generator().manual_seed(0))
+    seconds = _time(_train_step(model, images, mask, torch.optim.Adam(model.parameters(), lr=0.01)), repeat=repeat, warmup=1)
+    peak = _peak_rss_mib()
+    return {"n": n, "image": f"{size}x{size}", "batch": batch, "s_per_image": seconds / batch, "peak_rss_mib": peak}
+
+
+def bench_scaling(ns: list[int], batch: int, repeat: int) -> list[dict[str, Any]]:
+    rows = []
+    for n in ns:
+        done = subprocess.run(
+            [sys.executable, "-m", "qmae_qiskit.bench", "--scaling-point", str(n), "--batch", str(batch), "--repeat", str(repeat)],
+            capture_output=True, text=True, check=False,
+        )
+        if done.returncode != 0:
+            rows.append({"n": n, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"})
+        else:
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+def bench_evaluation(count: int) -> dict[str, Any]:
+    model = QMAE(seed=0)
+    images = _images(count)
+    mask = model.random_mask(count, generator=torch.Generator().manual_seed(0))
+
+    def run() -> None:
+        with torch.no_grad():
+            model.fidelity(images, mask)
+            model.reconstruct(images, mask)
+
+    return {"images": count, "seconds": _time(run, repeat=3, warmup=1)}
+
+
+def run(*, quick: bool, data_dir: str | None, estimator_n8_backward: bool) -> dict[str, Any]:
+    repeat = 3 if quick else 20
+    result: dict[str, Any] = {
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "torch_threads": torch.get_num_threads(), "python": platform.python_version()},
+        "versions": {},
+        "quick": quick,
+    }
+    from .train import _versions
+
+    result["versions"] = _versions()
+    result["exact"] = bench_exact([1, 32, 128, 512], repeat)
+    result["roofline"] = bench_roofline(256, repeat)
+    result["epoch"] = [bench_epoch(256, None if quick else data_dir)] + ([] if quick else [bench_epoch(128, data_dir)])
+    result["estimator"] = bench_estimator(1 if quick else 2, n8_backward=estimator_n8_backward)
+    result["paper"] = bench_paper(1 if quick else 2)
+    result["scaling"] = bench_scaling([4, 6, 8] if quick else [4, 6, 8, 10, 12], 8 if quick else 64, 1 if quick else 3)
+    result["memory_batch512"] = bench_scaling([8], 512, 1)[0]
+    result["evaluation"] = bench_evaluation(500 if quick else 10_000)
+    exact_1 = result["exact"][0]["s_per_image"]
+    best = min(r["s_per_image"] for r in result["exact"])
+    result["speedup"] = {"exact_best_vs_estimator_n8_forward": result["estimator"]["n8_forward_s_per_image"] / best}
+    if "n8_fwd_bwd_s_per_image" in result["estimator"]:
+        result["speedup"]["exact_best_vs_estimator_n8_fwd_bwd"] = result["estimator"]["n8_fwd_bwd_s_per_image"] / best
+    if "s_per_image" in result["paper"]:
+        result["speedup"]["exact_best_vs_paper"] = result["paper"]["s_per_image"] / best
+        result["speedup"]["exact_batch1_vs_paper"] = result["paper"]["s_per_image"] / exact_1
+    return result
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = ["exact engine, n = 8, forward + backward + Adam:", f"  {'batch':>6} {'step ms':>9} {'us/image':>9} {'images/s':>10}"]
+    for r in result["exact"]:
+        lines.append(f"  {r['batch']:>6} {r['step_s'] * 1e3:>9.2f} {r['s_per_image'] * 1e6:>9.1f} {r['images_per_s']:>10.0f}")
+    rf = result["roofline"]
+    lines.append(f"roofline at batch {rf['batch']}: products {rf['products_s'] * 1e3:.2f} ms, step {rf['step_s'] * 1e3:.2f} ms, efficiency {rf['efficiency']:.0%}"
+                 f" (epoch: products {rf['products_epoch_s']:.2f} s, engine {rf['step_epoch_s']:.2f} s)")
+    for e in result["epoch"]:
+        lines.append(f"epoch over 24,345 images at batch {e['batch']}: {e['epoch_24345_s']:.2f} s (loop; {e['data']}; train() call {e['train_call_s']:.1f} s)")
+    est = result["estimator"]
+    lines.append(f"estimator engine: n=8 forward {est['n8_forward_s_per_image']:.2f} s/image; n=4 forward+backward {est['n4_fwd_bwd_s_per_image']:.2f} s/image"
+                 + (f"; n=8 forward+backward {est['n8_fwd_bwd_s_per_image']:.0f} s/image" if "n8_fwd_bwd_s_per_image" in est else ""))
+    paper = result["paper"]
+    lines.append(f"paper stack (PennyLane): {paper['s_per_image']:.2f} s/image" if "s_per_image" in paper else f"paper stack: {paper['skipped']}")
+    lines.append("scaling (exact, training step):")
+    for r in result["scaling"]:
+        lines.append(f"  n={r['n']:>2} error: {r['error']}" if "error" in r else f"  n={r['n']:>2} {r['image']:>6} {r['s_per_image'] * 1e3:>9.3f} ms/image  peak RSS {r['peak_rss_mib']:.0f} MiB")
+    mem = result["memory_batch512"]
+    lines.append(f"peak memory, training n=8 at batch 512: {mem.get('peak_rss_mib', float('nan')):.0f} MiB (the process, torch included)")
+    ev = result["evaluation"]
+    lines.append(f"evaluation of {ev['images']} images (fidelity + reconstruction): {ev['seconds']:.2f} s")
+    lines.append("speed-ups: " + ", ".join(f"{k} {v:,.0f}x" for k, v in result["speedup"].items()))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="qmae bench", description="Benchmark every training path in one run.")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs (CI)")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    parser.add_argument("--data-dir", help="MNIST for the epoch timing (default: the embedded sample)")
+    parser.add_argument("--estimator-n8-backward", action="store_true", help="also time one n=8 parameter-shift backward (~15 min)")
+    parser.add_argument("--scaling-point", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
+    parser.add_argument("--repeat", type=int, default=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.scaling_point is not None:
+        print(json.dumps(_scaling_point(args.scaling_point, args.batch, args.repeat)))
+        return 0
+    result = run(quick=args.quick, data_dir=args.data_dir, estimator_n8_backward=args.estimator_n8_backward)
+    print(table(result))
+    if args.json:
+        from .checkpoint import write_json
+
+        write_json(args.json, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

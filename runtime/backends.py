@@ -1,0 +1,84 @@
+"""Backends by the names users know: ``aer``, the fake devices (``fake_fez``), real ones (``ibm_fez``).
+
+A real backend comes from ``QiskitRuntimeService()``, which finds a saved account
+(``QiskitRuntimeService.save_account``) or the ``QISKIT_IBM_TOKEN`` / ``QISKIT_IBM_CHANNEL`` /
+``QISKIT_IBM_INSTANCE`` environment variables: the library's own conventions. The token is never
+read, printed or stored here.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+__all__ = ["BackendError", "get_backend", "is_local", "fake_backend_names", "runtime_service"]
+
+
+class BackendError(ValueError):
+    """A backend that cannot be had: unknown name, no account, no network."""
+
+
+@lru_cache(maxsize=1)
+def fake_backend_names() -> tuple[str, ...]:
+    """Names of the fake devices in ``qiskit_ibm_runtime.fake_provider`` (``fake_fez``, ...)."""
+    from qiskit_ibm_runtime.fake_provider import FakeProviderForBackendV2
+
+    return tuple(sorted(b.name for b in FakeProviderForBackendV2().backends()))
+
+
+def runtime_service() -> Any:
+    """``QiskitRuntimeService()`` with a one-line error when there is no account or no network."""
+    from qiskit_ibm_runtime import QiskitRuntimeService
+
+    try:
+        return QiskitRuntimeService()
+    except Exception as exc:  # the client raises several types (AccountNotFoundError, IBMNotAuthorizedError, requests errors)
+        kind = type(exc).__name__
+        if "Account" in kind or "account" in str(exc).lower():
+            raise BackendError(
+                "no IBM Quantum account: save one with QiskitRuntimeService.save_account(token=..., instance=...) "
+                "or set QISKIT_IBM_TOKEN and QISKIT_IBM_INSTANCE; or use a local backend (aer, fake_fez, ...)"
+            ) from None
+        raise BackendError(f"cannot reach IBM Quantum ({kind}); check the network and your account, or use a local backend (aer, fake_fez, ...)") from None
+
+
+def get_backend(name: str) -> Any:
+    """The backend called ``name``.
+
+    Args:
+        name: ``"aer"`` (noiseless ``AerSimulator``), a fake device name from
+            :func:`fake_backend_names` (local testing mode with that device's noise), or a real
+            device name (needs an IBM Quantum account).
+
+    Raises:
+        BackendError: unknown name (the message lists the local ones), no account, no network.
+    """
+    if name == "aer":
+        from qiskit_aer import AerSimulator
+
+        return AerSimulator()
+    if name.startswith("fake_"):
+        if name not in fake_backend_names():
+            close = [n for n in fake_backend_names() if name[5:8] in n][:5]
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise BackendError(f"unknown fake backend {name!r}{hint}; the fake backends are: {', '.join(fake_backend_names())}")
+        from qiskit_ibm_runtime.fake_provider import FakeProviderForBackendV2
+
+        return FakeProviderForBackendV2().backend(name)
+    service = runtime_service()
+    try:
+        return service.backend(name)
+    except Exception:
+        try:
+            names = sorted(b.name for b in service.backends())
+        except Exception:
+            names = []
+        listed = f"; your account has: {', '.join(names)}" if names else ""
+        raise BackendError(f"unknown backend {name!r}{listed}; local ones: aer, fake_fez, fake_torino, ...") from None
+
+
+def is_local(backend: Any) -> bool:
+    """True for Aer and fake backends (local testing mode), False for IBM Quantum devices."""
+    from qiskit_aer import AerSimulator
+
+    return isinstance(backend, AerSimulator) or backend.name.startswith("fake_") or type(backend).__module__.startswith("qiskit_ibm_runtime.fake_provider")

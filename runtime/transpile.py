@@ -1,0 +1,134 @@
+"""Hardware (ISA) circuits: transpile each variant once per backend, keep it parameterized.
+
+Many images then become many parameter bindings of one ISA circuit (one PUB), not one
+transpilation each. ISA circuits are cached on disk (QPY) by backend, variant, architecture and
+optimization level, because the 17-qubit circuit takes a while to route.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from qiskit import QuantumCircuit, qpy
+from qiskit.transpiler import generate_preset_pass_manager
+
+from ..checkpoint import atomic_write
+from ..model import QMAE
+
+__all__ = ["TranspileReport", "isa_circuit", "transpile_report", "success_probability", "HARDWARE_VARIANTS"]
+
+HARDWARE_VARIANTS = ("paper", "reset", "destructive", "compute_uncompute", "reconstruction")
+
+
+@dataclass(frozen=True)
+class TranspileReport:
+    """What one variant costs on one backend.
+
+    Attributes:
+        variant: circuit variant.
+        backend: backend name.
+        qubits: qubits the circuit uses (logical).
+        depth: depth of the ISA circuit.
+        two_qubit_gates: two-qubit gates in the ISA circuit.
+        success_probability: product of (1 - error) over the ISA circuit's gates and measurements,
+            from the backend's reported errors (``None`` for a backend without error data).
+        logical_two_qubit_gates: two-qubit gates before transpilation (after unrolling to CX).
+    """
+
+    variant: str
+    backend: str
+    qubits: int
+    depth: int
+    two_qubit_gates: int
+    success_probability: float | None
+    logical_two_qubit_gates: int
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "qmae-qiskit" / "isa"
+
+
+def _two_qubit(circuit: QuantumCircuit) -> int:
+    return sum(1 for inst in circuit.data if inst.operation.num_qubits == 2 and inst.operation.name != "barrier")
+
+
+def success_probability(circuit: QuantumCircuit, backend: Any) -> float | None:
+    """Product of (1 - error) over the ISA circuit's operations, from ``backend.target``."""
+    target = getattr(backend, "target", None)
+    if target is None:
+        return None
+    log_p, seen = 0.0, False
+    for inst in circuit.data:
+        name = inst.operation.name
+        if name in ("barrier", "delay") or name not in target.operation_names:
+            continue
+        qargs = tuple(circuit.find_bit(q).index for q in inst.qubits)
+        props = target[name].get(qargs) if target[name] is not None else None
+        error = getattr(props, "error", None)
+        if error is not None:
+            seen = True
+            log_p += math.log1p(-min(error, 1 - 1e-12))
+    return math.exp(log_p) if seen else None
+
+
+def isa_circuit(model: QMAE, backend: Any, variant: str, *, optimization_level: int = 3, seed: int = 0, cache: bool = True) -> QuantumCircuit:
+    """The measured, parameterized circuit of ``variant`` transpiled for ``backend``.
+
+    Raises:
+        ValueError: unknown variant, or a circuit wider than the backend.
+    """
+    if variant not in HARDWARE_VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(HARDWARE_VARIANTS)}")
+    logical = model.template(variant, measure=True).circuit
+    size = getattr(backend, "num_qubits", None)
+    if size is not None and logical.num_qubits > size:
+        raise ValueError(f"the {variant!r} circuit needs {logical.num_qubits} qubits but {backend.name} has {size}; choose a smaller variant")
+    key = hashlib.sha256(json.dumps([backend.name, variant, optimization_level, seed, model.config(), "v1"], sort_keys=True, default=str).encode()).hexdigest()[:20]
+    path = _cache_dir() / f"{key}.qpy"
+    if cache and path.exists():
+        try:
+            with open(path, "rb") as fh:
+                return qpy.load(fh)[0]
+        except Exception:  # a stale or partial cache entry: rebuild it
+            path.unlink(missing_ok=True)
+    pm = generate_preset_pass_manager(optimization_level=optimization_level, backend=backend, seed_transpiler=seed)
+    isa = pm.run(logical)
+    if cache:
+        buffer = io.BytesIO()
+        qpy.dump(isa, buffer)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
+    return isa
+
+
+def transpile_report(model: QMAE, backend: Any, variants: tuple[str, ...] = ("paper", "reset", "destructive"), *, optimization_level: int = 3) -> list[TranspileReport]:
+    """A :class:`TranspileReport` per variant (transpiling, or reading the cache)."""
+    from qiskit import transpile
+
+    rows = []
+    for variant in variants:
+        isa = isa_circuit(model, backend, variant, optimization_level=optimization_level)
+        logical = transpile(model.template(variant, measure=True).circuit, basis_gates=["cx", "rz", "ry", "sx", "x", "reset", "measure"], optimization_level=0)
+        rows.append(TranspileReport(variant, backend.name, model.template(variant, measure=True).circuit.num_qubits, isa.depth(), _two_qubit(isa), success_probability(isa, backend), _two_qubit(logical)))
+    return rows
+
+
+def report_table(rows: list[TranspileReport]) -> str:
+    """The report as a Markdown table."""
+    lines = ["| backend | variant | qubits | depth | 2q gates (ISA) | 2q gates (logical) | est. success probability |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        p = "n/a" if r.success_probability is None else f"{r.success_probability:.2e}"
+        lines.append(f"| {r.backend} | {r.variant} | {r.qubits} | {r.depth} | {r.two_qubit_gates} | {r.logical_two_qubit_gates} | {p} |")
+    return "\n".join(lines)
+
+
+def as_dicts(rows: list[TranspileReport]) -> list[dict[str, Any]]:
+    return [asdict(r) for r in rows]
