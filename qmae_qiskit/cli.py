@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, help="first N images, class-balanced (default: all)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
 
+    from .runtime.commands import add_commands
+
+    add_commands(sub)
+
     # options are parsed by qmae_qiskit.bench itself (``qmae bench --help``)
     bench = sub.add_parser("bench", help="benchmark every training path (qmae bench --help)", add_help=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
@@ -105,7 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "train":
             return _train(args)
-        return _evaluate(args)
+        if args.command == "evaluate":
+            return _evaluate(args)
+        from .runtime.commands import run_command
+
+        return run_command(args)
     except (ValueError, DataError, CheckpointError, FileNotFoundError) as exc:
         print(f"qmae: error: {exc}", file=sys.stderr)
         return 2

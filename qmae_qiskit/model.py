@@ -231,7 +231,11 @@ class QMAE(nn.Module):
             original = embedding_angles(images.flatten(1).double())
             theta = self.theta.detach().double().expand(images.shape[0], -1)
         named = torch.cat([masked, original, theta], dim=1).numpy()
-        columns = {p: k for k, p in enumerate(list(spec.masked) + list(spec.original) + list(spec.weights))}
+        # columns of `named`: masked angles, original angles, weights (whatever the circuit uses of them)
+        size = masked.shape[1]
+        columns = {p: k for k, p in enumerate(spec.masked)}
+        columns.update({p: size + k for k, p in enumerate(spec.original)})
+        columns.update({p: 2 * size + k for k, p in enumerate(spec.weights)})
         order = [columns[p] for p in spec.circuit.parameters]
         return named[:, order]
 

@@ -21,9 +21,13 @@ class BackendError(ValueError):
 @lru_cache(maxsize=1)
 def fake_backend_names() -> tuple[str, ...]:
     """Names of the fake devices in ``qiskit_ibm_runtime.fake_provider`` (``fake_fez``, ...)."""
+    import warnings
+
     from qiskit_ibm_runtime.fake_provider import FakeProviderForBackendV2
 
-    return tuple(sorted(b.name for b in FakeProviderForBackendV2().backends()))
+    with warnings.catch_warnings():  # some fake devices warn that their properties are not typical
+        warnings.simplefilter("ignore", UserWarning)
+        return tuple(sorted(b.name for b in FakeProviderForBackendV2().backends()))
 
 
 def runtime_service() -> Any:

@@ -24,6 +24,7 @@ from ..model import QMAE
 
 __all__ = ["TranspileReport", "isa_circuit", "transpile_report", "success_probability", "HARDWARE_VARIANTS"]
 
+AER_BASIS = ["cx", "rz", "sx", "x", "reset", "measure"]  # an IBM-style basis: what twirling accepts
 HARDWARE_VARIANTS = ("paper", "reset", "destructive", "compute_uncompute", "reconstruction")
 
 
@@ -91,7 +92,7 @@ def isa_circuit(model: QMAE, backend: Any, variant: str, *, optimization_level: 
     size = getattr(backend, "num_qubits", None)
     if size is not None and logical.num_qubits > size:
         raise ValueError(f"the {variant!r} circuit needs {logical.num_qubits} qubits but {backend.name} has {size}; choose a smaller variant")
-    key = hashlib.sha256(json.dumps([backend.name, variant, optimization_level, seed, model.config(), "v1"], sort_keys=True, default=str).encode()).hexdigest()[:20]
+    key = hashlib.sha256(json.dumps([backend.name, variant, optimization_level, seed, model.config(), "v3"], sort_keys=True, default=str).encode()).hexdigest()[:20]
     path = _cache_dir() / f"{key}.qpy"
     if cache and path.exists():
         try:
@@ -99,7 +100,11 @@ def isa_circuit(model: QMAE, backend: Any, variant: str, *, optimization_level: 
                 return qpy.load(fh)[0]
         except Exception:  # a stale or partial cache entry: rebuild it
             path.unlink(missing_ok=True)
-    pm = generate_preset_pass_manager(optimization_level=optimization_level, backend=backend, seed_transpiler=seed)
+    if getattr(backend, "target", None) is None or backend.name.startswith("aer"):
+        # Aer runs anything; a fixed basis keeps the circuit twirlable (no CSWAP or multiplexers left)
+        pm = generate_preset_pass_manager(optimization_level=optimization_level, basis_gates=AER_BASIS, seed_transpiler=seed)
+    else:
+        pm = generate_preset_pass_manager(optimization_level=optimization_level, backend=backend, seed_transpiler=seed)
     isa = pm.run(logical)
     if cache:
         buffer = io.BytesIO()

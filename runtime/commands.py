@@ -1,0 +1,146 @@
+"""``qmae circuit / submit / jobs / fetch``: the command-line side of :mod:`qmae_qiskit.runtime`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .transpile import HARDWARE_VARIANTS
+
+__all__ = ["add_commands", "run_command", "COMMANDS"]
+
+COMMANDS = ("circuit", "submit", "jobs", "fetch")
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    c = sub.add_parser("circuit", help="transpile report of a run's circuits for a backend",
+                       description="Per variant: qubits, depth, two-qubit gates and the estimated success probability on a backend.")
+    c.add_argument("run_dir", metavar="RUN_DIR")
+    c.add_argument("--backend", required=True, help="aer, a fake device (fake_fez, ...) or a real one (ibm_fez, ...)")
+    c.add_argument("--variant", action="append", choices=HARDWARE_VARIANTS, help="repeatable; default paper, reset, destructive")
+    c.add_argument("--optimization-level", type=int, default=3, choices=(0, 1, 2, 3))
+    c.add_argument("--draw", metavar="PATH", help="also write a drawing of the first variant's ISA circuit (PNG, or .txt for text)")
+    c.add_argument("--json", action="store_true", help="print JSON")
+
+    s = sub.add_parser("submit", help="run inference on IBM Quantum (or locally) for test images",
+                       description="Sample the fidelity (or reconstruction) circuit of the first N test images in one PUB, inside a Batch.")
+    s.add_argument("run_dir", metavar="RUN_DIR")
+    s.add_argument("--backend", required=True, help="aer, a fake device (fake_fez, ...) or a real one (ibm_fez, ...)")
+    s.add_argument("--images", type=int, default=4, help="first N test images (default 4)")
+    s.add_argument("--shots", type=int, default=4096, help="shots per image (default 4096)")
+    s.add_argument("--variant", choices=("paper", "reset", "destructive", "compute_uncompute"), default="reset", help="fidelity circuit (default reset)")
+    s.add_argument("--reconstruct", action="store_true", help="sample the reconstruction circuit instead (8 data qubits measured)")
+    s.add_argument("--dd", action="store_true", help="dynamical decoupling (real hardware)")
+    s.add_argument("--twirling", action="store_true", help="Pauli twirling of gates and measurements")
+    s.add_argument("--optimization-level", type=int, default=3)
+    s.add_argument("--seed", type=int, default=0, help="simulator seed in local mode")
+    s.add_argument("--data-dir", help="MNIST directory (default: the source the run trained on)")
+    s.add_argument("--no-wait", action="store_true", help="return after submitting; `qmae fetch` later")
+    s.add_argument("--json", action="store_true", help='print one JSON object with "job_id"')
+
+    j = sub.add_parser("jobs", help="list job records and their status")
+    j.add_argument("--json", action="store_true")
+
+    f = sub.add_parser("fetch", help="get a job's counts and score them against the exact simulator")
+    f.add_argument("job_id", metavar="JOB_ID", help="the provider's job id or the record id")
+    f.add_argument("--png", help="where to write reconstructed images (reconstruction jobs)")
+    f.add_argument("--json", action="store_true")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run one runtime command. Errors from Qiskit or the runtime client become one line (set
+    ``QMAE_DEBUG=1`` for the traceback); the job record, if any, is already on disk."""
+    import os
+
+    try:
+        return {"circuit": _circuit, "submit": _submit, "jobs": _jobs, "fetch": _fetch}[args.command](args)
+    except (ValueError, KeyboardInterrupt, FileNotFoundError):
+        raise
+    except Exception as exc:
+        if os.environ.get("QMAE_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ValueError(f"{args.command} failed: {type(exc).__name__}: {first} (QMAE_DEBUG=1 shows the traceback)") from None
+
+
+def _circuit(args: argparse.Namespace) -> int:
+    from ..checkpoint import load_model
+    from .backends import get_backend
+    from .transpile import as_dicts, isa_circuit, report_table, transpile_report
+
+    model = load_model(args.run_dir)
+    backend = get_backend(args.backend)
+    variants = tuple(args.variant or ("paper", "reset", "destructive"))
+    rows = transpile_report(model, backend, variants, optimization_level=args.optimization_level)
+    print(json.dumps(as_dicts(rows)) if args.json else report_table(rows))
+    if args.draw:
+        isa = isa_circuit(model, backend, variants[0], optimization_level=args.optimization_level)
+        if args.draw.endswith(".txt"):
+            with open(args.draw, "w") as fh:
+                fh.write(str(isa.draw(output="text", fold=-1, idle_wires=False)))
+        else:
+            isa.draw(output="mpl", idle_wires=False, fold=200, filename=args.draw)
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from .jobs import fetch, submit
+
+    record = submit(args.run_dir, backend=args.backend, images=args.images, shots=args.shots, variant=args.variant,
+                    reconstruct=args.reconstruct, dynamical_decoupling=args.dd, twirling=args.twirling,
+                    optimization_level=args.optimization_level, seed=args.seed, data_dir=args.data_dir, wait=not args.no_wait)
+    note = None
+    if record.local and (args.dd or args.twirling):
+        note = "local testing mode: dynamical decoupling has no effect (no idle-time noise is simulated); options are recorded as given"
+    if args.json:
+        out = {"job_id": record.job_id, "record_id": record.record_id, "backend": record.backend, "status": record.status, "local": record.local}
+        if note:
+            out["note"] = note
+        print(json.dumps(out))
+        return 0
+    if note:
+        print(note, file=sys.stderr)
+    print(f"job {record.job_id} on {record.backend} ({record.variant}, {len(record.indices)} images x {record.shots} shots): {record.status}; record {record.record_id}")
+    if record.status == "done":
+        _print_result(fetch(record.record_id))
+    return 0
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from .jobs import jobs_dir, list_jobs
+
+    records = list_jobs()
+    if args.json:
+        print(json.dumps([{k: v for k, v in asdict(r).items() if k not in ("exact", "masks")} for r in records]))
+        return 0
+    if not records:
+        print(f"no job records in {jobs_dir()}")
+    for r in records:
+        print(f"{r.record_id}  {r.job_id or '-':<36}  {r.backend:<12} {r.variant:<17} {len(r.indices):>3} x {r.shots:<6} {r.status}")
+    return 0
+
+
+def _print_result(result) -> None:
+    for row in result.images:
+        err = f" ± {row['stderr']:.4f}" if row["stderr"] is not None else ""
+        label = "fidelity" if result.record.variant != "reconstruction" else "distribution fidelity with the exact reconstruction"
+        exact = f"  (exact {row['exact']:.4f})" if result.record.variant != "reconstruction" else ""
+        print(f"  image {row['index']:>5}: {label} {row['fidelity']:.4f}{err}{exact}")
+    print(f"  mean {result.mean_fidelity:.4f} ± {result.mean_stderr:.4f}; exact simulator {result.mean_exact:.4f}")
+    if result.png:
+        print(f"  images: {result.png}")
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from .jobs import fetch
+
+    result = fetch(args.job_id, png=args.png)
+    if args.json:
+        print(json.dumps(result.as_json()))
+    else:
+        print(f"job {result.record.job_id} on {result.record.backend} ({result.record.variant}, {result.record.shots} shots):")
+        _print_result(result)
+    return 0

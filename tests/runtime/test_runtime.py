@@ -1,0 +1,124 @@
+"""The IBM runtime path in local testing mode: real client code (executor Sampler, Batch) on Aer
+and on fake devices with their noise. No mocks."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from qmae_qiskit import QMAE
+from qmae_qiskit.runtime.backends import BackendError, get_backend
+from qmae_qiskit.runtime.jobs import JobError, fetch, load_record, submit
+from qmae_qiskit.runtime.transpile import isa_circuit, transpile_report
+from qmae_qiskit.train import train
+
+
+@pytest.fixture(scope="module")
+def run4(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "qmae4"
+    train(out=out, image_size=4, patch_size="2x2", epochs=1, limit=256, batch_size=32, eval_limit=0, progress=False)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def jobs_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("QMAE_JOBS_DIR", str(tmp_path / "jobs"))
+    monkeypatch.setenv("QISKIT_IBM_TOKEN", "secret-token-never-written")
+    return tmp_path / "jobs"
+
+
+def test_noiseless_aer_agrees_with_the_exact_engine_within_4_sigma(run4, jobs_dir):
+    record = submit(run4, backend="aer", images=4, shots=8000, variant="reset", seed=7)
+    result = fetch(record.job_id)
+    assert record.status == "done" and len(result.images) == 4
+    for row in result.images:
+        assert abs(row["fidelity"] - row["exact"]) <= 4 * row["stderr"] + 1e-9
+    assert abs(result.mean_fidelity - result.mean_exact) <= 4 * result.mean_stderr
+    for path in jobs_dir.iterdir():  # the token is nowhere on disk
+        assert "secret-token-never-written" not in path.read_text(errors="ignore")
+
+
+def test_noisy_fake_device_gives_a_lower_fidelity(run4):
+    noiseless = fetch(submit(run4, backend="aer", images=2, shots=4000, variant="destructive").record_id)
+    noisy = fetch(submit(run4, backend="fake_fez", images=2, shots=4000, variant="destructive").record_id)
+    assert noisy.mean_fidelity < noiseless.mean_fidelity - 4 * (noisy.mean_stderr + noiseless.mean_stderr)
+
+
+def test_reconstruction_job_matches_the_exact_pixels_and_writes_png(run4, tmp_path):
+    record = submit(run4, backend="aer", images=3, shots=8000, reconstruct=True)
+    result = fetch(record.record_id, png=tmp_path / "recon.png")
+    assert record.variant == "reconstruction"
+    assert all(row["fidelity"] > 0.98 for row in result.images)  # classical fidelity with the exact distribution
+    assert (tmp_path / "recon.png").stat().st_size > 1000
+
+
+def test_killed_submit_leaves_a_record_that_fetch_completes(run4, jobs_dir):
+    env = dict(os.environ, QMAE_JOBS_DIR=str(jobs_dir))
+    proc = subprocess.Popen([sys.executable, "-m", "qmae_qiskit.cli", "submit", str(run4), "--backend", "fake_fez", "--images", "2", "--shots", "20000"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(jobs_dir.glob("*.json")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (path,) = list(jobs_dir.glob("*.json"))
+    record = json.loads(path.read_text())
+    assert record["status"] in ("submitting", "submitted")
+    result = fetch(record["record_id"])
+    assert load_record(record["record_id"]).status == "done" and len(result.images) == 2
+
+
+def test_cli_submit_json_jobs_and_fetch(run4, jobs_dir):
+    env = dict(os.environ, QMAE_JOBS_DIR=str(jobs_dir))
+    cli = [sys.executable, "-m", "qmae_qiskit.cli"]
+    done = subprocess.run(cli + ["submit", str(run4), "--backend", "aer", "--images", "2", "--shots", "500", "--twirling", "--json"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["job_id"] and out["status"] == "done" and "local testing mode" in out["note"]
+    listed = subprocess.run(cli + ["jobs"], env=env, capture_output=True, text=True)
+    assert out["job_id"] in listed.stdout
+    fetched = json.loads(subprocess.run(cli + ["fetch", out["job_id"], "--json"], env=env, capture_output=True, text=True).stdout)
+    assert [row["index"] for row in fetched["images"]] == [0, 1]
+    assert set(fetched["images"][0]) >= {"index", "fidelity", "stderr", "exact"}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["fetch", "no-such-job"], "no job record"),
+        (["submit", "RUN", "--backend", "fake_nowhere"], "unknown fake backend"),
+        (["submit", "RUN", "--backend", "fake_belem"], "needs 9 qubits but fake_belem has 5"),
+        (["submit", "RUN", "--backend", "ibm_fez"], "no IBM Quantum account"),
+        (["submit", "RUN", "--backend", "aer", "--shots", "0"], "must be positive"),
+    ],
+)
+def test_runtime_errors_are_one_line(run4, jobs_dir, tmp_path, args, message):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QISKIT_IBM")}
+    env.update(QMAE_JOBS_DIR=str(jobs_dir), HOME=str(tmp_path))  # no saved account
+    args = [str(run4) if a == "RUN" else a for a in args]
+    done = subprocess.run([sys.executable, "-m", "qmae_qiskit.cli"] + args, env=env, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert len([line for line in done.stderr.splitlines() if line.startswith("qmae:")]) == 1
+
+
+def test_full_size_transpile_report_on_a_fake_device():
+    model = QMAE(seed=0)
+    rows = {r.variant: r for r in transpile_report(model, get_backend("fake_fez"))}
+    assert {v: r.qubits for v, r in rows.items()} == {"paper": 18, "reset": 17, "destructive": 16}
+    for r in rows.values():
+        assert r.two_qubit_gates >= r.logical_two_qubit_gates > 600
+        assert 0 < r.success_probability < 0.05
+    isa = isa_circuit(model, get_backend("fake_fez"), "reset")
+    assert len(isa.parameters) == len(model.template("reset").circuit.parameters)  # still parameterized
+
+
+def test_unknown_backend_lists_the_local_ones():
+    with pytest.raises(BackendError, match="fake_fez"):
+        get_backend("fake_fezz")
+    with pytest.raises(JobError):
+        load_record("missing")
