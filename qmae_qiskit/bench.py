@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -297,6 +298,41 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def plot(result: dict[str, Any], path: str) -> None:
+    """Two panels: seconds per image of every path (log scale), and exact-engine scaling with n."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .checkpoint import atomic_write
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    bars = {f"exact b={r['batch']}": r["s_per_image"] for r in result["exact"]}
+    est = result["estimator"]
+    bars["estimator n=8 fwd"] = est["n8_forward_s_per_image"]
+    if "n8_fwd_bwd_s_per_image" in est:
+        bars["estimator n=8 fwd+bwd"] = est["n8_fwd_bwd_s_per_image"]
+    if "s_per_image" in result["paper"]:
+        bars["paper stack fwd+bwd"] = result["paper"]["s_per_image"]
+    left.barh(list(bars), list(bars.values()), color=["C0"] * len(result["exact"]) + ["C1"] * (len(bars) - len(result["exact"])))
+    left.set_xscale("log")
+    left.set_xlabel("seconds per image (log)")
+    left.set_title("forward + backward per image, n = 8")
+    rows = [r for r in result["scaling"] if "error" not in r]
+    right.semilogy([r["n"] for r in rows], [r["s_per_image"] for r in rows], "o-", label="s / image")
+    right.set_xlabel("data qubits n")
+    right.set_ylabel("seconds per image (training step)")
+    twin = right.twinx()
+    twin.plot([r["n"] for r in rows], [r["peak_rss_mib"] for r in rows], "s--", color="C2", label="peak RSS")
+    twin.set_ylabel("peak RSS of the process (MiB)")
+    twin.set_ylim(0, 1.3 * max(r["peak_rss_mib"] for r in rows))
+    right.set_title("exact engine scaling")
+    fig.tight_layout()
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110))
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="qmae bench", description="Benchmark every training path in one run.")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs (CI)")
@@ -316,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         from .checkpoint import write_json
 
         write_json(args.json, result)
+        plot(result, str(Path(args.json).with_suffix(".png")))
     return 0
 
 

@@ -45,12 +45,28 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--download", action="store_true", default=None, help="download MNIST with torchvision (needs the internet)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    ev = sub.add_parser("evaluate", help="score a trained run on held-out images", description="Mean fidelity of a trained run on held-out images, with the run's saved evaluation masks.")
+    ev = sub.add_parser("evaluate", help="score a trained run on held-out images", description="Fidelity, cosine similarity, SSIM, PSNR and ResNet18 accuracy of a trained run on held-out images, with the run's saved evaluation masks.")
     ev.add_argument("run_dir", metavar="RUN_DIR")
     ev.add_argument("--data-dir", help="MNIST directory (default: the source the run trained on)")
     ev.add_argument("--split", choices=("test", "train"), default="test", help="default test")
     ev.add_argument("--limit", type=int, help="first N images, class-balanced (default: all)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument("--no-accuracy", action="store_true", help="skip the ResNet18 accuracy (the classifier trains once, then is cached)")
+
+    rp = sub.add_parser("reproduce", help="re-run the paper's evaluation section (Table 1, Figs. 6-8, REPORT.md)",
+                        description="Train or reuse QMAE/QAE at 25 %% and QMAE at 12.5 %% and 50 %%, evaluate on the test split, write tables, figures and an honest report.")
+    rp.add_argument("--out", required=True, metavar="DIR")
+    rp.add_argument("--quick", action="store_true", help="small subsets and one epoch: checks the pipeline in minutes")
+    rp.add_argument("--data-dir", help="MNIST in torchvision's layout (else $QMAE_DATA_DIR or the embedded sample)")
+    rp.add_argument("--no-progress", action="store_true")
+
+    cl = sub.add_parser("classifier", help="the ResNet18 digit classifier (train / cache)")
+    cl_sub = cl.add_subparsers(dest="classifier_command", required=True)
+    ct = cl_sub.add_parser("train", help="train the classifier on the training split and cache it", description="Train ResNet18 (16x16, 1 channel, no first max-pool) and cache its weights.")
+    ct.add_argument("--data-dir", help="MNIST in torchvision's layout (else $QMAE_DATA_DIR or the embedded sample)")
+    ct.add_argument("--epochs", type=int, default=8)
+    ct.add_argument("--force", action="store_true", help="train again even if cached")
+    ct.add_argument("--no-progress", action="store_true")
 
     from .runtime.commands import add_commands
 
@@ -83,18 +99,40 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .checkpoint import load_model
-    from .train import data_for_run, evaluate, saved_evaluation_masks
+    from .evaluation import evaluate_run
 
-    model = load_model(args.run_dir)
-    data = data_for_run(args.run_dir, split=args.split, data_dir=args.data_dir, limit=args.limit)
-    masks = saved_evaluation_masks(args.run_dir, model, len(data.images))
-    res = evaluate(model, data.images, masks)
-    out = {"fidelity": res.fidelity, "fidelity_stderr": res.fidelity_stderr, "images": res.images, "split": args.split, "source": data.source}
+    out = evaluate_run(args.run_dir, split=args.split, data_dir=args.data_dir, limit=args.limit,
+                       with_accuracy=not args.no_accuracy, progress=not args.json)
     if args.json:
         print(json.dumps(out))
-    else:
-        print(f"fidelity {res.fidelity:.4f} ± {res.fidelity_stderr:.4f} on {res.images} {args.split} images ({data.source})")
+        return 0
+    print(f"{out['images']} {args.split} images ({out['source']}), the run's saved masks, visible-pixel scaling:")
+    for key in ("fidelity", "cosine_similarity", "ssim", "ssim_torchmetrics", "psnr", "accuracy"):
+        if key in out:
+            print(f"  {key:<18} {out[key]:.4f} ± {out[key + '_stderr']:.4f}")
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import reproduce
+
+    result = reproduce(args.out, quick=args.quick, data_dir=args.data_dir, progress=not args.no_progress)
+    q, a = result["ours"]["qmae-25"], result["ours"]["qae-25"]
+    print(f"QMAE 25 %: fidelity {q['fidelity']:.3f}, cosine {q['cosine_similarity']:.3f}, SSIM {q['ssim']:.3f}, accuracy {100 * q['accuracy']:.2f} %")
+    print(f"QAE  25 %: fidelity {a['fidelity']:.3f}, cosine {a['cosine_similarity']:.3f}, SSIM {a['ssim']:.3f}, accuracy {100 * a['accuracy']:.2f} %")
+    print(f"wrote {args.out}/table1.md, table1.csv, table1.json, fig6.png, fig7.png, fig8.png, REPORT.md")
+    return 0
+
+
+def _classifier(args: argparse.Namespace) -> int:
+    from .classifier import ClassifierOptions, accuracy, cached_classifier
+    from .data import load_mnist
+
+    train_set = load_mnist("train", root=args.data_dir)
+    test_set = load_mnist("test", root=args.data_dir)
+    model, path = cached_classifier(train_set, ClassifierOptions(epochs=args.epochs), progress=not args.no_progress, force=args.force)
+    acc, err = accuracy(model, test_set.images, test_set.labels)
+    print(f"ResNet18 accuracy on {len(test_set.images)} clean test images: {100 * acc:.2f} % ± {100 * err:.2f} ({path})")
     return 0
 
 
@@ -111,6 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _train(args)
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "reproduce":
+            return _reproduce(args)
+        if args.command == "classifier":
+            return _classifier(args)
         from .runtime.commands import run_command
 
         return run_command(args)

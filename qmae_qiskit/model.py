@@ -188,18 +188,25 @@ class QMAE(nn.Module):
         """Mean of ``1 - F`` over the batch (paper Eq. 9)."""
         return (1.0 - self.fidelity(images, mask)).mean()
 
-    def reconstruct(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def reconstruct(self, images: torch.Tensor, mask: torch.Tensor, *, postselect: bool = False) -> torch.Tensor:
         """The image read off the decoder's output state (always computed exactly).
 
         The output is mixed after the trash reset; each pixel is the square root of its
         probability (the diagonal of ``rho_out``). Unscaled: each image has unit L2 norm.
+
+        Args:
+            images: ``(B, H, W)`` in [0, 1].
+            mask: ``(B, H, W)`` bool.
+            postselect: instead of resetting the trash, *measure* it and keep only the trash = 0
+                outcome (a pure state; on hardware, a mid-circuit measurement and discarded shots).
+                Not the paper's procedure: report it separately.
 
         Returns:
             ``(B, H, W)``.
         """
         images, mask = self._check(images, mask)
         engine = self._engine if self.engine == "exact" else make_engine("exact", self.num_qubits, self.pairs, self.trash_qubits)
-        probs = engine.reconstruct(self.theta, self.fill(images, mask).flatten(1))
+        probs = engine.reconstruct(self.theta, self.fill(images, mask).flatten(1), postselect=postselect)
         return probs.sqrt().reshape(images.shape)
 
     # --- circuits ------------------------------------------------------------------------------

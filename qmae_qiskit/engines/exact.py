@@ -238,8 +238,12 @@ class ExactEngine:
         overlap = torch.einsum("ba,bta->bt", eta0.conj(), phi)
         return overlap.abs().square().sum(1)
 
-    def reconstruct(self, theta: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+    def reconstruct(self, theta: torch.Tensor, masked: torch.Tensor, *, postselect: bool = False) -> torch.Tensor:
         """Pixel probabilities of the decoder's output (the diagonal of ``rho_out``).
+
+        Args:
+            postselect: keep only the trash = 0 branch (measure the trash and discard the other
+                outcomes) instead of resetting it.
 
         Returns:
             ``(B, 2**n)`` real, each row summing to 1 (0 for an all-zero input).
@@ -248,6 +252,12 @@ class ExactEngine:
         phi = self._normalize(masked, theta.device).to(self.dtype) @ reordered.transpose(0, 1)
         phi = phi.reshape(masked.shape[0], -1, 2 ** (self.num_qubits - len(self.trash_qubits)))
         latent_dim = phi.shape[-1]
+        if postselect:
+            phi = phi[:, :1]
         # put each trash branch back at trash = 0 and decode: U^dagger (phi_t (x) |0>)
         decoded = phi @ reordered[:latent_dim].conj()  # (B, T, 2**n)
-        return decoded.abs().square().sum(1)
+        probs = decoded.abs().square().sum(1)
+        if postselect:
+            total = probs.sum(1, keepdim=True)
+            probs = probs / torch.where(total > 0, total, torch.ones_like(total))
+        return probs

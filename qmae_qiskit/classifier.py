@@ -1,0 +1,142 @@
+"""The ResNet18 digit classifier the paper scores reconstructions with (section 4.2.2).
+
+torchvision's ResNet18 for 16x16 grayscale: one input channel and the first max-pool replaced by
+the identity, as in the paper. Trained once on the training split and cached in the user's cache
+directory, keyed by the data and the options, so ``qmae reproduce`` and ``qmae evaluate`` reuse it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .checkpoint import atomic_write
+from .data import ImageSet
+
+__all__ = ["ClassifierOptions", "resnet18_16x16", "train_classifier", "cached_classifier", "accuracy", "classifier_cache_dir"]
+
+
+@dataclass(frozen=True)
+class ClassifierOptions:
+    """Training options (part of the cache key).
+
+    Attributes:
+        epochs: passes over the training images.
+        batch_size: images per SGD step.
+        lr: peak learning rate of the one-cycle schedule (SGD, momentum 0.9, weight decay 5e-4).
+        shift: random translation by up to this many pixels (augmentation).
+        seed: seeds initialization, order and augmentation.
+    """
+
+    epochs: int = 8
+    batch_size: int = 128
+    lr: float = 0.1
+    shift: int = 1
+    seed: int = 0
+
+
+def resnet18_16x16(num_classes: int = 10) -> nn.Module:
+    """ResNet18 with a 1-channel stem and no first max-pool (16x16 inputs)."""
+    from torchvision.models import resnet18
+
+    model = resnet18(weights=None, num_classes=num_classes)
+    model.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    model.maxpool = nn.Identity()
+    return model
+
+
+def classifier_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "qmae-qiskit" / "classifier"
+
+
+def _normalize(images: torch.Tensor) -> torch.Tensor:
+    return ((images - 0.1307) / 0.3081).unsqueeze(1)  # MNIST mean/std; (B, 1, H, W)
+
+
+def _shift(images: torch.Tensor, pixels: int, gen: torch.Generator) -> torch.Tensor:
+    if pixels == 0:
+        return images
+    padded = F.pad(images, (pixels,) * 4)
+    size = images.shape[-1]
+    dy, dx = torch.randint(0, 2 * pixels + 1, (2,), generator=gen).tolist()
+    return padded[..., dy : dy + size, dx : dx + size]
+
+
+def train_classifier(train: ImageSet, options: ClassifierOptions = ClassifierOptions(), *, progress: bool = True) -> nn.Module:
+    """Train the classifier on ``train`` (images in [0, 1]).
+
+    Raises:
+        ValueError: non-positive epochs / batch size / learning rate.
+    """
+    if options.epochs < 1 or options.batch_size < 1 or options.lr <= 0:
+        raise ValueError(f"classifier epochs, batch size and lr must be positive, got {options}")
+    torch.manual_seed(options.seed)
+    gen = torch.Generator().manual_seed(options.seed)
+    model = resnet18_16x16()
+    steps = options.epochs * -(-len(train.images) // options.batch_size)
+    opt = torch.optim.SGD(model.parameters(), lr=options.lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=options.lr, total_steps=steps)
+    bar = tqdm(total=steps, disable=not progress, desc="classifier", unit="step", dynamic_ncols=True)
+    model.train()
+    for _ in range(options.epochs):
+        order = torch.randperm(len(train.images), generator=gen)
+        for start in range(0, len(order), options.batch_size):
+            idx = order[start : start + options.batch_size]
+            x = _normalize(_shift(train.images[idx], options.shift, gen))
+            loss = F.cross_entropy(model(x), train.labels[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    bar.close()
+    return model.eval()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:
+    """Predicted labels for ``(B, 16, 16)`` images in [0, 1]."""
+    model.eval()
+    return torch.cat([model(_normalize(images[i : i + batch_size].float())).argmax(1) for i in range(0, len(images), batch_size)])
+
+
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """Accuracy (a fraction) and its standard error."""
+    correct = (predict(model, images) == labels).double()
+    mean = correct.mean().item()
+    return mean, (mean * (1 - mean) / max(len(correct), 1)) ** 0.5
+
+
+def cached_classifier(train: ImageSet, options: ClassifierOptions = ClassifierOptions(), *, progress: bool = True, force: bool = False) -> tuple[nn.Module, Path]:
+    """The classifier for this training data and these options: from the cache, or trained now.
+
+    Returns:
+        ``(model, path of the cached weights)``.
+    """
+    digest = hashlib.sha256(train.images.numpy().tobytes() + train.labels.numpy().tobytes()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps({"data": digest, "options": asdict(options), "v": 1}, sort_keys=True).encode()).hexdigest()[:16]
+    path = classifier_cache_dir() / f"resnet18-{train.images.shape[-1]}px-{key}.pt"
+    model = resnet18_16x16()
+    if path.is_file() and not force:
+        try:
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            return model.eval(), path
+        except Exception:  # a partial or stale file: train again
+            pass
+    start = time.perf_counter()
+    model = train_classifier(train, options, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda fh: torch.save(model.state_dict(), fh))
+    atomic_write(path.with_suffix(".json"), lambda fh: fh.write(json.dumps({"options": asdict(options), "train_images": len(train.images), "source": train.source, "seconds": time.perf_counter() - start}).encode()))
+    return model, path

@@ -1,0 +1,103 @@
+"""Image metrics of the paper's section 4.2.2, and how a unit-norm state becomes an image.
+
+Scaling. The decoder's output is a normalized state; an image needs pixel values, and the paper
+does not say how it rescaled. The default here, ``"visible"``, uses only what is known at
+inference time: the least-squares scale that best fits the *visible* (unmasked) pixels of the
+input, ``s = <r_v, x_v> / <r_v, r_v>``, then clips to [0, 1]. ``"oracle"`` multiplies by the norm
+of the unmasked original (unknowable at inference) and is only ever reported in its own column.
+
+SSIM and PSNR come from scikit-image (``structural_similarity`` with ``win_size=7``, gaussian
+weights off, ``data_range=1.0``; ``peak_signal_noise_ratio`` with ``data_range=1.0``). SSIM is also
+computed as the paper's library does it (torchmetrics' ``structural_similarity_index_measure``
+with its defaults: 11x11 gaussian window, sigma 1.5, data range taken from the images), so a
+reader can see how much the definition alone moves the number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+__all__ = ["SCALINGS", "scale_reconstruction", "cosine_similarity", "ssim", "ssim_torchmetrics", "psnr", "MetricSummary", "image_metrics", "mean_stderr"]
+
+SCALINGS = ("visible", "oracle")
+SSIM_WINDOW = 7
+
+
+def scale_reconstruction(recon: torch.Tensor, images: torch.Tensor, mask: torch.Tensor, *, method: str = "visible") -> torch.Tensor:
+    """Pixel values from the decoder's unit-norm amplitudes.
+
+    Args:
+        recon: ``(B, H, W)`` non-negative amplitudes (``QMAE.reconstruct``).
+        images: ``(B, H, W)`` originals (``"visible"`` reads only their unmasked pixels).
+        mask: ``(B, H, W)`` bool, True where masked.
+        method: ``"visible"`` (default, inference-time) or ``"oracle"`` (norm of the original).
+
+    Returns:
+        ``(B, H, W)`` in [0, 1].
+
+    Raises:
+        ValueError: unknown method.
+    """
+    if method not in SCALINGS:
+        raise ValueError(f"unknown scaling {method!r}; choose one of {', '.join(SCALINGS)}")
+    r, x = recon.flatten(1).double(), images.flatten(1).double()
+    if method == "visible":
+        visible = (~mask).flatten(1).double()
+        num = (r * x * visible).sum(1)
+        den = (r * r * visible).sum(1)
+        scale = torch.where(den > 0, num / den.clamp_min(1e-30), torch.zeros_like(num))
+    else:
+        scale = x.norm(dim=1) / r.norm(dim=1).clamp_min(1e-30)
+    return (r * scale[:, None]).clamp(0, 1).reshape(recon.shape).to(recon.dtype)
+
+
+def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image cosine similarity of flattened images (0 where either is all zero)."""
+    a, b = a.flatten(1).double(), b.flatten(1).double()
+    den = a.norm(dim=1) * b.norm(dim=1)
+    return torch.where(den > 0, (a * b).sum(1) / den.clamp_min(1e-30), torch.zeros_like(den))
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image SSIM, scikit-image ``structural_similarity(data_range=1.0, win_size=7)``."""
+    from skimage.metrics import structural_similarity
+
+    a_np, b_np = a.double().numpy(), b.double().numpy()
+    return torch.tensor([structural_similarity(x, y, data_range=1.0, win_size=SSIM_WINDOW) for x, y in zip(a_np, b_np)])
+
+
+def ssim_torchmetrics(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image SSIM as torchmetrics computes it with its defaults (the paper's library)."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    return structural_similarity_index_measure(a.unsqueeze(1).float(), b.unsqueeze(1).float(), reduction="none").double()
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR in dB with ``data_range=1.0`` (scikit-image's formula, vectorized)."""
+    mse = (a.double() - b.double()).square().flatten(1).mean(1)
+    return 10 * torch.log10(1.0 / mse.clamp_min(1e-12))
+
+
+class MetricSummary(NamedTuple):
+    """Mean and standard error of the mean of one metric."""
+
+    mean: float
+    stderr: float
+
+
+def mean_stderr(values: torch.Tensor) -> MetricSummary:
+    v = values.double()
+    return MetricSummary(v.mean().item(), (v.std(unbiased=True) / max(len(v), 1) ** 0.5).item() if len(v) > 1 else 0.0)
+
+
+def image_metrics(recon_scaled: torch.Tensor, images: torch.Tensor, *, torchmetrics_ssim: bool = True) -> Mapping[str, torch.Tensor]:
+    """Per-image ``cosine_similarity``, ``ssim``, ``psnr`` (and ``ssim_torchmetrics``)."""
+    out = {"cosine_similarity": cosine_similarity(recon_scaled, images), "ssim": ssim(recon_scaled, images), "psnr": psnr(recon_scaled, images)}
+    if torchmetrics_ssim:
+        out["ssim_torchmetrics"] = ssim_torchmetrics(recon_scaled, images)
+    return out

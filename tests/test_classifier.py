@@ -1,0 +1,23 @@
+import torch
+
+from qmae_qiskit.classifier import ClassifierOptions, accuracy, cached_classifier, resnet18_16x16
+from qmae_qiskit.data import load_mnist
+
+
+def test_resnet18_is_adapted_to_16x16_grayscale():
+    model = resnet18_16x16()
+    assert model.conv1.in_channels == 1 and isinstance(model.maxpool, torch.nn.Identity)
+    assert model(torch.rand(3, 1, 16, 16)).shape == (3, 10)
+
+
+def test_classifier_learns_and_is_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    train, test = load_mnist("train", limit=1000), load_mnist("test", limit=300)
+    options = ClassifierOptions(epochs=3, batch_size=25, lr=0.05)
+    model, path = cached_classifier(train, options, progress=False)
+    acc, err = accuracy(model, test.images, test.labels)
+    assert acc > 0.6 and 0 < err < 0.05  # far above chance (10 %) after 120 steps
+    again, same_path = cached_classifier(train, options, progress=False)  # loaded, not retrained
+    assert same_path == path and path.is_file()
+    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
