@@ -41,3 +41,30 @@ def test_small_and_large_batches_take_different_paths_to_the_same_fidelity():
 def test_bad_fusion_width_is_a_clear_error():
     with pytest.raises(ValueError, match="fuse_width must be in 2..4"):
         ExactEngine(4, all_pairs(4), (3,), fuse_width=7)
+
+
+def test_postselected_reconstruction_matches_qiskit_statevector():
+    import numpy as np
+    from qiskit.quantum_info import Statevector
+
+    from qmae_qiskit import QMAE
+    from qmae_qiskit.angles import embedding_angles
+    from qmae_qiskit.circuits import amplitude_embedding, decoder, encoder
+
+    torch.manual_seed(3)
+    model = QMAE(image_size=4, patch_size=(2, 2), seed=3)
+    image = torch.rand(1, 4, 4)
+    mask = model.random_mask(1, generator=torch.Generator().manual_seed(0))
+    got = model.reconstruct(image, mask, postselect=True).detach().square().flatten().double().numpy()
+
+    angles = embedding_angles(model.fill(image, mask).detach().flatten(1).double())[0].numpy()
+    emb = amplitude_embedding(4)
+    enc = encoder(4, pairs=model.pairs)
+    theta = dict(zip(enc.parameters, model.theta.detach().double().numpy()[[int(p.name.split("[")[1][:-1]) for p in enc.parameters]]))
+    state = Statevector(emb.assign_parameters(dict(zip(emb.parameters, angles[[int(p.name.split("[")[1][:-1]) for p in emb.parameters]]))))
+    state = state.evolve(enc.assign_parameters(theta))
+    amps = state.data.copy()
+    for t in model.trash_qubits:  # keep the trash = 0 branch
+        amps[(np.arange(16) >> t) & 1 == 1] = 0
+    out = Statevector(amps / np.linalg.norm(amps)).evolve(decoder(enc).assign_parameters(theta))
+    np.testing.assert_allclose(got, out.probabilities(), atol=1e-6)
