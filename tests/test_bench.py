@@ -16,7 +16,8 @@ def test_quick_benchmark_output_is_well_formed(tmp_path):
         assert r["step_s"] > 0 and math.isclose(r["images_per_s"] * r["s_per_image"], 1.0)
     assert 0 < result["roofline"]["efficiency"]
     assert result["epoch"][0]["epoch_24345_s"] > 0
-    assert result["estimator"]["n8_forward_s_per_image"] > 0 and result["estimator"]["n4_fwd_bwd_s_per_image"] > 0
+    est = result["estimator"]
+    assert min(est["n8_forward_s_per_image"], est["n8_fwd_bwd_s_per_image"], est["n4_fwd_bwd_s_per_image"], est["n4_fwd_bwd_param_shift_s_per_image"]) > 0
     assert "s_per_image" in result["paper"] or "pip install" in result["paper"]["skipped"]
     assert [r["n"] for r in result["scaling"]] == [4, 6, 8] and all(r["peak_rss_mib"] > 0 for r in result["scaling"])
     assert result["evaluation"]["seconds"] > 0

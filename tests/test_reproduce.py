@@ -35,7 +35,7 @@ def test_quick_reproduce_writes_every_file(tmp_path, monkeypatch):
     # a second call reuses the trained runs
     again = subprocess.run([sys.executable, "-m", "qmae_qiskit.cli", "reproduce", "--out", str(out), "--quick", "--no-progress"],
                            capture_output=True, text=True, timeout=900, env={**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
-    assert again.returncode == 0 and json.loads((out / "table1.json").read_text())["timings"]["qmae-25"]["how"] == "reused"
+    assert again.returncode == 0 and json.loads((out / "table1.json").read_text())["timings"]["qmae-25"]["how"].startswith("reused")
 
 
 @pytest.mark.parametrize("name", ["qmae-25", "qae-25"])
