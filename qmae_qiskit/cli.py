@@ -21,7 +21,7 @@ _TRAIN_OPTIONS = {
     "latent_qubits": dict(type=int, help="latent qubits k (default n - 1)"),
     "engine": dict(choices=ENGINES, help="exact (batched torch, default) or estimator (EstimatorQNN on Aer)"),
     "epochs": dict(type=int, help="passes over the training images; default 3"),
-    "batch_size": dict(type=int, help="images per Adam step (1 = the paper's Algorithm 1); default 128"),
+    "batch_size": dict(type=int, help="images per Adam step (1 = the paper's Algorithm 1); default 32 (best fidelity per minute, docs/batch_size.md)"),
     "lr": dict(type=float, help="Adam learning rate; default 0.02"),
     "schedule": dict(choices=("constant", "cosine"), help="learning-rate schedule; default cosine"),
     "seed": dict(type=int, help="seeds weights, data order and masks; default 0"),

@@ -64,7 +64,7 @@ def _train_or_reuse(spec: RunSpec, runs: Path, *, quick: bool, data_dir: str | N
 
     run_dir = runs / spec.name
     options = dict(model=spec.model, mask_ratio=spec.mask_ratio, patch_size=spec.patch_size, data_dir=data_dir, seed=0)
-    options.update(dict(epochs=1, limit=2000, batch_size=64, eval_limit=0) if quick else dict(epochs=3, batch_size=128, eval_limit=0))
+    options.update(dict(epochs=1, limit=2000, batch_size=64, eval_limit=0) if quick else dict(epochs=3, batch_size=32, eval_limit=0))
     start = time.perf_counter()
     if _finished(run_dir):
         return run_dir, 0.0, "reused"
@@ -283,7 +283,7 @@ def _report(out: Path, result: dict[str, Any], *, quick: bool, data_dir: str | N
               "## How this was run", "",
               f"Command: `qmae reproduce --out {out}{' --quick' if quick else ''}{' --data-dir ' + data_dir if data_dir else ''}`. "
               "Seeds: training 0 (weights, data order, masks), evaluation masks 1234, classifier 0. "
-              "Training: exact engine, Adam lr 0.02 cosine, batch 128, 3 epochs (quick: 2,000 images, batch 64, 1 epoch).", "",
+              "Training: exact engine, Adam lr 0.02 cosine, batch 32, 3 epochs (quick: 2,000 images, batch 64, 1 epoch).", "",
               "Wall times (s): " + ", ".join(f"{k} {v['train_s']} ({v['how']})" for k, v in result["timings"].items() if isinstance(v, dict) and "train_s" in v)
               + f"; classifier {result['timings']['classifier']['s']} (training it took {result['timings']['classifier'].get('trained_s', 'n/a')} s, once; then cached); evaluation {result['timings']['evaluation_s']}; total {result['timings'].get('total_s')}.", "",
               "Versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + f"; {result['machine']['platform']}, {result['machine']['threads']} threads.", ""]

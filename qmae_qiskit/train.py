@@ -65,7 +65,7 @@ class TrainConfig:
     latent_qubits: int | None = None
     engine: str = "exact"
     epochs: int = 3
-    batch_size: int = 128
+    batch_size: int = 32  # best fidelity per minute (docs/batch_size.md)
     lr: float = 0.02
     schedule: str = "cosine"
     seed: int = 0

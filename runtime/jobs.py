@@ -142,7 +142,10 @@ def load_record(job_or_record_id: str) -> JobRecord:
                 path = candidate
                 break
         else:
-            raise JobError(f"no job record {job_or_record_id!r} in {jobs_dir()}; list them with `qmae jobs`")
+            raise JobError(
+                f"no job record {job_or_record_id!r} in {jobs_dir()}; list them with `qmae jobs`. For a job submitted on another "
+                f"machine, copy its record file (<record_id>.json in that machine's jobs directory) here: the record says how to read the counts"
+            )
     try:
         return JobRecord(**json.loads(path.read_text()))
     except (OSError, json.JSONDecodeError, TypeError) as exc:
