@@ -28,6 +28,7 @@ from qiskit_aer import AerSimulator
 
 from ..circuits.ansatz import BLOCK_PARAMETERS, encoder
 from ..circuits.embedding import amplitude_embedding, num_embedding_parameters
+from .exact import trash_latent_order
 
 __all__ = ["AerStatevectorGradient"]
 
@@ -48,17 +49,10 @@ class AerStatevectorGradient:
         self.forward = transpile(forward, self.sim, optimization_level=0)
         self.weights, self.angles = list(weights), list(angles)
         adjoint = QuantumCircuit(n)
-        self.start = ParameterVector("s", num_embedding_parameters(n))  # unused: the input is set by initialize
         adjoint.compose(encoder(n, pairs=pairs, parameters=weights).inverse(), inplace=True)
         self.adjoint_body = adjoint
         latent = [q for q in range(n) if q not in self.trash]
-        order = np.empty(2**n, dtype=np.int64)
-        for t in range(2 ** len(self.trash)):
-            for a in range(2 ** len(latent)):
-                idx = sum(((t >> k) & 1) << q for k, q in enumerate(self.trash))
-                idx += sum(((a >> k) & 1) << q for k, q in enumerate(latent))
-                order[t * 2 ** len(latent) + a] = idx
-        self.order = order
+        self.order = np.asarray(trash_latent_order(n, self.trash))
         self.latent_dim = 2 ** len(latent)
 
     def _states(self, theta: np.ndarray, angle_rows: np.ndarray, shifts: bool) -> np.ndarray:

@@ -25,7 +25,7 @@ import torch
 
 from ..circuits.ansatz import BLOCK_PARAMETERS
 
-__all__ = ["ExactEngine", "block_matrices", "fuse_pairs"]
+__all__ = ["ExactEngine", "block_matrices", "fuse_pairs", "trash_latent_order"]
 
 # CNOTs in the block's 2-qubit basis index b0 + 2 b1 (Qiskit order: q0 is the low bit).
 _CX10 = torch.tensor([0, 1, 3, 2])  # control q1, target q0: |10> <-> |11>  (indices 2 <-> 3)
@@ -70,6 +70,17 @@ def block_matrices(theta: torch.Tensor, cdtype: torch.dtype = torch.complex64) -
     m = (layers[:, 1] @ m)[:, _CX01]
     m = (layers[:, 2] @ m)[:, _CX10]
     return layers[:, 3] @ m
+
+
+def trash_latent_order(num_qubits: int, trash_qubits: Sequence[int]) -> list[int]:
+    """Qiskit basis indices listed in (trash value, latent value) order, trash value major."""
+    latent = [q for q in range(num_qubits) if q not in trash_qubits]
+    order = []
+    for t in range(2 ** len(trash_qubits)):
+        for a in range(2 ** len(latent)):
+            idx = sum(((t >> k) & 1) << q for k, q in enumerate(trash_qubits))
+            order.append(idx + sum(((a >> k) & 1) << q for k, q in enumerate(latent)))
+    return order
 
 
 def fuse_pairs(num_qubits: int, pairs: Sequence[tuple[int, int]], width: int) -> list[tuple[list[int], list[int]]]:
@@ -127,16 +138,8 @@ class ExactEngine:
         self.trash_qubits = tuple(trash_qubits)
         self.dtype = dtype
         self.width = width
-        latent = [q for q in range(num_qubits) if q not in self.trash_qubits]
         # basis index of (trash value t, latent value a): lets F be a reshape, not a gather per step
-        dim = 2**num_qubits
-        order = torch.empty(dim, dtype=torch.long)
-        for t in range(2 ** len(self.trash_qubits)):
-            for a in range(2 ** len(latent)):
-                idx = sum(((t >> k) & 1) << q for k, q in enumerate(self.trash_qubits))
-                idx += sum(((a >> k) & 1) << q for k, q in enumerate(latent))
-                order[t * 2 ** len(latent) + a] = idx
-        self._order = order
+        self._order = torch.as_tensor(trash_latent_order(num_qubits, self.trash_qubits))
         self._plan(width)
 
     def _plan(self, width: int) -> None:
