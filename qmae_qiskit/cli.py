@@ -29,6 +29,7 @@ _TRAIN_OPTIONS = {
     "data_dir": dict(help="MNIST in torchvision's layout (else $QMAE_DATA_DIR, --download, or the embedded default)"),
     "checkpoint_every": dict(type=int, help="also checkpoint every N steps (default: at epoch ends)"),
     "eval_limit": dict(type=int, help="held-out images scored after each epoch (default 1000; 0 skips)"),
+    "device": dict(help="torch device of the exact engine: cpu (default), cuda, cuda:1, ..."),
 }
 
 

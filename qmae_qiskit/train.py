@@ -56,6 +56,7 @@ class TrainConfig:
         data_dir, download: where the images come from (see :mod:`qmae_qiskit.data`).
         checkpoint_every: also checkpoint every this many steps (0: at epoch ends only).
         eval_limit: held-out images scored after each epoch (0 to skip).
+        device: torch device of the exact engine (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
     """
 
     model: str = "qmae"
@@ -74,6 +75,7 @@ class TrainConfig:
     download: bool = False
     checkpoint_every: int = 0
     eval_limit: int = 1000
+    device: str = "cpu"
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad option."""
@@ -95,6 +97,14 @@ class TrainConfig:
         if self.checkpoint_every < 0 or self.eval_limit < 0:
             raise ValueError("--checkpoint-every and --eval-limit must be >= 0")
         num_masked_patches(self.mask_ratio, self.image_size, parse_patch_size(self.patch_size))
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"--device must be a torch device such as cpu or cuda, got {self.device!r}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda but torch sees no CUDA GPU here; use --device cpu")
+        if device.type != "cpu" and self.engine != "exact":
+            raise ValueError(f"--device {self.device} needs --engine exact (the estimator engine runs on Aer)")
         if self.latent_qubits is not None:
             resolve_trash_qubits(2 * (self.image_size.bit_length() - 1), self.latent_qubits)
 
@@ -190,7 +200,8 @@ def saved_evaluation_masks(run_dir: str | os.PathLike, model: QMAE, count: int) 
 @torch.no_grad()
 def evaluate(model: QMAE, images: torch.Tensor, masks: torch.Tensor, *, batch_size: int = 1000) -> EvalResult:
     """Mean fidelity (and its standard error) of ``model`` on ``images`` with ``masks``."""
-    values = torch.cat([model.fidelity(images[i : i + batch_size], masks[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+    dev = model.theta.device
+    values = torch.cat([model.fidelity(images[i : i + batch_size].to(dev), masks[i : i + batch_size].to(dev)).cpu() for i in range(0, len(images), batch_size)])
     stderr = values.std().item() / math.sqrt(len(values)) if len(values) > 1 else 0.0
     return EvalResult(values.mean().item(), stderr, len(values))
 
@@ -223,7 +234,8 @@ class _Run:
 
     def __init__(self, config: TrainConfig, run_dir: Path, *, progress: bool) -> None:
         self.config, self.run_dir, self.progress = config, run_dir, progress
-        self.model = config.build_model()
+        self.device = torch.device(config.device)
+        self.model = config.build_model().to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.generator = torch.Generator().manual_seed(config.seed + 1)
         self.train = _load_data(config, "train", config.limit)
@@ -277,8 +289,8 @@ class _Run:
                 while self.step < self.steps_per_epoch:
                     t0 = time.perf_counter()
                     idx = self.perm[self.step * cfg.batch_size : (self.step + 1) * cfg.batch_size]
-                    batch = images[idx]
-                    mask = self.model.random_mask(len(idx), generator=self.generator)
+                    batch = images[idx].to(self.device)
+                    mask = self.model.random_mask(len(idx), generator=self.generator).to(self.device)  # drawn on the CPU: same masks on any device
                     global_step = self.epoch * self.steps_per_epoch + self.step
                     lr = _lr_at(cfg, global_step, total)
                     for group in self.optimizer.param_groups:

@@ -143,3 +143,23 @@ def test_qmae_and_qae_get_identical_evaluation_masks():
     from qmae_qiskit.train import evaluation_masks
 
     assert torch.equal(evaluation_masks(50, QMAE()), evaluation_masks(50, QAE()))
+
+
+def test_device_option(tmp_path):
+    import torch
+
+    from qmae_qiskit.train import TrainConfig, train
+
+    with pytest.raises(ValueError, match="must be a torch device"):
+        TrainConfig(device="abacus").validate()
+    if torch.cuda.is_available():
+        with pytest.raises(ValueError, match="needs --engine exact"):
+            TrainConfig(device="cuda", engine="estimator").validate()
+    else:
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            TrainConfig(device="cuda").validate()
+    cpu = train(out=tmp_path / "cpu", image_size=4, patch_size="2x2", epochs=1, limit=64, batch_size=16, eval_limit=0, progress=False, device="cpu")
+    assert cpu.model.theta.device.type == "cpu"
+    if torch.cuda.is_available():  # where a GPU exists, the same run on it ends at (nearly) the same weights
+        gpu = train(out=tmp_path / "gpu", image_size=4, patch_size="2x2", epochs=1, limit=64, batch_size=16, eval_limit=0, progress=False, device="cuda")
+        torch.testing.assert_close(gpu.model.theta.cpu(), cpu.model.theta, atol=1e-4, rtol=0)
