@@ -75,7 +75,7 @@ def _train_or_reuse(spec: RunSpec, runs: Path, *, quick: bool, data_dir: str | N
     return run_dir, time.perf_counter() - start, "trained"
 
 
-def _passthrough(images: torch.Tensor, masks: torch.Tensor, token: torch.Tensor | None, patch: tuple[int, int]) -> torch.Tensor:
+def _passthrough(images: torch.Tensor, masks: torch.Tensor, token: torch.Tensor | None) -> torch.Tensor:
     """Fidelity of the masked input itself with the original: |<masked|original>|^2, normalized."""
     from .masking import fill_masked
 
@@ -143,8 +143,8 @@ def reproduce(out: str | os.PathLike, *, quick: bool = False, data_dir: str | No
     token_filled = models["qmae-25"].fill(test.images, m25).detach().clamp(0, 1)
     baselines = {
         "clean": {"accuracy": clean_acc},
-        "masked, zeros": {"accuracy": accuracy(classifier, zeros, test.labels), "fidelity": tuple(mean_stderr(_passthrough(test.images, m25, None, models["qmae-25"].patch_size)))},
-        "masked, learned token": {"accuracy": accuracy(classifier, token_filled, test.labels), "fidelity": tuple(mean_stderr(_passthrough(test.images, m25, token, models["qmae-25"].patch_size)))},
+        "masked, zeros": {"accuracy": accuracy(classifier, zeros, test.labels), "fidelity": tuple(mean_stderr(_passthrough(test.images, m25, None)))},
+        "masked, learned token": {"accuracy": accuracy(classifier, token_filled, test.labels), "fidelity": tuple(mean_stderr(_passthrough(test.images, m25, token)))},
     }
 
     result = {"paper": PAPER, "paper_clean_accuracy": PAPER_CLEAN_ACCURACY, "ours": rows, "baselines": baselines, "timings": timings,

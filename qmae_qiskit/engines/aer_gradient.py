@@ -51,29 +51,21 @@ class AerStatevectorGradient:
         adjoint = QuantumCircuit(n)
         adjoint.compose(encoder(n, pairs=pairs, parameters=weights).inverse(), inplace=True)
         self.adjoint_body = adjoint
-        latent = [q for q in range(n) if q not in self.trash]
         self.order = np.asarray(trash_latent_order(n, self.trash))
-        self.latent_dim = 2 ** len(latent)
+        self.latent_dim = 2 ** (n - len(self.trash))
 
-    def _states(self, theta: np.ndarray, angle_rows: np.ndarray, shifts: bool) -> np.ndarray:
-        """U(theta [+ pi e_k]) applied to each embedded input: ``(inputs, 1 [+ K], 2**n)``."""
+    def _states(self, theta: np.ndarray, angle_rows: np.ndarray) -> np.ndarray:
+        """U(theta) and U(theta + pi e_k), k = 1..K, on each embedded input: ``(inputs, 1 + K, 2**n)``."""
         k = len(theta)
-        thetas = np.tile(theta, (k + 1 if shifts else 1, 1))
-        if shifts:
-            thetas[1:] += np.pi * np.eye(k)
-        binds = {}
-        rows = []
-        for angles in angle_rows:
-            rows.append((angles, thetas))
-        all_angles = np.concatenate([np.tile(a, (len(t), 1)) for a, t in rows])
-        all_thetas = np.concatenate([t for _, t in rows])
-        for j, p in enumerate(self.angles):
-            binds[p] = all_angles[:, j].tolist()
-        for j, p in enumerate(self.weights):
-            binds[p] = all_thetas[:, j].tolist()
+        thetas = np.tile(theta, (k + 1, 1))
+        thetas[1:] += np.pi * np.eye(k)
+        all_angles = np.repeat(angle_rows, k + 1, axis=0)  # input-major, shift-minor
+        all_thetas = np.tile(thetas, (len(angle_rows), 1))
+        binds = {p: all_angles[:, j].tolist() for j, p in enumerate(self.angles)}
+        binds.update({p: all_thetas[:, j].tolist() for j, p in enumerate(self.weights)})
         result = self.sim.run(self.forward, parameter_binds=[binds]).result()
         states = np.array([np.asarray(result.get_statevector(i)) for i in range(len(all_angles))])
-        return states.reshape(len(angle_rows), -1, 2**self.n)
+        return states.reshape(len(angle_rows), k + 1, 2**self.n)
 
     def _adjoint(self, theta: np.ndarray, vectors: np.ndarray) -> np.ndarray:
         """U^dagger applied to each (unnormalized) complex vector."""
@@ -95,7 +87,7 @@ class AerStatevectorGradient:
     def value_and_grad(self, theta: np.ndarray, psi_angles: np.ndarray, chi_angles: np.ndarray, *, input_grads: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
         """F ``(B,)``, dF/dtheta ``(B, K)``, and dF/dpsi, dF/dchi ``(B, 2**n)`` (real inputs)."""
         batch = len(psi_angles)
-        states = self._states(theta, np.concatenate([psi_angles, chi_angles]), shifts=True)  # (2B, 1+K, 2^n)
+        states = self._states(theta, np.concatenate([psi_angles, chi_angles]))  # (2B, 1+K, 2^n)
         ordered = states[..., self.order].reshape(2 * batch, -1, 2 ** len(self.trash), self.latent_dim)
         phi, eta0 = ordered[:batch], ordered[batch:, :, 0]  # (B, 1+K, T, L), (B, 1+K, L)
         c = np.einsum("ba,bta->bt", eta0[:, 0].conj(), phi[:, 0])  # (B, T)
