@@ -140,6 +140,8 @@ class ExactEngine:
         self.width = width
         # basis index of (trash value t, latent value a): lets F be a reshape, not a gather per step
         self._order = torch.as_tensor(trash_latent_order(num_qubits, self.trash_qubits))
+        # with the default trash (the highest qubits) the order is the identity: skip the gather
+        self._identity_order = bool(torch.equal(self._order, torch.arange(2**num_qubits)))
         self._plan(width)
 
     def _plan(self, width: int) -> None:
@@ -181,30 +183,34 @@ class ExactEngine:
             gates = layer @ gates
         return gates
 
-    def apply(self, theta: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-        """``U`` applied to each row of ``states`` (``(M, 2**n)`` complex): ``states @ U^T``."""
+    def apply_left(self, theta: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+        """``U @ matrix`` for a ``(2**n, R)`` complex matrix (columns are states)."""
         n, w = self.num_qubits, self.width
         gates = self.super_gates(theta)
-        rows = states.shape[0]
-        # Keep the tensor as (rows, 2, ..., 2) with a lazily tracked axis order: axes[p] is the qubit
-        # held by dimension p + 1. Each super-gate moves its qubits to the end (one copy) and is a
-        # single matmul there.
-        x = states.reshape((rows,) + (2,) * n)
+        cols = matrix.shape[1]
+        # The tensor is (2, ..., 2, R) with a lazily tracked qubit order: axes[p] is the qubit of
+        # dimension p. Each super-gate moves its qubits to the front (one copy, of contiguous
+        # R-element runs, so it is cheap) and is a single (2^w x 2^w) @ (2^w x rest) product.
+        x = matrix.reshape((2,) * n + (cols,))
         axes = list(range(n - 1, -1, -1))  # reshape puts the most significant bit (qubit n-1) first
         for gate, (qubits, _) in zip(gates, self.groups):
-            others = [q for q in axes if q not in qubits]
-            target = others + qubits[::-1]  # the last axis is the super-gate's local bit 0
-            perm = [0] + [1 + axes.index(q) for q in target]
-            x = x.permute(perm).reshape(-1, 2**w) @ gate.transpose(0, 1)
-            x = x.reshape((rows,) + (2,) * n)
+            target = qubits[::-1] + [q for q in axes if q not in qubits]  # the gate's local bit 0 is qubits[0]
+            x = x.permute([axes.index(q) for q in target] + [n]).reshape(2**w, -1)
+            x = (gate @ x).reshape((2,) * n + (cols,))
             axes = target
-        x = x.permute([0] + [1 + axes.index(q) for q in range(n - 1, -1, -1)])
-        return x.reshape(rows, 2**n)
+        x = x.permute([axes.index(q) for q in range(n - 1, -1, -1)] + [n])
+        return x.reshape(2**n, cols)
+
+    def apply(self, theta: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """``U`` applied to each row of ``states`` (``(M, 2**n)`` complex): ``states @ U^T``."""
+        return self.apply_left(theta, states.transpose(0, 1)).transpose(0, 1)
 
     def unitary(self, theta: torch.Tensor) -> torch.Tensor:
         """The encoder's ``(2**n, 2**n)`` unitary ``U`` (Qiskit's index order)."""
-        eye = torch.eye(2**self.num_qubits, dtype=self.dtype, device=theta.device)
-        return self.apply(theta, eye).transpose(0, 1)
+        return self.apply_left(theta, torch.eye(2**self.num_qubits, dtype=self.dtype, device=theta.device))
+
+    def _reorder_rows(self, matrix: torch.Tensor) -> torch.Tensor:
+        return matrix if self._identity_order else matrix[self._order]
 
     def _normalize(self, vectors: torch.Tensor, device: torch.device) -> torch.Tensor:
         v = vectors.to(device=device, dtype=self.dtype.to_real())
@@ -230,12 +236,12 @@ class ExactEngine:
         if 2 * batch > dim:
             # Build U once and use that the images are *real*: psi @ U^T is two real products
             # (real and imaginary rows of U stacked), half the work of a complex one.
-            u = self.unitary(theta)[self._order]  # rows ordered (trash value, latent value)
+            u = self._reorder_rows(self.unitary(theta))  # rows ordered (trash value, latent value)
             parts = torch.view_as_real(u).permute(2, 0, 1)  # (re/im, 2^n rows, 2^n cols)
             phi = torch.view_as_complex((psi @ parts.reshape(-1, dim).transpose(0, 1)).reshape(batch, 2, dim).transpose(1, 2).contiguous())
             eta0 = torch.view_as_complex((chi @ parts[:, :latent].reshape(-1, dim).transpose(0, 1)).reshape(batch, 2, latent).transpose(1, 2).contiguous())
         else:  # few images: apply the super-gates to them directly, no U
-            out = self.apply(theta, torch.cat([psi, chi]).to(self.dtype))[:, self._order]
+            out = self._reorder_rows(self.apply(theta, torch.cat([psi, chi]).to(self.dtype)).transpose(0, 1)).transpose(0, 1)
             phi, eta0 = out[:batch], out[batch:, :latent]
         phi = phi.reshape(batch, -1, latent)
         overlap = torch.einsum("ba,bta->bt", eta0.conj(), phi)
@@ -251,7 +257,7 @@ class ExactEngine:
         Returns:
             ``(B, 2**n)`` real, each row summing to 1 (0 for an all-zero input).
         """
-        reordered = self.unitary(theta)[self._order]
+        reordered = self._reorder_rows(self.unitary(theta))
         phi = self._normalize(masked, theta.device).to(self.dtype) @ reordered.transpose(0, 1)
         phi = phi.reshape(masked.shape[0], -1, 2 ** (self.num_qubits - len(self.trash_qubits)))
         latent_dim = phi.shape[-1]
