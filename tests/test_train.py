@@ -163,3 +163,11 @@ def test_device_option(tmp_path):
     if torch.cuda.is_available():  # where a GPU exists, the same run on it ends at (nearly) the same weights
         gpu = train(out=tmp_path / "gpu", image_size=4, patch_size="2x2", epochs=1, limit=64, batch_size=16, eval_limit=0, progress=False, device="cuda")
         torch.testing.assert_close(gpu.model.theta.cpu(), cpu.model.theta, atol=1e-4, rtol=0)
+
+
+def test_package_level_train_returns_model_and_history(tmp_path):
+    import qmae_qiskit
+
+    result = qmae_qiskit.train(out=tmp_path / "run", image_size=4, patch_size="2x2", epochs=1, limit=32, batch_size=16, eval_limit=0, progress=False)
+    assert isinstance(result.model, qmae_qiskit.QMAE) and len(result.history) == 2
+    assert qmae_qiskit.QMAE.load(tmp_path / "run").theta.equal(result.model.theta)
