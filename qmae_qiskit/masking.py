@@ -12,7 +12,7 @@ from fractions import Fraction
 
 import torch
 
-__all__ = ["parse_patch_size", "patch_grid", "num_masked_patches", "random_masks", "fill_masked"]
+__all__ = ["parse_patch_size", "patch_grid", "num_masked_patches", "random_masks", "masks_from_patches", "mask_patches", "fill_masked"]
 
 
 def parse_patch_size(value: str | int | tuple[int, int] | list[int]) -> tuple[int, int]:
@@ -86,10 +86,23 @@ def random_masks(
     rows, cols = patch_grid(image_size, patch_size)
     scores = torch.rand(batch, rows * cols, generator=generator)
     chosen = scores.argsort(dim=1)[:, :num_masked]  # a uniform random subset per image
-    grid = torch.zeros(batch, rows * cols, dtype=torch.bool).scatter_(1, chosen, True)
-    grid = grid.reshape(batch, rows, cols)
+    return masks_from_patches(chosen, image_size, patch_size).to(device)
+
+
+def masks_from_patches(patches: torch.Tensor, image_size: int, patch_size: tuple[int, int]) -> torch.Tensor:
+    """Pixel masks ``(B, H, W)`` from masked patch indices ``(B, k)`` (row-major on the patch grid)."""
+    rows, cols = patch_grid(image_size, patch_size)
+    patches = torch.as_tensor(patches, dtype=torch.long)
+    grid = torch.zeros(patches.shape[0], rows * cols, dtype=torch.bool).scatter_(1, patches, True)
     ph, pw = patch_size
-    return grid.repeat_interleave(ph, 1).repeat_interleave(pw, 2).to(device)
+    return grid.reshape(-1, rows, cols).repeat_interleave(ph, 1).repeat_interleave(pw, 2)
+
+
+def mask_patches(masks: torch.Tensor, patch_size: tuple[int, int]) -> torch.Tensor:
+    """The masked patch indices ``(B, k)`` of pixel masks (the inverse of :func:`masks_from_patches`)."""
+    ph, pw = patch_size
+    grid = masks[:, ::ph, ::pw].flatten(1).cpu()
+    return torch.stack([row.nonzero().flatten() for row in grid])
 
 
 def fill_masked(images: torch.Tensor, mask: torch.Tensor, token: torch.Tensor | None) -> torch.Tensor:

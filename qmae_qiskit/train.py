@@ -34,7 +34,7 @@ from . import checkpoint as ckpt
 from .data import EMBEDDED, ImageSet, load_mnist
 from .engines import ENGINES
 from .circuits.fidelity import resolve_trash_qubits
-from .masking import num_masked_patches, parse_patch_size, patch_grid
+from .masking import mask_patches, masks_from_patches, num_masked_patches, parse_patch_size
 from .model import QAE, QMAE
 
 __all__ = ["TrainConfig", "TrainResult", "EvalResult", "train", "resume", "evaluate", "evaluation_masks"]
@@ -170,19 +170,14 @@ def evaluation_masks(count: int, model: QMAE, *, seed: int = 1234) -> torch.Tens
 
 def _save_masks(path: Path, masks: torch.Tensor, patch_size: tuple[int, int]) -> None:
     # store the masked patch indices, not the pixels: a few KB for 10,000 images
-    ph, pw = patch_size
-    grid = masks[:, ::ph, ::pw].flatten(1)
-    idx = np.stack([row.nonzero().flatten().numpy() for row in grid]).astype(np.uint8)
+    idx = mask_patches(masks, patch_size).numpy().astype(np.uint8)
     ckpt.atomic_write(path, lambda fh: np.savez_compressed(fh, patches=idx, image_size=masks.shape[-1], patch=np.array(patch_size)))
 
 
 def _load_masks(path: Path, model: QMAE) -> torch.Tensor:
     with np.load(path) as data:
         idx = torch.as_tensor(data["patches"].astype(np.int64))
-    rows, cols = patch_grid(model.image_size, model.patch_size)
-    grid = torch.zeros(idx.shape[0], rows * cols, dtype=torch.bool).scatter_(1, idx, True).reshape(-1, rows, cols)
-    ph, pw = model.patch_size
-    return grid.repeat_interleave(ph, 1).repeat_interleave(pw, 2)
+    return masks_from_patches(idx, model.image_size, model.patch_size)
 
 
 def saved_evaluation_masks(run_dir: str | os.PathLike, model: QMAE, count: int) -> torch.Tensor:

@@ -161,28 +161,11 @@ def _sha256(path: Path) -> str:
 
 
 def _images_and_masks(record: JobRecord, model) -> tuple[torch.Tensor, torch.Tensor]:
-    from ..masking import patch_grid
+    from ..masking import masks_from_patches
     from ..train import data_for_run
 
     data = data_for_run(record.run_dir, split=record.split, data_dir=record.data_dir)
-    images = data.images[record.indices]
-    rows, cols = patch_grid(model.image_size, model.patch_size)
-    ph, pw = model.patch_size
-    masks = torch.zeros(len(images), model.image_size, model.image_size, dtype=torch.bool)
-    for i, patches in enumerate(record.masks):
-        for p in patches:
-            r, c = divmod(p, cols)
-            masks[i, r * ph : (r + 1) * ph, c * pw : (c + 1) * pw] = True
-    return images, masks
-
-
-def _mask_patches(masks: torch.Tensor, model) -> list[list[int]]:
-    from ..masking import patch_grid
-
-    rows, cols = patch_grid(model.image_size, model.patch_size)
-    ph, pw = model.patch_size
-    grid = masks.reshape(len(masks), rows, ph, cols, pw).any(dim=(2, 4)).reshape(len(masks), -1)
-    return [torch.nonzero(g).flatten().tolist() for g in grid]
+    return data.images[record.indices], masks_from_patches(torch.tensor(record.masks), model.image_size, model.patch_size)
 
 
 def _pub(record: JobRecord, model, isa) -> tuple[Any, np.ndarray]:
@@ -243,6 +226,7 @@ def submit(
         BackendError: unknown backend, no account, no network.
         JobError: the job failed or was cancelled (recorded).
     """
+    from ..masking import mask_patches
     from ..train import saved_evaluation_masks
 
     if images < 1 or shots < 1:
@@ -258,7 +242,7 @@ def submit(
         record_id=time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8],
         backend=backend, local=is_local(the_backend), variant=variant, run_dir=str(run_dir),
         checkpoint_sha256=_sha256(run_dir / CHECKPOINT), split="test", indices=list(range(images)),
-        masks=_mask_patches(masks, model), shots=shots, num_qubits=model.num_qubits, data_dir=data_dir,
+        masks=mask_patches(masks, model.patch_size).tolist(), shots=shots, num_qubits=model.num_qubits, data_dir=data_dir,
         options={"dynamical_decoupling": dynamical_decoupling, "twirling": twirling, "optimization_level": optimization_level, "seed": seed},
         exact=[],
     )
