@@ -23,6 +23,32 @@ def all_pairs(num_qubits: int) -> list[tuple[int, int]]:
     return list(combinations(range(num_qubits), 2))
 
 
+PAIR_SETS = ("all", "line", "line2")
+
+
+def line_pairs(num_qubits: int, repeats: int = 1) -> list[tuple[int, int]]:
+    """Neighbours on a line, ``(0, 1), (1, 2), ..., (n-2, n-1)``, ``repeats`` times.
+
+    A line is a subgraph of every IBM coupling map (heavy-hex included), so this encoder routes
+    without SWAPs: ``3 * (n - 1) * repeats`` CNOTs instead of the all-pairs encoder's ``3 n(n-1)/2``
+    plus routing.
+    """
+    return [(q, q + 1) for q in range(num_qubits - 1)] * repeats
+
+
+def named_pairs(name: str, num_qubits: int) -> list[tuple[int, int]]:
+    """The pair set called ``name``: ``"all"`` (the paper's), ``"line"`` or ``"line2"`` (the line twice).
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    if name == "all":
+        return all_pairs(num_qubits)
+    if name in ("line", "line2"):
+        return line_pairs(num_qubits, 2 if name == "line2" else 1)
+    raise ValueError(f"unknown pair set {name!r}; choose one of {', '.join(PAIR_SETS)} (or pass explicit pairs in Python)")
+
+
 def validate_pairs(pairs: Sequence[Sequence[int]], num_qubits: int) -> list[tuple[int, int]]:
     """Check a pair list and return it as a list of int tuples.
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from qiskit.circuit import ParameterVector, QuantumCircuit
 
-__all__ = ["amplitude_embedding", "multiplexer_matrix", "num_embedding_parameters"]
+__all__ = ["amplitude_embedding", "ladder_embedding", "multiplexer_matrix", "num_embedding_parameters"]
 
 
 def num_embedding_parameters(num_qubits: int) -> int:
@@ -94,4 +94,42 @@ def amplitude_embedding(
             qc.ry(parameters[offset + i], target)
             if level:
                 qc.cx(controls[_flip_bit(i, level)], target)
+    return qc
+
+
+def ladder_embedding(
+    num_qubits: int, layers: int, *, name: str = "x", parameters: ParameterVector | None = None
+) -> QuantumCircuit:
+    """The approximate embedding: ``layers`` x [RY on every qubit, CX(q, q+1) down a line], then RY.
+
+    With the angles of :func:`qmae_qiskit.approx_embedding.fit_ladder` bound, it prepares a state
+    close to the image using ``layers * (num_qubits - 1)`` CNOTs between neighbours on a line.
+
+    Args:
+        num_qubits: number of qubits ``n``.
+        layers: CNOT layers ``L >= 1``.
+        name: name of the :class:`ParameterVector` created when ``parameters`` is not given.
+        parameters: ``(L + 1) * n`` parameters, layer-major (parameter ``l * n + q`` is the RY of
+            qubit ``q`` in layer ``l``).
+
+    Returns:
+        A circuit on ``n`` qubits.
+
+    Raises:
+        ValueError: ``num_qubits < 2``, ``layers < 1`` or ``parameters`` of the wrong length.
+    """
+    if num_qubits < 2 or layers < 1:
+        raise ValueError(f"a ladder needs >= 2 qubits and >= 1 layer, got {num_qubits} qubits, {layers} layers")
+    size = (layers + 1) * num_qubits
+    if parameters is None:
+        parameters = ParameterVector(name, size)
+    if len(parameters) != size:
+        raise ValueError(f"need {size} ladder parameters for {num_qubits} qubits and {layers} layers, got {len(parameters)}")
+    qc = QuantumCircuit(num_qubits, name="ladder")
+    for layer in range(layers + 1):
+        for q in range(num_qubits):
+            qc.ry(parameters[layer * num_qubits + q], q)
+        if layer < layers:
+            for q in range(num_qubits - 1):
+                qc.cx(q, q + 1)
     return qc

@@ -28,7 +28,7 @@ import numpy as np
 from qiskit.circuit import ClassicalRegister, ParameterVector, QuantumCircuit, QuantumRegister
 
 from .ansatz import BLOCK_PARAMETERS, all_pairs, decoder, encoder, validate_pairs
-from .embedding import amplitude_embedding, num_embedding_parameters
+from .embedding import amplitude_embedding, ladder_embedding, num_embedding_parameters
 
 __all__ = ["VARIANTS", "FidelityCircuit", "fidelity_circuit", "fidelity_from_counts", "reconstruction_circuit", "resolve_trash_qubits"]
 
@@ -99,6 +99,7 @@ def fidelity_circuit(
     trash_qubits: Sequence[int] | None = None,
     pairs: Sequence[Sequence[int]] | None = None,
     measure: bool = False,
+    embedding_layers: int | None = None,
 ) -> FidelityCircuit:
     """Build the parameterized QMAE fidelity circuit.
 
@@ -111,6 +112,8 @@ def fidelity_circuit(
         pairs: encoder qubit pairs (all pairs if omitted).
         measure: add the final measurements a sampler needs (always on for ``"destructive"`` and
             ``"compute_uncompute"``, whose estimate is a function of all outcomes).
+        embedding_layers: ``None`` for the exact RY-tree embeddings, or ``L`` for the approximate
+            ladder embeddings (``L * (n - 1)`` CNOTs each; :func:`~.embedding.ladder_embedding`).
 
     Returns:
         A :class:`FidelityCircuit`.
@@ -126,8 +129,9 @@ def fidelity_circuit(
     pairs = validate_pairs(all_pairs(num_qubits) if pairs is None else pairs, num_qubits)
     n, t = num_qubits, len(trash)
 
-    masked = ParameterVector("m", num_embedding_parameters(n))
-    original = ParameterVector("o", num_embedding_parameters(n))
+    embed = _embedding_builder(n, embedding_layers)
+    masked = ParameterVector("m", embed.size)
+    original = ParameterVector("o", embed.size)
     weights = ParameterVector("θ", BLOCK_PARAMETERS * len(pairs))
     enc = encoder(n, pairs=pairs, parameters=weights)
 
@@ -145,9 +149,9 @@ def fidelity_circuit(
         regs.append(anc)
     qc = QuantumCircuit(*regs, name=f"qmae_{variant}")
 
-    qc.compose(amplitude_embedding(n, parameters=masked), data, inplace=True)
+    qc.compose(embed(masked), data, inplace=True)
     if ref is not None:
-        qc.compose(amplitude_embedding(n, parameters=original), ref, inplace=True)
+        qc.compose(embed(original), ref, inplace=True)
     qc.compose(enc, data, inplace=True)
     for k, q in enumerate(trash):
         if variant == "paper":
@@ -173,7 +177,7 @@ def fidelity_circuit(
         qc.add_register(creg)
         qc.measure(list(data) + list(ref), creg)
     else:  # compute_uncompute
-        qc.compose(amplitude_embedding(n, parameters=original).inverse(), data, inplace=True)
+        qc.compose(embed(original).inverse(), data, inplace=True)
         creg = ClassicalRegister(n, "c")
         qc.add_register(creg)
         qc.measure(data, creg)
@@ -188,6 +192,7 @@ def reconstruction_circuit(
     trash_qubits: Sequence[int] | None = None,
     latent_qubits: int | None = None,
     pairs: Sequence[Sequence[int]] | None = None,
+    embedding_layers: int | None = None,
 ) -> FidelityCircuit:
     """The reconstruction circuit (``n`` qubits): masked embedding, U, reset the trash, U^dagger,
     measure the data qubits. The image is the square root of the outcome frequencies.
@@ -199,19 +204,39 @@ def reconstruction_circuit(
         raise ValueError(f"num_qubits must be in 2..12, got {num_qubits}")
     trash = resolve_trash_qubits(num_qubits, latent_qubits, trash_qubits)
     pairs = validate_pairs(all_pairs(num_qubits) if pairs is None else pairs, num_qubits)
-    masked = ParameterVector("m", num_embedding_parameters(num_qubits))
+    embed = _embedding_builder(num_qubits, embedding_layers)
+    masked = ParameterVector("m", embed.size)
     weights = ParameterVector("θ", BLOCK_PARAMETERS * len(pairs))
     enc = encoder(num_qubits, pairs=pairs, parameters=weights)
     data = QuantumRegister(num_qubits, "data")
     creg = ClassicalRegister(num_qubits, "c")
     qc = QuantumCircuit(data, creg, name="qmae_reconstruction")
-    qc.compose(amplitude_embedding(num_qubits, parameters=masked), data, inplace=True)
+    qc.compose(embed(masked), data, inplace=True)
     qc.compose(enc, data, inplace=True)
     for q in trash:
         qc.reset(data[q])
     qc.compose(decoder(enc), data, inplace=True)
     qc.measure(data, creg)
     return FidelityCircuit(qc, "reconstruction", masked, ParameterVector("o", 0), weights, num_qubits, trash, None)
+
+
+class _EmbeddingBuilder:
+    """Builds the embedding sub-circuit (exact tree or approximate ladder) for a parameter vector."""
+
+    def __init__(self, num_qubits: int, layers: int | None) -> None:
+        if layers is not None and (not isinstance(layers, int) or layers < 1):
+            raise ValueError(f"embedding_layers must be None (exact) or a positive integer, got {layers!r}")
+        self.num_qubits, self.layers = num_qubits, layers
+        self.size = num_embedding_parameters(num_qubits) if layers is None else (layers + 1) * num_qubits
+
+    def __call__(self, parameters: ParameterVector) -> QuantumCircuit:
+        if self.layers is None:
+            return amplitude_embedding(self.num_qubits, parameters=parameters)
+        return ladder_embedding(self.num_qubits, self.layers, parameters=parameters)
+
+
+def _embedding_builder(num_qubits: int, layers: int | None) -> _EmbeddingBuilder:
+    return _EmbeddingBuilder(num_qubits, layers)
 
 
 def fidelity_from_counts(

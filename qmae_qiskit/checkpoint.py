@@ -119,6 +119,7 @@ def load_model(run_dir: str | os.PathLike, *, engine: str = "exact", expect: str
         trash_qubits=arch["trash_qubits"],
         pairs=arch["pairs"],
         engine=engine,
+        embedding_layers=arch.get("embedding_layers"),
     )
     state = load_checkpoint(run_dir)
     try:

@@ -19,6 +19,7 @@ _TRAIN_OPTIONS = {
     "patch_size": dict(help="patch height x width, e.g. 8x8 (default) or 8x4"),
     "image_size": dict(type=int, help="image side, a power of 2; default 16 (8 qubits)"),
     "latent_qubits": dict(type=int, help="latent qubits k (default n - 1)"),
+    "pairs": dict(choices=("all", "line", "line2"), help="encoder qubit pairs: all (the paper's, default), line or line2 (neighbours on a line, once or twice: no routing on hardware)"),
     "engine": dict(choices=ENGINES, help="exact (batched torch, default) or estimator (EstimatorQNN on Aer)"),
     "epochs": dict(type=int, help="passes over the training images; default 3"),
     "batch_size": dict(type=int, help="images per Adam step (1 = the paper's Algorithm 1); default 32 (best fidelity per minute, docs/batch_size.md)"),
@@ -30,6 +31,8 @@ _TRAIN_OPTIONS = {
     "checkpoint_every": dict(type=int, help="also checkpoint every N steps (default: at epoch ends)"),
     "eval_limit": dict(type=int, help="held-out images scored after each epoch (default 1000; 0 skips)"),
     "device": dict(help="torch device of the exact engine: cpu (default), cuda, cuda:1, ..."),
+    "embedding_layers": dict(type=int, help="train with the approximate ladder embedding hardware runs (L layers of n-1 CNOTs; slow: for fine-tuning)"),
+    "init_from": dict(metavar="RUN_DIR", help="start from a trained run's weights and token (fine-tuning; its architecture is kept)"),
 }
 
 
@@ -52,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", choices=("test", "train"), default="test", help="default test")
     ev.add_argument("--limit", type=int, help="first N images, class-balanced (default: all)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument("--embedding-layers", type=int, metavar="L", help="evaluate with the approximate ladder embedding hardware runs (L layers of n-1 CNOTs)")
     ev.add_argument("--no-accuracy", action="store_true", help="skip the ResNet18 accuracy (the classifier trains once, then is cached)")
 
     rp = sub.add_parser("reproduce", help="re-run the paper's evaluation section (Table 1, Figs. 6-8, REPORT.md)",
@@ -103,7 +107,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_run
 
     out = evaluate_run(args.run_dir, split=args.split, data_dir=args.data_dir, limit=args.limit,
-                       with_accuracy=not args.no_accuracy, progress=not args.json)
+                       with_accuracy=not args.no_accuracy, progress=not args.json, embedding_layers=args.embedding_layers)
     if args.json:
         print(json.dumps(out))
         return 0

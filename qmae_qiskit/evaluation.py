@@ -74,15 +74,20 @@ def evaluate_run(
     limit: int | None = None,
     with_accuracy: bool = True,
     progress: bool = True,
+    embedding_layers: int | None = None,
 ) -> dict[str, Any]:
     """:func:`evaluate_images` for a run directory, with its saved evaluation masks.
 
     The classifier is trained on the run's training source the first time (cached afterwards).
+    ``embedding_layers`` evaluates with the approximate ladder embedding that hardware runs
+    (:mod:`qmae_qiskit.approx_embedding`) instead of the run's own embedding.
     """
     from .checkpoint import load_model
     from .train import data_for_run, saved_evaluation_masks
 
     model = load_model(run_dir)
+    if embedding_layers is not None:
+        model.set_embedding(embedding_layers)
     data = data_for_run(run_dir, split=split, data_dir=data_dir, limit=limit)
     masks = saved_evaluation_masks(run_dir, model, len(data.images))
     classifier = None
@@ -91,5 +96,5 @@ def evaluate_run(
 
         classifier, _ = cached_classifier(data_for_run(run_dir, split="train", data_dir=data_dir), progress=progress)
     out = evaluate_images(model, data.images, masks, labels=data.labels, classifier=classifier)
-    out.update(split=split, source=data.source)
+    out.update(split=split, source=data.source, embedding_layers=model.embedding_layers)
     return out

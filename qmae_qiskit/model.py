@@ -44,6 +44,11 @@ class QMAE(nn.Module):
         seed: seed of the initial weights.
         init_scale: initial weights are uniform in ``[-init_scale, init_scale]``.
         token_init: initial value of every token pixel.
+        embedding_layers: ``None`` (default): the exact amplitude embedding. ``L``: the approximate
+            ladder embedding with ``L * (n - 1)`` CNOTs (:mod:`qmae_qiskit.approx_embedding`),
+            used by :meth:`fidelity`, :meth:`reconstruct` and the circuits alike, so that what is
+            evaluated (or fine-tuned) is what runs on hardware. The fit is not differentiable:
+            with it, only ``theta`` receives gradients (the token stays as trained).
 
     Raises:
         ValueError: an image size that is not a power of 2 in 2..64, an impossible mask ratio or
@@ -66,6 +71,7 @@ class QMAE(nn.Module):
         seed: int | None = None,
         init_scale: float = math.pi,
         token_init: float = 0.1,
+        embedding_layers: int | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(image_size, int) or image_size < 2 or image_size & (image_size - 1) or image_size > 64:
@@ -80,6 +86,10 @@ class QMAE(nn.Module):
         self.pairs = validate_pairs(all_pairs(self.num_qubits) if pairs is None else pairs, self.num_qubits)
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        if embedding_layers is not None and (isinstance(embedding_layers, bool) or not isinstance(embedding_layers, int) or embedding_layers < 1):
+            raise ValueError(f"embedding_layers must be None (exact embedding) or a positive integer, got {embedding_layers!r}")
+        self.embedding_layers = embedding_layers
+        self._fits: dict[tuple[int, str], torch.Tensor] = {}
 
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         size = BLOCK_PARAMETERS * len(self.pairs)
@@ -94,9 +104,31 @@ class QMAE(nn.Module):
     # --- configuration -------------------------------------------------------------------------
 
     def set_engine(self, engine: str, **options: Any) -> QMAE:
-        """Switch the fidelity engine (the parameters stay the same objects). Returns ``self``."""
+        """Switch the fidelity engine (the parameters stay the same objects). Returns ``self``.
+
+        Raises:
+            ValueError: the estimator engine with an approximate embedding (not supported).
+        """
+        if engine != "exact" and getattr(self, "embedding_layers", None) is not None:
+            raise ValueError("the approximate embedding (embedding_layers) runs on the exact engine only; use engine='exact'")
         self._engine = make_engine(engine, self.num_qubits, self.pairs, self.trash_qubits, **options)
         self.engine = engine
+        return self
+
+    def set_embedding(self, layers: int | None) -> QMAE:
+        """Use the exact embedding (``None``) or the approximate ladder with ``layers`` CNOT layers.
+        Returns ``self``.
+
+        Raises:
+            ValueError: ``layers`` not ``None`` or a positive integer, or the estimator engine.
+        """
+        if layers is not None and (isinstance(layers, bool) or not isinstance(layers, int) or layers < 1):
+            raise ValueError(f"embedding_layers must be None (exact embedding) or a positive integer, got {layers!r}")
+        if layers is not None and self.engine != "exact":
+            raise ValueError("the approximate embedding (embedding_layers) runs on the exact engine only; use engine='exact'")
+        self.embedding_layers = layers
+        self._circuits.clear()
+        self._fits.clear()
         return self
 
     def config(self) -> dict[str, Any]:
@@ -108,6 +140,7 @@ class QMAE(nn.Module):
             "mask_ratio": self.mask_ratio,
             "trash_qubits": list(self.trash_qubits),
             "pairs": [list(p) for p in self.pairs],
+            **({"embedding_layers": self.embedding_layers} if self.embedding_layers is not None else {}),
         }
 
     @classmethod
@@ -182,7 +215,34 @@ class QMAE(nn.Module):
         """
         images, mask = self._check(images, mask)
         masked = self.fill(images, mask).flatten(1)  # (B, 2**n)
-        return self._engine.fidelity(self.theta, masked, images.flatten(1))
+        return self._engine.fidelity(self.theta, self.embed(masked), self.embed(images.flatten(1)))
+
+    def embed(self, vectors: torch.Tensor) -> torch.Tensor:
+        """What the embedding prepares for ``(B, 2**n)`` pixel vectors: the vectors themselves
+        (exact embedding; the engine normalizes) or the fitted ladder states (approximate).
+
+        Fits are cached by content, so :meth:`fidelity` and :meth:`reconstruct` of the same
+        images fit once.
+        """
+        if self.embedding_layers is None:
+            return vectors
+        import hashlib
+
+        from .approx_embedding import fit_ladder
+
+        data = vectors.detach().to("cpu", torch.float64).contiguous()
+        key = (self.embedding_layers, hashlib.sha1(data.numpy().tobytes()).hexdigest())
+        if key not in self._fits:
+            if len(self._fits) >= 8:
+                self._fits.pop(next(iter(self._fits)))
+            self._fits[key] = fit_ladder(data, self.embedding_layers).states
+        return self._fits[key].to(vectors.device, vectors.dtype)
+
+    def ladder_angles(self, vectors: torch.Tensor) -> torch.Tensor:
+        """``(B, (L + 1) * n)`` ladder circuit angles for pixel vectors (approximate embedding)."""
+        from .approx_embedding import fit_ladder
+
+        return fit_ladder(vectors.detach().to("cpu", torch.float64), self.embedding_layers).angles.flatten(1)
 
     def loss(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean of ``1 - F`` over the batch (paper Eq. 9)."""
@@ -206,7 +266,7 @@ class QMAE(nn.Module):
         """
         images, mask = self._check(images, mask)
         engine = self._engine if self.engine == "exact" else make_engine("exact", self.num_qubits, self.pairs, self.trash_qubits)
-        probs = engine.reconstruct(self.theta, self.fill(images, mask).flatten(1), postselect=postselect)
+        probs = engine.reconstruct(self.theta, self.embed(self.fill(images, mask).flatten(1)), postselect=postselect)
         return probs.sqrt().reshape(images.shape)
 
     # --- circuits ------------------------------------------------------------------------------
@@ -218,10 +278,13 @@ class QMAE(nn.Module):
             raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS + ('reconstruction',))}")
         key = (variant, measure)
         if key not in self._circuits and variant == "reconstruction":
-            self._circuits[key] = reconstruction_circuit(self.num_qubits, trash_qubits=self.trash_qubits, pairs=self.pairs)
+            self._circuits[key] = reconstruction_circuit(
+                self.num_qubits, trash_qubits=self.trash_qubits, pairs=self.pairs, embedding_layers=self.embedding_layers
+            )
         if key not in self._circuits:
             self._circuits[key] = fidelity_circuit(
-                self.num_qubits, variant=variant, trash_qubits=self.trash_qubits, pairs=self.pairs, measure=measure
+                self.num_qubits, variant=variant, trash_qubits=self.trash_qubits, pairs=self.pairs, measure=measure,
+                embedding_layers=self.embedding_layers,
             )
         return self._circuits[key]
 
@@ -233,9 +296,10 @@ class QMAE(nn.Module):
         """
         images, mask = self._check(images, mask)
         spec = self.template(variant)
+        angles = embedding_angles if self.embedding_layers is None else self.ladder_angles
         with torch.no_grad():
-            masked = embedding_angles(self.fill(images, mask).flatten(1).double())
-            original = embedding_angles(images.flatten(1).double())
+            masked = angles(self.fill(images, mask).flatten(1).double())
+            original = angles(images.flatten(1).double())
             theta = self.theta.detach().double().expand(images.shape[0], -1)
         named = torch.cat([masked, original, theta], dim=1).numpy()
         # columns of `named`: masked angles, original angles, weights (whatever the circuit uses of them)

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from . import checkpoint as ckpt
 from .data import EMBEDDED, ImageSet, load_mnist
 from .engines import ENGINES
+from .circuits.ansatz import named_pairs
 from .circuits.fidelity import resolve_trash_qubits
 from .masking import mask_patches, masks_from_patches, num_masked_patches, parse_patch_size
 from .model import QAE, QMAE
@@ -49,6 +50,8 @@ class TrainConfig:
     Attributes:
         model: ``"qmae"`` (learnable token) or ``"qae"`` (zeros, the baseline).
         image_size, patch_size, mask_ratio, latent_qubits: the architecture.
+        pairs: the encoder's pair set: ``"all"`` (the paper's 28 pairs at n = 8), ``"line"`` or
+            ``"line2"`` (neighbours on a line, once or twice: hardware-friendly, no routing).
         engine: ``"exact"`` or ``"estimator"``.
         epochs, batch_size, lr, schedule: the optimization (Adam; ``"cosine"`` or ``"constant"``).
         seed: seeds the weights, the data order and the masks.
@@ -57,6 +60,11 @@ class TrainConfig:
         checkpoint_every: also checkpoint every this many steps (0: at epoch ends only).
         eval_limit: held-out images scored after each epoch (0 to skip).
         device: torch device of the exact engine (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
+        embedding_layers: train with the approximate ladder embedding hardware runs (``L * (n - 1)``
+            CNOTs; :mod:`qmae_qiskit.approx_embedding`). Each step fits the batch's ladders
+            (seconds per step): meant for fine-tuning a trained run on a few thousand images.
+        init_from: start from this run's weights and token (fine-tuning); the architecture is
+            that run's, and the architecture options here are ignored.
     """
 
     model: str = "qmae"
@@ -64,6 +72,7 @@ class TrainConfig:
     patch_size: str = "8x8"
     mask_ratio: float = 0.25
     latent_qubits: int | None = None
+    pairs: str = "all"
     engine: str = "exact"
     epochs: int = 3
     batch_size: int = 32  # best fidelity per minute (docs/batch_size.md)
@@ -76,6 +85,8 @@ class TrainConfig:
     checkpoint_every: int = 0
     eval_limit: int = 1000
     device: str = "cpu"
+    embedding_layers: int | None = None
+    init_from: str | None = None
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad option."""
@@ -105,17 +116,26 @@ class TrainConfig:
             raise ValueError("--device cuda but torch sees no CUDA GPU here; use --device cpu")
         if device.type != "cpu" and self.engine != "exact":
             raise ValueError(f"--device {self.device} needs --engine exact (the estimator engine runs on Aer)")
+        named_pairs(self.pairs, 2 * (self.image_size.bit_length() - 1))
         if self.latent_qubits is not None:
             resolve_trash_qubits(2 * (self.image_size.bit_length() - 1), self.latent_qubits)
+        if self.embedding_layers is not None and (self.embedding_layers < 1 or self.engine != "exact"):
+            raise ValueError(f"--embedding-layers must be a positive integer and needs --engine exact, got {self.embedding_layers} with {self.engine}")
+        if self.init_from is not None and not (Path(self.init_from) / ckpt.CHECKPOINT).is_file():
+            raise ValueError(f"--init-from {self.init_from} is not a trained run directory (no {ckpt.CHECKPOINT}); give a directory written by qmae train")
 
     def build_model(self) -> QMAE:
-        """A freshly initialized model for these options."""
+        """A freshly initialized model for these options (or the ``init_from`` run's model)."""
+        if self.init_from is not None:
+            return ckpt.load_model(self.init_from, engine=self.engine).set_embedding(self.embedding_layers)
         cls = QMAE if self.model == "qmae" else QAE
         return cls(
+            embedding_layers=self.embedding_layers,
             image_size=self.image_size,
             patch_size=self.patch_size,
             mask_ratio=self.mask_ratio,
             latent_qubits=self.latent_qubits,
+            pairs=named_pairs(self.pairs, 2 * (self.image_size.bit_length() - 1)),
             engine=self.engine,
             seed=self.seed,
         )
@@ -368,6 +388,10 @@ def train(config: TrainConfig | None = None, *, out: str | os.PathLike, progress
     """
     config = dataclasses.replace(config or TrainConfig(), **options)
     config.validate()
+    if config.init_from is not None:  # fine-tuning keeps the starting run's architecture and data size
+        base = ckpt.load_config(config.init_from)
+        kept = {k: base["options"][k] for k in ("model", "image_size", "patch_size", "mask_ratio", "latent_qubits", "pairs") if k in base["options"]}
+        config = dataclasses.replace(config, **kept)
     run_dir = Path(out)
     if (run_dir / ckpt.CONFIG).exists():
         raise ValueError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
