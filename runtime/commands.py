@@ -20,6 +20,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--backend", required=True, help="aer, a fake device (fake_fez, ...) or a real one (ibm_fez, ...)")
     c.add_argument("--variant", action="append", choices=HARDWARE_VARIANTS, help="repeatable; default paper, reset, destructive")
     c.add_argument("--optimization-level", type=int, default=3, choices=(0, 1, 2, 3))
+    c.add_argument("--embedding-layers", type=int, metavar="L", help="approximate ladder embedding with L layers (default: exact)")
     c.add_argument("--draw", metavar="PATH", help="also write a drawing of the first variant's ISA circuit (PNG, or .txt for text)")
     c.add_argument("--json", action="store_true", help="print JSON")
 
@@ -29,10 +30,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--backend", required=True, help="aer, a fake device (fake_fez, ...) or a real one (ibm_fez, ...)")
     s.add_argument("--images", type=int, default=4, help="first N test images (default 4)")
     s.add_argument("--shots", type=int, default=4096, help="shots per image (default 4096)")
-    s.add_argument("--variant", choices=("paper", "reset", "destructive", "compute_uncompute"), default="reset", help="fidelity circuit (default reset)")
+    s.add_argument("--variant", choices=("paper", "reset", "destructive", "compute_uncompute"), default=None, help="fidelity circuit (default reset; compute_uncompute with --profile best)")
     s.add_argument("--reconstruct", action="store_true", help="sample the reconstruction circuit instead (8 data qubits measured)")
     s.add_argument("--dd", action="store_true", help="dynamical decoupling (real hardware)")
-    s.add_argument("--twirling", action="store_true", help="Pauli twirling of gates and measurements")
+    s.add_argument("--twirling", action="store_true", default=None, help="Pauli twirling of gates and measurements")
+    s.add_argument("--embedding-layers", type=int, metavar="L", help="approximate ladder embedding with L layers of n-1 CNOTs (default: the exact embedding)")
+    s.add_argument("--readout-mitigation", action="store_true", default=None, help="correct the counts with an mthree readout calibration (same Batch)")
+    s.add_argument("--zne", metavar="SCALES", help="zero-noise extrapolation by folding two-qubit gates at these odd scales, e.g. 1,3")
+    s.add_argument("--extrapolation", choices=("exponential", "linear"), default="exponential", help="ZNE fit (default exponential)")
+    s.add_argument("--cdr", type=int, metavar="N", help="learned mitigation: N training circuits (train-split images) in the same PUB fit a line from estimate to exact value")
+    s.add_argument("--cdr-target", choices=("ran", "full"), help="CDR regression target: exact values of the circuits that ran (default) or of the full embedding")
+    s.add_argument("--profile", choices=("best",), help="the configuration measured best in docs/hardware.md (explicit flags override it)")
     s.add_argument("--optimization-level", type=int, default=3)
     s.add_argument("--seed", type=int, default=0, help="simulator seed in local mode")
     s.add_argument("--data-dir", help="MNIST directory (default: the source the run trained on)")
@@ -69,7 +77,7 @@ def _circuit(args: argparse.Namespace) -> int:
     from .backends import get_backend
     from .transpile import as_dicts, isa_circuit, report_table, transpile_report
 
-    model = load_model(args.run_dir)
+    model = load_model(args.run_dir).set_embedding(args.embedding_layers)
     backend = get_backend(args.backend)
     variants = tuple(args.variant or ("paper", "reset", "destructive"))
     rows = transpile_report(model, backend, variants, optimization_level=args.optimization_level)
@@ -89,7 +97,9 @@ def _submit(args: argparse.Namespace) -> int:
 
     record = submit(args.run_dir, backend=args.backend, images=args.images, shots=args.shots, variant=args.variant,
                     reconstruct=args.reconstruct, dynamical_decoupling=args.dd, twirling=args.twirling,
-                    optimization_level=args.optimization_level, seed=args.seed, data_dir=args.data_dir, wait=not args.no_wait)
+                    optimization_level=args.optimization_level, seed=args.seed, data_dir=args.data_dir,
+                    embedding_layers=args.embedding_layers, readout_mitigation=args.readout_mitigation, zne=args.zne,
+                    extrapolation=args.extrapolation, cdr=args.cdr, cdr_target=args.cdr_target, profile=args.profile, wait=not args.no_wait)
     note = None
     if record.local and (args.dd or args.twirling):
         note = "local testing mode: dynamical decoupling has no effect (no idle-time noise is simulated); options are recorded as given"
@@ -128,6 +138,10 @@ def _print_result(result) -> None:
         err = f" ± {row['stderr']:.4f}" if row["stderr"] is not None else ""
         label = "fidelity" if result.record.variant != "reconstruction" else "distribution fidelity with the exact reconstruction"
         exact = f"  (exact {row['exact']:.4f})" if result.record.variant != "reconstruction" else ""
+        if row.get("raw") is not None and abs(row["raw"] - row["fidelity"]) > 0:
+            exact = f"  (unmitigated {row['raw']:.4f}){exact}"
+        if row.get("exact_embedded") is not None:
+            exact += f"  (exact with the approximate embedding {row['exact_embedded']:.4f})"
         print(f"  image {row['index']:>5}: {label} {row['fidelity']:.4f}{err}{exact}")
     print(f"  mean {result.mean_fidelity:.4f} ± {result.mean_stderr:.4f}; exact simulator {result.mean_exact:.4f}")
     if result.png:

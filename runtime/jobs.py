@@ -19,6 +19,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ from ..circuits.fidelity import fidelity_from_counts
 from .backends import BackendError, get_backend, is_local, runtime_service
 from .transpile import isa_circuit
 
-__all__ = ["JobRecord", "JobError", "FetchResult", "jobs_dir", "submit", "list_jobs", "fetch", "load_record"]
+__all__ = ["JobRecord", "JobError", "FetchResult", "PROFILES", "jobs_dir", "submit", "list_jobs", "fetch", "rescore", "load_record"]
 
 ENV_JOBS_DIR = "QMAE_JOBS_DIR"
 
@@ -54,7 +55,14 @@ class JobRecord:
         masks: masked patch indices per image.
         shots: shots per image.
         options: sampler and transpiler options (dd, twirling, optimization level, seed).
-        exact: the exact simulator's value per image (fidelity, or the pixel probabilities).
+        exact: the exact simulator's value per image (fidelity, or the pixel probabilities) under
+            the model's *full* embedding: the number the user wants.
+        exact_embedded: the exact value under the approximate embedding that actually ran
+            (``None`` with the exact embedding): separates approximation error from noise.
+        training_indices, training_masks, training_exact: learned mitigation (``--cdr``): training
+            images (train split), their masks, and the exact values of the circuit that ran.
+        training_exact_full: the training circuits' exact values under the full embedding (the
+            regression target with ``cdr_target="full"``).
         status: ``submitting``, ``submitted``, ``done``, ``failed`` or ``cancelled``.
         error: the failure, if any.
         created: ISO time of submission.
@@ -74,6 +82,11 @@ class JobRecord:
     exact: list[Any]
     num_qubits: int
     data_dir: str | None = None
+    exact_embedded: list[Any] | None = None
+    training_indices: list[int] | None = None
+    training_masks: list[list[int]] | None = None
+    training_exact: list[float] | None = None
+    training_exact_full: list[float] | None = None
     job_id: str | None = None
     status: str = "submitting"
     error: str | None = None
@@ -86,7 +99,8 @@ class FetchResult:
 
     Attributes:
         record: the job record.
-        images: per image ``{"index", "fidelity", "stderr", "exact"}`` (fidelity jobs) or
+        images: per image ``{"index", "fidelity", "stderr", "exact", "raw", "exact_embedded"}``
+            (fidelity jobs; ``raw`` is the unmitigated estimate) or
             ``{"index", "fidelity", "exact": 1.0, ...}`` where fidelity is the classical fidelity of
             the measured pixel distribution with the exact one (reconstruction jobs).
         mean_fidelity, mean_stderr, mean_exact: averages over the images.
@@ -168,9 +182,25 @@ def _images_and_masks(record: JobRecord, model) -> tuple[torch.Tensor, torch.Ten
     return data.images[record.indices], masks_from_patches(torch.tensor(record.masks), model.image_size, model.patch_size)
 
 
+def _data_for(record: JobRecord, split: str):
+    from ..train import data_for_run
+
+    return data_for_run(record.run_dir, split=split, data_dir=record.data_dir).images
+
+
+def _training_images_and_masks(record: JobRecord, model) -> tuple[torch.Tensor, torch.Tensor]:
+    from ..masking import masks_from_patches
+    from ..train import data_for_run
+
+    data = data_for_run(record.run_dir, split="train", data_dir=record.data_dir)
+    return data.images[record.training_indices], masks_from_patches(torch.tensor(record.training_masks), model.image_size, model.patch_size)
+
+
 def _pub(record: JobRecord, model, isa) -> tuple[Any, np.ndarray]:
     images, masks = _images_and_masks(record, model)
     values = model.parameter_values(images, masks, record.variant)
+    if record.training_indices:  # learned mitigation: training circuits ride in the same PUB, after the images
+        values = np.vstack([values, model.parameter_values(*_training_images_and_masks(record, model), record.variant)])
     logical = [p.name for p in model.template(record.variant).circuit.parameters]
     column = {name: k for k, name in enumerate(logical)}
     order = [column[p.name] for p in isa.parameters]  # bind by name: the ISA circuit may order them otherwise
@@ -191,14 +221,43 @@ def _sampler(backend, batch, record: JobRecord):
     return sampler
 
 
+def _model_for(record: JobRecord):
+    """The record's model, with the embedding that ran."""
+    return load_model(record.run_dir).set_embedding(record.options.get("embedding_layers"))
+
+
+def _scales(record: JobRecord) -> tuple[int, ...]:
+    return tuple(record.options.get("zne") or (1,))
+
+
+def _calibration_path(record: JobRecord) -> Path:
+    return jobs_dir() / f"{record.record_id}.m3.json"
+
+
 def _run(record: JobRecord, model, backend):
-    """Submit the record's PUB; returns the provider's job."""
+    """Submit the record's PUBs (one per ZNE scale) and, with readout mitigation, mthree's
+    calibration in the same Batch; returns the provider's job."""
     from qiskit_ibm_runtime import Batch
 
+    from .mitigation import ReadoutCalibration, fold_two_qubit_gates, measured_qubits
+
     isa = isa_circuit(model, backend, record.variant, optimization_level=record.options.get("optimization_level", 3))
-    pub, _ = _pub(record, model, isa)
+    (_, values), _ = _pub(record, model, isa)
+    pubs = [(fold_two_qubit_gates(isa, scale), values) for scale in _scales(record)]
     with Batch(backend=backend) as batch:
-        return _sampler(backend, batch, record).run([pub])
+        job = _sampler(backend, batch, record).run(pubs)
+        if record.options.get("readout_mitigation") and not _calibration_path(record).is_file():
+            ReadoutCalibration.calibrate(backend, measured_qubits(isa), _calibration_path(record), shots=record.shots,
+                                         mode=None if record.local else batch)
+        return job
+
+
+PROFILES: dict[str, dict[str, Any]] = {
+    # chosen from the measured table in docs/hardware.md (benchmarks/hardware.py)
+    # (line encoder run, 266 two-qubit gates on FakeFez, mean absolute error 0.03); ZNE added nothing on top of CDR
+    "best": {"variant": "compute_uncompute", "embedding_layers": 16, "readout_mitigation": True, "zne": None, "cdr": 16,
+             "cdr_target": "full", "twirling": False},
+}
 
 
 def submit(
@@ -207,19 +266,51 @@ def submit(
     backend: str,
     images: int = 4,
     shots: int = 4096,
-    variant: str = "reset",
+    variant: str | None = None,
     reconstruct: bool = False,
     dynamical_decoupling: bool = False,
-    twirling: bool = False,
+    twirling: bool | None = None,
     optimization_level: int = 3,
     seed: int | None = 0,
     data_dir: str | None = None,
+    embedding_layers: int | None = None,
+    readout_mitigation: bool | None = None,
+    zne: str | Sequence[int] | None = None,
+    extrapolation: str = "exponential",
+    cdr: int | None = None,
+    cdr_target: str | None = None,
+    profile: str | None = None,
     wait: bool = True,
 ) -> JobRecord:
     """Submit inference on the first ``images`` test images of a trained run.
 
     The record is written before the job is submitted and again, with the job id, before waiting
     for the result. With ``wait`` the counts are fetched and saved too.
+
+    Args:
+        run_dir: a trained run.
+        backend: ``aer``, a fake device (``fake_fez``) or a real one (``ibm_fez``).
+        images, shots: the first ``images`` test images, ``shots`` each.
+        variant: fidelity circuit (default ``"reset"``; ``--profile`` may choose another).
+        reconstruct: sample the reconstruction circuit instead.
+        dynamical_decoupling, twirling: runtime Sampler options.
+        optimization_level, seed: transpiler level; simulator seed in local mode.
+        data_dir: MNIST directory (default: the run's source).
+        embedding_layers: the approximate ladder embedding with this many CNOT layers
+            (default: the run's own, which is the exact embedding unless it was fine-tuned with one).
+        readout_mitigation: correct the counts with an mthree calibration.
+        zne: noise scales for zero-noise extrapolation by gate folding, e.g. ``"1,3"``.
+        extrapolation: ``"exponential"`` or ``"linear"``.
+        cdr: learned mitigation in the manner of Clifford data regression (Czarnik et al., 2021):
+            ``cdr`` training circuits, the same circuit bound to training-split images, run in
+            the same PUB; their exact values (classically simulable at this size, which is what
+            CDR's near-Clifford circuits buy at scale) fit a linear map from the (otherwise
+            mitigated) hardware estimate to the ideal one, applied to the test images.
+        cdr_target: regress onto the exact values of the circuits that ran (``"ran"``, standard
+            CDR) or onto their full-embedding values (``"full"``: the map then also absorbs the
+            approximate embedding's average bias).
+        profile: a named configuration (:data:`PROFILES`; ``"best"`` is the measured best on
+            FakeFez); explicit arguments override it.
 
     Raises:
         ValueError: bad arguments, or a circuit wider than the backend.
@@ -228,13 +319,40 @@ def submit(
     """
     from ..masking import mask_patches
     from ..train import saved_evaluation_masks
+    from .mitigation import EXTRAPOLATIONS, parse_scales
 
+    if profile is not None:
+        if profile not in PROFILES:
+            raise ValueError(f"unknown --profile {profile!r}; choose one of {', '.join(PROFILES)}")
+        chosen = PROFILES[profile]
+        variant = chosen["variant"] if variant is None else variant
+        embedding_layers = chosen["embedding_layers"] if embedding_layers is None else embedding_layers
+        readout_mitigation = chosen["readout_mitigation"] if readout_mitigation is None else readout_mitigation
+        zne = chosen["zne"] if zne is None else zne
+        twirling = chosen["twirling"] if twirling is None else twirling
+        cdr = chosen.get("cdr") if cdr is None else cdr
+        cdr_target = chosen.get("cdr_target") if cdr_target is None else cdr_target
+    variant = "reset" if variant is None else variant
     if images < 1 or shots < 1:
         raise ValueError(f"--images and --shots must be positive, got {images} and {shots}")
     if optimization_level not in (0, 1, 2, 3):
         raise ValueError(f"--optimization-level must be 0..3, got {optimization_level}")
+    scales = parse_scales(zne) if zne is not None else None
+    if extrapolation not in EXTRAPOLATIONS:
+        raise ValueError(f"--extrapolation must be one of {', '.join(EXTRAPOLATIONS)}, got {extrapolation!r}")
+    if reconstruct and (scales or cdr):
+        raise ValueError("--zne and --cdr apply to fidelity circuits; drop them with --reconstruct")
+    cdr_target = "ran" if cdr_target is None else cdr_target
+    if cdr_target not in ("ran", "full"):
+        raise ValueError(f"--cdr-target must be 'ran' or 'full', got {cdr_target!r}")
+    if cdr is not None and cdr < 3:
+        raise ValueError(f"--cdr needs at least 3 training circuits to fit a line, got {cdr}")
     run_dir = Path(run_dir).resolve()
     model = load_model(run_dir)
+    if embedding_layers is None:
+        embedding_layers = model.embedding_layers  # a run fine-tuned with the ladder runs it
+    model.set_embedding(embedding_layers)  # validates it
+    model.set_embedding(None)
     the_backend = get_backend(backend)
     variant = "reconstruction" if reconstruct else variant
     masks = saved_evaluation_masks(run_dir, model, images)
@@ -243,15 +361,33 @@ def submit(
         backend=backend, local=is_local(the_backend), variant=variant, run_dir=str(run_dir),
         checkpoint_sha256=_sha256(run_dir / CHECKPOINT), split="test", indices=list(range(images)),
         masks=mask_patches(masks, model.patch_size).tolist(), shots=shots, num_qubits=model.num_qubits, data_dir=data_dir,
-        options={"dynamical_decoupling": dynamical_decoupling, "twirling": twirling, "optimization_level": optimization_level, "seed": seed},
+        options={"dynamical_decoupling": dynamical_decoupling, "twirling": bool(twirling), "optimization_level": optimization_level,
+                 "seed": seed, "embedding_layers": embedding_layers, "readout_mitigation": bool(readout_mitigation),
+                 "zne": list(scales) if scales else None, "extrapolation": extrapolation, "cdr": cdr, "cdr_target": cdr_target, "profile": profile},
         exact=[],
     )
     imgs, msks = _images_and_masks(record, model)
     if len(imgs) < images:
         raise ValueError(f"--images {images} but the test split has {len(imgs)}")
-    with torch.no_grad():
-        record.exact = (model.fidelity(imgs, msks).tolist() if variant != "reconstruction"
-                        else model.reconstruct(imgs, msks).square().flatten(1).tolist())
+
+    def exact_values() -> list[Any]:
+        with torch.no_grad():
+            return (model.fidelity(imgs, msks).tolist() if variant != "reconstruction"
+                    else model.reconstruct(imgs, msks).square().flatten(1).tolist())
+
+    record.exact = exact_values()  # the full embedding: what the user wants to know
+    if embedding_layers is not None:
+        model.set_embedding(embedding_layers)
+        record.exact_embedded = exact_values()
+    if cdr:
+        generator = torch.Generator().manual_seed(0 if seed is None else seed)
+        record.training_indices = torch.randperm(len(_data_for(record, "train")), generator=generator)[:cdr].tolist()
+        record.training_masks = mask_patches(model.random_mask(cdr, generator=generator), model.patch_size).tolist()
+        with torch.no_grad():
+            training = _training_images_and_masks(record, model)
+            record.training_exact = model.fidelity(*training).tolist()  # of the circuit that runs
+            record.training_exact_full = model.set_embedding(None).fidelity(*training).tolist()
+            model.set_embedding(embedding_layers)
     _save(record)  # before anything can fail remotely: `fetch` can always complete it
     job = _run(record, model, the_backend)
     record.job_id, record.status = job.job_id(), "submitted"
@@ -274,10 +410,15 @@ def _complete(record: JobRecord, job) -> None:
         record.status, record.error = status, f"{type(exc).__name__}: {exc}"
         _save(record)
         raise JobError(f"job {record.job_id} {status}: {exc}") from None
-    data = result[0].data
-    bits = data["c"] if "c" in data else next(iter(data.values()))
-    counts = [bits.get_counts(i) for i in range(len(record.indices))]
-    write_json(_counts_path(record), {"job_id": record.job_id, "counts": counts})
+    by_scale = []
+    for pub_result in result:
+        data = pub_result.data
+        bits = data["c"] if "c" in data else next(iter(data.values()))
+        by_scale.append([bits.get_counts(i) for i in range(len(record.indices) + len(record.training_indices or []))])
+    payload: dict[str, Any] = {"job_id": record.job_id, "counts": by_scale[0]}
+    if len(by_scale) > 1:
+        payload["counts_by_scale"] = {str(s): c for s, c in zip(_scales(record), by_scale)}
+    write_json(_counts_path(record), payload)
     record.status = "done"
     _save(record)
 
@@ -323,7 +464,7 @@ def fetch(job_or_record_id: str, *, png: str | os.PathLike | None = None) -> Fet
         raise JobError(f"job {record.job_id or record.record_id} {record.status}: {record.error}")
     if not _counts_path(record).is_file():
         if record.local:  # nothing to look up: run the recorded, seeded PUB again
-            model = load_model(record.run_dir)
+            model = _model_for(record)
             job = _run(record, model, get_backend(record.backend))
             record.job_id = record.job_id or job.job_id()
         else:
@@ -331,16 +472,104 @@ def fetch(job_or_record_id: str, *, png: str | os.PathLike | None = None) -> Fet
             record.job_id = job.job_id()
         _save(record)
         _complete(record, job)
-    counts = json.loads(_counts_path(record).read_text())["counts"]
-    return _score(record, counts, png)
+    saved = json.loads(_counts_path(record).read_text())
+    by_scale = saved.get("counts_by_scale") or {"1": saved["counts"]}
+    return _score(record, {int(k): v for k, v in by_scale.items()}, png)
 
 
-def _score(record: JobRecord, counts: list[dict[str, int]], png: str | os.PathLike | None) -> FetchResult:
+def rescore(job_or_record_id: str, *, readout_mitigation: bool = True, zne: bool = True, cdr: bool = True, cdr_target: str | None = None) -> FetchResult:
+    """Score a finished job again with a subset of the mitigation it recorded (no new run), to
+    see what each technique contributes.
+
+    Raises:
+        JobError: unknown or unfinished job.
+    """
+    import copy
+
+    record = copy.deepcopy(load_record(job_or_record_id))
+    if not _counts_path(record).is_file():
+        raise JobError(f"job {job_or_record_id} has no counts yet; `qmae fetch {job_or_record_id}` first")
+    saved = json.loads(_counts_path(record).read_text())
+    by_scale = {int(k): v for k, v in (saved.get("counts_by_scale") or {"1": saved["counts"]}).items()}
+    record.options["readout_mitigation"] = bool(record.options.get("readout_mitigation")) and readout_mitigation
+    if not zne:
+        by_scale = {1: by_scale[1]}
+    if not cdr:
+        record.training_indices = None
+    if cdr_target is not None:
+        record.options["cdr_target"] = cdr_target
+    if record.options.get("cdr_target") == "full" and record.training_indices and record.training_exact_full is None:
+        model = load_model(record.run_dir)  # a record from before this field: compute it once, keep it
+        with torch.no_grad():
+            record.training_exact_full = model.fidelity(*_training_images_and_masks(record, model)).tolist()
+        stored = load_record(job_or_record_id)
+        stored.training_exact_full = record.training_exact_full
+        _save(stored)
+    return _score(record, by_scale, None)
+
+
+def _mitigated(record: JobRecord, counts: dict[str, int]) -> tuple[float, float]:
+    """Fidelity and standard error from one image's counts, readout-corrected if recorded."""
+    f, err = fidelity_from_counts(counts, variant=record.variant, num_qubits=record.num_qubits)
+    if not record.options.get("readout_mitigation"):
+        return f, err
+    calibration, qubits = _calibration(record)
+    quasi, overhead = calibration.correct(counts, qubits)
+    f_mit, _ = fidelity_from_counts(quasi, variant=record.variant, num_qubits=record.num_qubits)
+    return f_mit, err * float(np.sqrt(max(overhead, 1.0)))
+
+
+_CALIBRATIONS: dict[str, Any] = {}
+
+
+def _calibration(record: JobRecord):
+    from .mitigation import ReadoutCalibration, measured_qubits
+
+    if record.record_id not in _CALIBRATIONS:
+        model = _model_for(record)
+        backend = get_backend(record.backend)
+        isa = isa_circuit(model, backend, record.variant, optimization_level=record.options.get("optimization_level", 3))
+        path = _calibration_path(record)
+        if not path.is_file():  # e.g. a record copied from another machine without its calibration
+            with_batch = None
+            ReadoutCalibration.calibrate(backend, measured_qubits(isa), path, shots=record.shots, mode=with_batch)
+        _CALIBRATIONS[record.record_id] = (ReadoutCalibration(path), measured_qubits(isa))
+    return _CALIBRATIONS[record.record_id]
+
+
+def _learned_map(record: JobRecord, training: list[tuple[float, float]], estimates: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """CDR-style: fit ``exact = a * estimate + b`` on the training circuits, apply it."""
+    x = np.array([v for v, _ in training])
+    full = record.options.get("cdr_target") == "full" and record.training_exact_full is not None
+    y = np.array(record.training_exact_full if full else record.training_exact)
+    a, b = np.polyfit(x, y, 1)
+    residual = float(np.std(y - (a * x + b), ddof=2)) if len(x) > 2 else 0.0
+    return [(float(a * v + b), float(np.hypot(a * e, residual))) for v, e in estimates]
+
+
+def _score(record: JobRecord, by_scale: dict[int, list[dict[str, int]]], png: str | os.PathLike | None) -> FetchResult:
+    from .mitigation import extrapolate
+
     rows = []
+    counts = by_scale[1]
     if record.variant != "reconstruction":
-        for index, c, exact in zip(record.indices, counts, record.exact):
-            f, err = fidelity_from_counts(c, variant=record.variant, num_qubits=record.num_qubits)
-            rows.append({"index": index, "fidelity": f, "stderr": err, "exact": exact})
+        embedded = record.exact_embedded or [None] * len(record.indices)
+
+        def estimate(i: int) -> tuple[float, float]:  # readout-corrected, then extrapolated to zero noise
+            if len(by_scale) == 1:
+                return _mitigated(record, counts[i])
+            scales = sorted(by_scale)
+            per_scale = [_mitigated(record, by_scale[s][i]) for s in scales]
+            return extrapolate(scales, [v for v, _ in per_scale], [e for _, e in per_scale],
+                               method=record.options.get("extrapolation", "exponential"))
+
+        estimates = [estimate(i) for i in range(len(record.indices))]
+        if record.training_indices:
+            estimates = _learned_map(record, [estimate(len(record.indices) + k) for k in range(len(record.training_indices))], estimates)
+        for i, (index, exact) in enumerate(zip(record.indices, record.exact)):
+            raw, _ = fidelity_from_counts(counts[i], variant=record.variant, num_qubits=record.num_qubits)
+            f, err = estimates[i]
+            rows.append({"index": index, "fidelity": f, "stderr": err, "exact": exact, "raw": raw, "exact_embedded": embedded[i]})
         figure = None
     else:
         recon = []
@@ -353,7 +582,7 @@ def _score(record: JobRecord, counts: list[dict[str, int]], png: str | os.PathLi
             recon.append(np.sqrt(p))
             rows.append({"index": index, "fidelity": float(np.sqrt(p * q).sum() ** 2), "stderr": None, "exact": 1.0})
         figure = str(png or jobs_dir() / f"{record.record_id}.png")
-        model = load_model(record.run_dir)
+        model = _model_for(record)
         originals, masks = _images_and_masks(record, model)
         _plot(record, np.stack(recon), np.sqrt(np.asarray(record.exact)), originals.numpy(), figure)
     fids = [r["fidelity"] for r in rows]

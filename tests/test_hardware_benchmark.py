@@ -1,0 +1,23 @@
+"""``benchmarks/hardware.py --quick`` (one small local-mode job) writes a well-formed table."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "mnist"
+
+
+def test_quick_hardware_table_is_well_formed(tmp_path):
+    out = tmp_path / "hw"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "hardware.py"), "--out", str(out), "--quick", "--data-dir", str(SHARED)],
+                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads((out / "hardware.json").read_text())["rows"]
+    names = {r["mitigation"] for r in rows}
+    assert {"none", "readout", "readout+zne", "readout+cdr", "readout+cdr(full)"} <= names
+    for r in rows:
+        assert 0 < r["two_qubit_gates_base"] and 0 <= r["mae"] <= 1 and 0 <= r["exact"] <= 1 and "correlation" in r
+    assert (out / "hardware.md").read_text().count("\n") == len(rows) + 2
+    assert (out / "hardware.png").stat().st_size > 1000
