@@ -63,6 +63,7 @@ def main() -> None:
     from qmae_qiskit.runtime.transpile import transpile_report
 
     if args.retable:
+        os.environ["QMAE_JOBS_DIR"] = str(out / "jobs")
         return retable(out)
     jobs = QUICK_JOBS if args.quick else FULL_JOBS
     images = 2 if args.quick else args.images
@@ -96,6 +97,17 @@ def main() -> None:
     (out / "hardware.json").write_text(json.dumps({"rows": rows, "images": images, "shots": shots, "cdr": cdr}, indent=1))
     (out / "hardware.md").write_text(table(rows))
     plot(rows, out / "hardware.png")
+    _relative_run_dirs(Path(os.environ["QMAE_JOBS_DIR"]))
+
+
+def _relative_run_dirs(jobs: Path) -> None:
+    """Records name their run by a path relative to the repository, so --retable works in any clone."""
+    for path in jobs.glob("*.json"):
+        if path.name.endswith((".result.json", ".m3.json")):
+            continue
+        record = json.loads(path.read_text())
+        record["run_dir"] = os.path.relpath(record["run_dir"], Path.cwd())
+        path.write_text(json.dumps(record, indent=1))
 
 
 def retable(out: Path) -> None:
@@ -109,7 +121,8 @@ def retable(out: Path) -> None:
             has_zne = any(r["mitigation"].startswith("readout+zne") for r in saved["rows"] if r["record_id"] == record_id)
             if (record_id, name) not in done and (has_zne or not options["zne"]):
                 saved["rows"].append(dict(template, mitigation=name, two_qubit_gates=template["two_qubit_gates_base"] * (3 if options["zne"] else 1)))
-    saved["rows"].sort(key=lambda r: (r["backend"], r["run"], r["embedding"], list(MITIGATIONS).index(r["mitigation"])))
+    layers = lambda r: 0 if r["embedding"] == "exact" else int(r["embedding"].split("=")[1])  # noqa: E731
+    saved["rows"].sort(key=lambda r: (r["backend"], r["run"], layers(r), list(MITIGATIONS).index(r["mitigation"])))
     for row in saved["rows"]:
         result = rescore(row["record_id"], **MITIGATIONS[row["mitigation"]])
         est = np.array([r["fidelity"] for r in result.images])
