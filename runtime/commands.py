@@ -100,9 +100,17 @@ def _submit(args: argparse.Namespace) -> int:
                     optimization_level=args.optimization_level, seed=args.seed, data_dir=args.data_dir,
                     embedding_layers=args.embedding_layers, readout_mitigation=args.readout_mitigation, zne=args.zne,
                     extrapolation=args.extrapolation, cdr=args.cdr, cdr_target=args.cdr_target, profile=args.profile, wait=not args.no_wait)
-    note = None
+    notes = []
     if record.local and (args.dd or args.twirling):
-        note = "local testing mode: dynamical decoupling has no effect (no idle-time noise is simulated); options are recorded as given"
+        notes.append("local testing mode: dynamical decoupling has no effect (no idle-time noise is simulated); options are recorded as given")
+    if args.profile == "best":
+        from ..checkpoint import load_config
+
+        pairs = [tuple(p) for p in load_config(args.run_dir)["architecture"]["pairs"]]
+        if any(j != i + 1 for i, j in pairs):
+            notes.append(f"--profile best was measured on a line-encoder run (qmae train --pairs line); this run's encoder has {len(pairs)} pairs "
+                         "that need routing: expect more two-qubit gates and a larger error (docs/hardware.md)")
+    note = "; ".join(notes) or None
     if args.json:
         out = {"job_id": record.job_id, "record_id": record.record_id, "backend": record.backend, "status": record.status, "local": record.local}
         if note:

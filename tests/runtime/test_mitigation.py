@@ -81,3 +81,19 @@ def test_profile_best_and_its_errors(run4, tmp_path, monkeypatch):
         submit(run4, backend="aer", cdr=2)
     record = submit(run4, backend="aer", images=2, shots=500, profile="best", embedding_layers=2, zne="1,3", cdr=4)
     assert record.variant == "compute_uncompute" and record.options["profile"] == "best" and record.options["readout_mitigation"]
+
+
+def test_profile_best_on_an_all_pairs_run_says_what_to_expect(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("QMAE_JOBS_DIR", str(tmp_path / "jobs"))
+    run = tmp_path / "all"
+    train(out=run, image_size=4, patch_size="2x2", epochs=1, limit=64, eval_limit=0, progress=False)
+    done = subprocess.run([sys.executable, "-m", "qmae_qiskit.cli", "submit", str(run), "--backend", "aer", "--images", "1", "--shots", "100",
+                           "--profile", "best", "--embedding-layers", "2", "--cdr", "3", "--json"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["status"] == "done" and "--pairs line" in out["note"]
+    record = load_record(out["record_id"])
+    assert record.variant == "compute_uncompute" and record.options["cdr_target"] == "full" and record.options["zne"] is None
