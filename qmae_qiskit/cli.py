@@ -32,6 +32,7 @@ _TRAIN_OPTIONS = {
     "eval_limit": dict(type=int, help="held-out images scored after each epoch (default 1000; 0 skips)"),
     "device": dict(help="torch device of the exact engine: cpu (default), cuda, cuda:1, ..."),
     "embedding_layers": dict(type=int, help="train with the approximate ladder embedding hardware runs (L layers of n-1 CNOTs; slow: for fine-tuning)"),
+    "trash_weight": dict(type=float, help="add this weight times mean(1 - P(trash = 0)) to the paper's loss (Romero et al.'s compression term; default 0 = the paper's loss)"),
     "init_from": dict(metavar="RUN_DIR", help="start from a trained run's weights and token (fine-tuning; its architecture is kept)"),
 }
 

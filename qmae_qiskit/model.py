@@ -244,9 +244,37 @@ class QMAE(nn.Module):
 
         return fit_ladder(vectors.detach().to("cpu", torch.float64), self.embedding_layers).angles.flatten(1)
 
-    def loss(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Mean of ``1 - F`` over the batch (paper Eq. 9)."""
-        return (1.0 - self.fidelity(images, mask)).mean()
+    def loss(self, images: torch.Tensor, mask: torch.Tensor, *, trash_weight: float = 0.0) -> torch.Tensor:
+        """Mean of ``1 - F`` over the batch (paper Eq. 9), plus ``trash_weight`` times the mean
+        of ``1 - P(trash = 0)`` (see :meth:`forward_loss`)."""
+        return self.forward_loss(images, mask, trash_weight=trash_weight)[0]
+
+    def forward_loss(self, images: torch.Tensor, mask: torch.Tensor, *, trash_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training loss and the batch's fidelities.
+
+        ``trash_weight = 0`` is the paper's loss, ``mean(1 - F)``. A positive weight adds
+        ``trash_weight * mean(1 - P(trash = 0))``, the probability that the encoder leaves the trash
+        qubits in ``|0>`` (the compression objective of Romero et al.'s quantum autoencoder, not in
+        the QMAE paper): it pushes the information into the latent qubits, so the reset discards
+        less and the reconstruction carries less of the trash = 1 "ghost".
+
+        Returns:
+            ``(loss, F)``: a scalar and ``(B,)``.
+
+        Raises:
+            ValueError: a negative weight, or a positive one on an engine other than exact.
+        """
+        if trash_weight < 0 or not math.isfinite(trash_weight):
+            raise ValueError(f"trash_weight must be a finite number >= 0, got {trash_weight}")
+        if trash_weight == 0:
+            fid = self.fidelity(images, mask)
+            return (1.0 - fid).mean(), fid
+        if self.engine != "exact":
+            raise ValueError("trash_weight > 0 needs the exact engine (the estimator engine measures F only)")
+        images, mask = self._check(images, mask)
+        masked = self.fill(images, mask).flatten(1)
+        fid, kept = self._engine.fidelity(self.theta, self.embed(masked), self.embed(images.flatten(1)), with_trash=True)
+        return (1.0 - fid).mean() + trash_weight * (1.0 - kept).mean(), fid
 
     def reconstruct(self, images: torch.Tensor, mask: torch.Tensor, *, postselect: bool = False) -> torch.Tensor:
         """The image read off the decoder's output state (always computed exactly).

@@ -65,6 +65,8 @@ class TrainConfig:
             (seconds per step): meant for fine-tuning a trained run on a few thousand images.
         init_from: start from this run's weights and token (fine-tuning); the architecture is
             that run's, and the architecture options here are ignored.
+        trash_weight: weight of the compression term ``mean(1 - P(trash = 0))`` added to the
+            paper's loss (0, the default, is the paper's loss; see :meth:`QMAE.forward_loss`).
     """
 
     model: str = "qmae"
@@ -87,6 +89,7 @@ class TrainConfig:
     device: str = "cpu"
     embedding_layers: int | None = None
     init_from: str | None = None
+    trash_weight: float = 0.0
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad option."""
@@ -121,6 +124,10 @@ class TrainConfig:
             resolve_trash_qubits(2 * (self.image_size.bit_length() - 1), self.latent_qubits)
         if self.embedding_layers is not None and (self.embedding_layers < 1 or self.engine != "exact"):
             raise ValueError(f"--embedding-layers must be a positive integer and needs --engine exact, got {self.embedding_layers} with {self.engine}")
+        if not (self.trash_weight >= 0 and math.isfinite(self.trash_weight)):
+            raise ValueError(f"--trash-weight must be a number >= 0, got {self.trash_weight}")
+        if self.trash_weight > 0 and self.engine != "exact":
+            raise ValueError("--trash-weight needs --engine exact (the estimator engine measures F only)")
         if self.init_from is not None and not (Path(self.init_from) / ckpt.CHECKPOINT).is_file():
             raise ValueError(f"--init-from {self.init_from} is not a trained run directory (no {ckpt.CHECKPOINT}); give a directory written by qmae train")
 
@@ -310,8 +317,7 @@ class _Run:
                     lr = _lr_at(cfg, global_step, total)
                     for group in self.optimizer.param_groups:
                         group["lr"] = lr
-                    fid = self.model.fidelity(batch, mask)
-                    loss = (1.0 - fid).mean()
+                    loss, fid = self.model.forward_loss(batch, mask, trash_weight=cfg.trash_weight)
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     self.optimizer.step()

@@ -95,3 +95,39 @@ def test_fully_masked_qae_input_gets_zero_fidelity():
     mask = torch.zeros(1, 4, 4, dtype=torch.bool)
     mask[0, :2, :2] = True
     assert model.fidelity(img, mask).item() == 0.0
+
+
+def test_trash_term_is_the_probability_the_encoder_leaves_the_trash_in_zero(mnist16):
+    model = QMAE(seed=4)
+    images, mask = mnist16[:5], model.random_mask(5, generator=torch.Generator().manual_seed(2))
+    loss, fid = model.forward_loss(images, mask, trash_weight=2.5)
+    psi = model.fill(images, mask).flatten(1).double()
+    psi = (psi / psi.norm(dim=1, keepdim=True)).to(torch.complex128)
+    from qmae_qiskit.engines.exact import ExactEngine
+
+    exact = ExactEngine(8, model.pairs, model.trash_qubits, dtype=torch.complex128)
+    phi = exact.apply(model.theta.detach().double(), psi)  # U psi, Qiskit order: trash qubit 7 is the top bit
+    kept = phi[:, :128].abs().square().sum(1)
+    expected = (1 - model.fidelity(images, mask)).mean() + 2.5 * (1 - kept).mean()
+    assert abs(loss.item() - expected.item()) < 1e-5
+    assert torch.allclose(fid, model.fidelity(images, mask))
+    with pytest.raises(ValueError, match="trash_weight"):
+        model.forward_loss(images, mask, trash_weight=-1.0)
+
+
+def test_training_with_the_trash_term_keeps_more_in_the_latent(tmp_path):
+    from qmae_qiskit.train import train
+
+    runs = {w: train(out=tmp_path / f"w{w}", image_size=4, patch_size="2x2", epochs=2, limit=256, eval_limit=0, trash_weight=w, progress=False).model
+            for w in (0.0, 3.0)}
+    from qmae_qiskit.data import load_mnist
+
+    x = load_mnist("test", image_size=4, limit=64).images
+    mask = runs[0.0].random_mask(64, generator=torch.Generator().manual_seed(0))
+    kept = {}
+    for w, m in runs.items():
+        loss_with, _ = m.forward_loss(x, mask, trash_weight=1.0)
+        kept[w] = 1.0 - (loss_with - m.loss(x, mask)).item()
+    assert kept[3.0] > kept[0.0]
+    with pytest.raises(ValueError, match="--trash-weight"):
+        train(out=tmp_path / "bad", image_size=4, patch_size="2x2", trash_weight=-1, progress=False)

@@ -20,7 +20,7 @@ def test_quick_reproduce_writes_every_file(tmp_path, monkeypatch):
                           capture_output=True, text=True, timeout=900, env={**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert done.returncode == 0, done.stderr
     table = json.loads((out / "table1.json").read_text())
-    assert set(table["ours"]) == {"qmae-25", "qae-25", "qmae-12.5", "qmae-50"}
+    assert set(table["ours"]) == {"qmae-25", "qae-25", "qmae-12.5", "qmae-50", "qmae-25-trash", "qae-25-trash"}
     for row in table["ours"].values():
         for key in ("fidelity", "cosine_similarity", "ssim", "ssim_torchmetrics", "psnr", "accuracy"):
             assert 0 <= row[key + "_stderr"] and (0 <= row[key] <= 1 or key == "psnr")
@@ -38,7 +38,7 @@ def test_quick_reproduce_writes_every_file(tmp_path, monkeypatch):
     assert again.returncode == 0 and json.loads((out / "table1.json").read_text())["timings"]["qmae-25"]["how"].startswith("reused")
 
 
-@pytest.mark.parametrize("name", ["qmae-25", "qae-25"])
+@pytest.mark.parametrize("name", ["qmae-25", "qae-25", "qmae-25-trash"])
 def test_committed_runs_reproduce_the_committed_table(name):
     committed = json.loads((RESULTS / "table1.json").read_text())["ours"][name]
     done = subprocess.run([sys.executable, "-m", "qmae_qiskit.cli", "evaluate", str(RESULTS / "runs" / name), "--data-dir", str(SHARED), "--json", "--no-accuracy"],

@@ -218,16 +218,18 @@ class ExactEngine:
         # an all-zero masked image has no state: it contributes F = 0 (see QMAE.fidelity)
         return v / torch.where(norm > 0, norm, torch.ones_like(norm))
 
-    def fidelity(self, theta: torch.Tensor, masked: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    def fidelity(self, theta: torch.Tensor, masked: torch.Tensor, original: torch.Tensor, *, with_trash: bool = False):
         """F for each image of the batch.
 
         Args:
             theta: encoder weights, ``(15 * len(pairs),)``.
             masked: ``(B, 2**n)`` real encoder inputs (the masked, token-filled images).
             original: ``(B, 2**n)`` real references (the unmasked images).
+            with_trash: also return ``P(trash = 0)`` after the encoder, ``||phi_0||^2`` (the
+                compression fidelity of Romero et al.'s quantum autoencoder).
 
         Returns:
-            ``(B,)`` real fidelities in [0, 1].
+            ``(B,)`` real fidelities in [0, 1] (and ``(B,)`` trash-zero probabilities).
         """
         batch, dim = masked.shape[0], 2**self.num_qubits
         latent = 2 ** (self.num_qubits - len(self.trash_qubits))
@@ -245,7 +247,10 @@ class ExactEngine:
             phi, eta0 = out[:batch], out[batch:, :latent]
         phi = phi.reshape(batch, -1, latent)
         overlap = torch.einsum("ba,bta->bt", eta0.conj(), phi)
-        return overlap.abs().square().sum(1)
+        fid = overlap.abs().square().sum(1)
+        if with_trash:
+            return fid, phi[:, 0].abs().square().sum(1)
+        return fid
 
     def reconstruct(self, theta: torch.Tensor, masked: torch.Tensor, *, postselect: bool = False) -> torch.Tensor:
         """Pixel probabilities of the decoder's output (the diagonal of ``rho_out``).
