@@ -530,9 +530,8 @@ def _calibration(record: JobRecord):
         backend = get_backend(record.backend)
         isa = isa_circuit(model, backend, record.variant, optimization_level=record.options.get("optimization_level", 3))
         path = _calibration_path(record)
-        if not path.is_file():  # e.g. a record copied from another machine without its calibration
-            with_batch = None
-            ReadoutCalibration.calibrate(backend, measured_qubits(isa), path, shots=record.shots, mode=with_batch)
+        if not path.is_file():  # e.g. a record copied from another machine without its calibration: calibrate now
+            ReadoutCalibration.calibrate(backend, measured_qubits(isa), path, shots=record.shots)
         _CALIBRATIONS[record.record_id] = (ReadoutCalibration(path), measured_qubits(isa))
     return _CALIBRATIONS[record.record_id]
 
