@@ -213,9 +213,15 @@ class QMAE(nn.Module):
         Raises:
             ValueError: malformed images or mask (see :meth:`_check`).
         """
+        return self._forward(images, mask, with_trash=False)
+
+    def _forward(self, images: torch.Tensor, mask: torch.Tensor, *, with_trash: bool):
         images, mask = self._check(images, mask)
         masked = self.fill(images, mask).flatten(1)  # (B, 2**n)
-        return self._engine.fidelity(self.theta, self.embed(masked), self.embed(images.flatten(1)))
+        original = images.flatten(1)
+        if with_trash:  # the exact engine also returns P(trash = 0): (F, kept)
+            return self._engine.fidelity(self.theta, self.embed(masked), self.embed(original), with_trash=True)
+        return self._engine.fidelity(self.theta, self.embed(masked), self.embed(original))
 
     def embed(self, vectors: torch.Tensor) -> torch.Tensor:
         """What the embedding prepares for ``(B, 2**n)`` pixel vectors: the vectors themselves
@@ -271,9 +277,7 @@ class QMAE(nn.Module):
             return (1.0 - fid).mean(), fid
         if self.engine != "exact":
             raise ValueError("trash_weight > 0 needs the exact engine (the estimator engine measures F only)")
-        images, mask = self._check(images, mask)
-        masked = self.fill(images, mask).flatten(1)
-        fid, kept = self._engine.fidelity(self.theta, self.embed(masked), self.embed(images.flatten(1)), with_trash=True)
+        fid, kept = self._forward(images, mask, with_trash=True)
         return (1.0 - fid).mean() + trash_weight * (1.0 - kept).mean(), fid
 
     def reconstruct(self, images: torch.Tensor, mask: torch.Tensor, *, postselect: bool = False) -> torch.Tensor:

@@ -52,16 +52,13 @@ def test_model_with_ladder_embedding_equals_its_circuit(mnist4):
     for k in range(3):
         qc = model.circuit(images[k], mask[k], variant="compute_uncompute")
         assert qc.count_ops()["cx"] == 2 * ladder_cnots(4, 3) + 2 * 3 * len(model.pairs)
-        counts = sim.run(qc, shots=1).result().data()  # noqa: F841 (warm path)
         qc2 = qc.remove_final_measurements(inplace=False)
         qc2.save_density_matrix()
         rho = sim.run(qc2).result().data()["density_matrix"]
         assert abs(float(np.real(rho.data[0, 0])) - f[k].item()) < 1e-6
 
 
-def test_embedding_layers_round_trip_and_errors(tmp_path):
-    from qmae_qiskit.train import train
-
+def test_embedding_layers_round_trip_and_errors():
     with pytest.raises(ValueError, match="positive integer"):
         QMAE(embedding_layers=0)
     with pytest.raises(ValueError, match="exact engine"):
