@@ -164,7 +164,7 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for name, marker in zip(MITIGATIONS, "ox^sD"):
+    for name, marker in zip(MITIGATIONS, "ox^sDv"):
         pts = [(r["two_qubit_gates_base"], r["mae"]) for r in rows if r["mitigation"] == name]
         if pts:
             x, y = zip(*pts)
