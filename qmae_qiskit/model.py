@@ -86,10 +86,8 @@ class QMAE(nn.Module):
         self.pairs = validate_pairs(all_pairs(self.num_qubits) if pairs is None else pairs, self.num_qubits)
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
-        if embedding_layers is not None and (isinstance(embedding_layers, bool) or not isinstance(embedding_layers, int) or embedding_layers < 1):
-            raise ValueError(f"embedding_layers must be None (exact embedding) or a positive integer, got {embedding_layers!r}")
-        self.embedding_layers = embedding_layers
-        self._fits: dict[tuple[int, str], torch.Tensor] = {}
+        self.embedding_layers: int | None = None  # set (and validated) by set_embedding below
+        self._fits: dict[tuple[int, str], Any] = {}  # LadderFit by (layers, content hash)
 
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         size = BLOCK_PARAMETERS * len(self.pairs)
@@ -100,6 +98,7 @@ class QMAE(nn.Module):
             self.register_parameter("token", None)
         self._circuits: dict[tuple[str, bool], FidelityCircuit] = {}
         self.set_engine(engine, **(engine_options or {}))
+        self.set_embedding(embedding_layers)
 
     # --- configuration -------------------------------------------------------------------------
 
@@ -109,7 +108,7 @@ class QMAE(nn.Module):
         Raises:
             ValueError: the estimator engine with an approximate embedding (not supported).
         """
-        if engine != "exact" and getattr(self, "embedding_layers", None) is not None:
+        if engine != "exact" and self.embedding_layers is not None:
             raise ValueError("the approximate embedding (embedding_layers) runs on the exact engine only; use engine='exact'")
         self._engine = make_engine(engine, self.num_qubits, self.pairs, self.trash_qubits, **options)
         self.engine = engine
@@ -218,10 +217,8 @@ class QMAE(nn.Module):
     def _forward(self, images: torch.Tensor, mask: torch.Tensor, *, with_trash: bool):
         images, mask = self._check(images, mask)
         masked = self.fill(images, mask).flatten(1)  # (B, 2**n)
-        original = images.flatten(1)
-        if with_trash:  # the exact engine also returns P(trash = 0): (F, kept)
-            return self._engine.fidelity(self.theta, self.embed(masked), self.embed(original), with_trash=True)
-        return self._engine.fidelity(self.theta, self.embed(masked), self.embed(original))
+        extra = {"with_trash": True} if with_trash else {}  # the exact engine then also returns P(trash = 0)
+        return self._engine.fidelity(self.theta, self.embed(masked), self.embed(images.flatten(1)), **extra)
 
     def embed(self, vectors: torch.Tensor) -> torch.Tensor:
         """What the embedding prepares for ``(B, 2**n)`` pixel vectors: the vectors themselves
@@ -232,6 +229,15 @@ class QMAE(nn.Module):
         """
         if self.embedding_layers is None:
             return vectors
+        return self._ladder_fit(vectors).states.to(vectors.device, vectors.dtype)
+
+    def ladder_angles(self, vectors: torch.Tensor) -> torch.Tensor:
+        """``(B, (L + 1) * n)`` ladder circuit angles for pixel vectors (approximate embedding)."""
+        return self._ladder_fit(vectors).angles.flatten(1)
+
+    def _ladder_fit(self, vectors: torch.Tensor):
+        """The fit of these vectors, cached by content (the states for :meth:`embed` and the angles
+        for the circuits come from one fit)."""
         import hashlib
 
         from .approx_embedding import fit_ladder
@@ -241,14 +247,8 @@ class QMAE(nn.Module):
         if key not in self._fits:
             if len(self._fits) >= 8:
                 self._fits.pop(next(iter(self._fits)))
-            self._fits[key] = fit_ladder(data, self.embedding_layers).states
-        return self._fits[key].to(vectors.device, vectors.dtype)
-
-    def ladder_angles(self, vectors: torch.Tensor) -> torch.Tensor:
-        """``(B, (L + 1) * n)`` ladder circuit angles for pixel vectors (approximate embedding)."""
-        from .approx_embedding import fit_ladder
-
-        return fit_ladder(vectors.detach().to("cpu", torch.float64), self.embedding_layers).angles.flatten(1)
+            self._fits[key] = fit_ladder(data, self.embedding_layers)
+        return self._fits[key]
 
     def loss(self, images: torch.Tensor, mask: torch.Tensor, *, trash_weight: float = 0.0) -> torch.Tensor:
         """Mean of ``1 - F`` over the batch (paper Eq. 9), plus ``trash_weight`` times the mean

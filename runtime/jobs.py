@@ -137,6 +137,11 @@ def _save(record: JobRecord) -> None:
     write_json(_record_path(record.record_id), asdict(record))
 
 
+def _record_files() -> list[Path]:
+    """The job records in :func:`jobs_dir` (not their counts or readout calibrations)."""
+    return [p for p in jobs_dir().glob("*.json") if not p.name.endswith((".result.json", ".m3.json"))]
+
+
 def load_record(job_or_record_id: str) -> JobRecord:
     """The record for a provider job id or our record id.
 
@@ -145,9 +150,7 @@ def load_record(job_or_record_id: str) -> JobRecord:
     """
     path = _record_path(job_or_record_id)
     if not path.is_file():
-        for candidate in jobs_dir().glob("*.json"):
-            if candidate.name.endswith(".result.json"):
-                continue
+        for candidate in _record_files():
             try:
                 data = json.loads(candidate.read_text())
             except (OSError, json.JSONDecodeError):
@@ -174,33 +177,21 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _images_and_masks(record: JobRecord, model) -> tuple[torch.Tensor, torch.Tensor]:
+def _images_and_masks(record: JobRecord, model, *, training: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The record's test images and masks, or (``training``) its CDR training images and masks."""
     from ..masking import masks_from_patches
     from ..train import data_for_run
 
-    data = data_for_run(record.run_dir, split=record.split, data_dir=record.data_dir)
-    return data.images[record.indices], masks_from_patches(torch.tensor(record.masks), model.image_size, model.patch_size)
-
-
-def _data_for(record: JobRecord, split: str):
-    from ..train import data_for_run
-
-    return data_for_run(record.run_dir, split=split, data_dir=record.data_dir).images
-
-
-def _training_images_and_masks(record: JobRecord, model) -> tuple[torch.Tensor, torch.Tensor]:
-    from ..masking import masks_from_patches
-    from ..train import data_for_run
-
-    data = data_for_run(record.run_dir, split="train", data_dir=record.data_dir)
-    return data.images[record.training_indices], masks_from_patches(torch.tensor(record.training_masks), model.image_size, model.patch_size)
+    split, indices, masks = ("train", record.training_indices, record.training_masks) if training else (record.split, record.indices, record.masks)
+    data = data_for_run(record.run_dir, split=split, data_dir=record.data_dir)
+    return data.images[indices], masks_from_patches(torch.tensor(masks), model.image_size, model.patch_size)
 
 
 def _pub(record: JobRecord, model, isa) -> tuple[Any, np.ndarray]:
     images, masks = _images_and_masks(record, model)
     values = model.parameter_values(images, masks, record.variant)
     if record.training_indices:  # learned mitigation: training circuits ride in the same PUB, after the images
-        values = np.vstack([values, model.parameter_values(*_training_images_and_masks(record, model), record.variant)])
+        values = np.vstack([values, model.parameter_values(*_images_and_masks(record, model, training=True), record.variant)])
     logical = [p.name for p in model.template(record.variant).circuit.parameters]
     column = {name: k for k, name in enumerate(logical)}
     order = [column[p.name] for p in isa.parameters]  # bind by name: the ISA circuit may order them otherwise
@@ -254,7 +245,7 @@ def _run(record: JobRecord, model, backend):
 
 PROFILES: dict[str, dict[str, Any]] = {
     # chosen from the measured table in docs/hardware.md (benchmarks/hardware.py)
-    # (line encoder run, 266 two-qubit gates on FakeFez, mean absolute error 0.03); ZNE added nothing on top of CDR
+    # (line encoder run: 266 two-qubit gates on FakeFez, mean absolute error 0.036); ZNE added nothing on top of CDR
     "best": {"variant": "compute_uncompute", "embedding_layers": 16, "readout_mitigation": True, "zne": None, "cdr": 16,
              "cdr_target": "full", "twirling": False},
 }
@@ -380,11 +371,14 @@ def submit(
         model.set_embedding(embedding_layers)
         record.exact_embedded = exact_values()
     if cdr:
+        from ..train import data_for_run
+
         generator = torch.Generator().manual_seed(0 if seed is None else seed)
-        record.training_indices = torch.randperm(len(_data_for(record, "train")), generator=generator)[:cdr].tolist()
+        train_size = len(data_for_run(record.run_dir, split="train", data_dir=record.data_dir).labels)
+        record.training_indices = torch.randperm(train_size, generator=generator)[:cdr].tolist()
         record.training_masks = mask_patches(model.random_mask(cdr, generator=generator), model.patch_size).tolist()
         with torch.no_grad():
-            training = _training_images_and_masks(record, model)
+            training = _images_and_masks(record, model, training=True)
             record.training_exact = model.fidelity(*training).tolist()  # of the circuit that runs
             record.training_exact_full = model.set_embedding(None).fidelity(*training).tolist()
             model.set_embedding(embedding_layers)
@@ -426,9 +420,7 @@ def _complete(record: JobRecord, job) -> None:
 def list_jobs(*, refresh: bool = True) -> list[JobRecord]:
     """Every record in :func:`jobs_dir`, newest first, with the provider's status where reachable."""
     records = []
-    for path in sorted(jobs_dir().glob("*.json"), reverse=True):
-        if path.name.endswith(".result.json"):
-            continue
+    for path in sorted(_record_files(), reverse=True):
         try:
             record = JobRecord(**json.loads(path.read_text()))
         except (OSError, json.JSONDecodeError, TypeError):
@@ -472,9 +464,13 @@ def fetch(job_or_record_id: str, *, png: str | os.PathLike | None = None) -> Fet
             record.job_id = job.job_id()
         _save(record)
         _complete(record, job)
+    return _score(record, _saved_counts(record), png)
+
+
+def _saved_counts(record: JobRecord) -> dict[int, list[dict[str, int]]]:
+    """Counts per ZNE scale (scale 1 alone without ZNE), per binding: images, then CDR circuits."""
     saved = json.loads(_counts_path(record).read_text())
-    by_scale = saved.get("counts_by_scale") or {"1": saved["counts"]}
-    return _score(record, {int(k): v for k, v in by_scale.items()}, png)
+    return {int(k): v for k, v in (saved.get("counts_by_scale") or {"1": saved["counts"]}).items()}
 
 
 def rescore(job_or_record_id: str, *, readout_mitigation: bool = True, zne: bool = True, cdr: bool = True, cdr_target: str | None = None) -> FetchResult:
@@ -489,8 +485,7 @@ def rescore(job_or_record_id: str, *, readout_mitigation: bool = True, zne: bool
     record = copy.deepcopy(load_record(job_or_record_id))
     if not _counts_path(record).is_file():
         raise JobError(f"job {job_or_record_id} has no counts yet; `qmae fetch {job_or_record_id}` first")
-    saved = json.loads(_counts_path(record).read_text())
-    by_scale = {int(k): v for k, v in (saved.get("counts_by_scale") or {"1": saved["counts"]}).items()}
+    by_scale = _saved_counts(record)
     record.options["readout_mitigation"] = bool(record.options.get("readout_mitigation")) and readout_mitigation
     if not zne:
         by_scale = {1: by_scale[1]}
@@ -498,13 +493,6 @@ def rescore(job_or_record_id: str, *, readout_mitigation: bool = True, zne: bool
         record.training_indices = None
     if cdr_target is not None:
         record.options["cdr_target"] = cdr_target
-    if record.options.get("cdr_target") == "full" and record.training_indices and record.training_exact_full is None:
-        model = load_model(record.run_dir)  # a record from before this field: compute it once, keep it
-        with torch.no_grad():
-            record.training_exact_full = model.fidelity(*_training_images_and_masks(record, model)).tolist()
-        stored = load_record(job_or_record_id)
-        stored.training_exact_full = record.training_exact_full
-        _save(stored)
     return _score(record, by_scale, None)
 
 
