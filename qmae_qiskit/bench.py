@@ -17,6 +17,10 @@ gradients of the weights and the token):
 - ``evaluation``: fidelity + reconstruction of 10,000 test images.
 
 ``--quick`` uses tiny repeat counts and n = 4..8 so that CI can check the output's form in seconds.
+``--device cuda`` runs the exact-engine sections (exact, roofline, epoch, scaling, memory,
+evaluation) on the GPU, adds batches 2048 and 8192 and n = 14, reports GPU memory
+(``torch.cuda.max_memory_allocated``) beside RSS, and leaves out the estimator engine (an Aer CPU
+path, measured in a CPU run); the paper's stack still runs, on the CPU, for the ratio.
 """
 
 from __future__ import annotations
@@ -40,16 +44,31 @@ from .model import QMAE
 EPOCH_IMAGES = 24_345
 
 
-def _time(fn: Callable[[], Any], *, repeat: int, warmup: int = 2) -> float:
-    """Median seconds of ``fn`` over ``repeat`` calls."""
+def _sync(device: torch.device) -> None:
+    """Wait for queued GPU work: CUDA calls return before the kernels finish."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(fn: Callable[[], Any], *, repeat: int, warmup: int = 2, device: torch.device = torch.device("cpu")) -> float:
+    """Median seconds of ``fn`` over ``repeat`` calls (the GPU's work included)."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeat):
+        _sync(device)
         start = time.perf_counter()
         fn()
+        _sync(device)
         times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]
+
+
+def _device(name: str) -> torch.device:
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("qmae bench: --device cuda but torch sees no CUDA GPU here; use --device cpu")
+    return device
 
 
 def _images(count: int, size: int = 16, seed: int = 0) -> torch.Tensor:
@@ -71,37 +90,42 @@ def _train_step(model: QMAE, images: torch.Tensor, mask: torch.Tensor, opt: torc
     return step
 
 
-def bench_exact(batches: list[int], repeat: int) -> list[dict[str, float]]:
+def _setup(batch: int, device: torch.device, **model_options: Any) -> tuple[QMAE, torch.Tensor, torch.Tensor]:
+    """A model, ``batch`` training images and their masks, all on ``device``."""
+    model = QMAE(seed=0, **model_options).to(device)
+    size = model.image_size
+    images = _images(batch, size=size).to(device)
+    mask = model.random_mask(batch, generator=torch.Generator().manual_seed(0)).to(device)
+    return model, images, mask
+
+
+def bench_exact(batches: list[int], repeat: int, device: torch.device = torch.device("cpu")) -> list[dict[str, float]]:
     rows = []
     for batch in batches:
-        model = QMAE(seed=0)
-        images = _images(batch)
-        mask = model.random_mask(batch, generator=torch.Generator().manual_seed(0))
+        model, images, mask = _setup(batch, device)
         opt = torch.optim.Adam(model.parameters(), lr=0.01)
-        seconds = _time(_train_step(model, images, mask, opt), repeat=repeat)
+        seconds = _time(_train_step(model, images, mask, opt), repeat=repeat, device=device)
         rows.append({"batch": batch, "step_s": seconds, "s_per_image": seconds / batch, "images_per_s": batch / seconds})
     return rows
 
 
-def bench_roofline(batch: int, repeat: int) -> dict[str, float]:
+def bench_roofline(batch: int, repeat: int, device: torch.device = torch.device("cpu")) -> dict[str, float]:
     """The unavoidable products: U (256x256, complex64) on 2B states, forward and backward."""
     gen = torch.Generator().manual_seed(0)
-    u = torch.randn(256, 256, dtype=torch.complex64, generator=gen).requires_grad_()
-    states = torch.randn(2 * batch, 256, dtype=torch.complex64, generator=gen).requires_grad_()
+    u = torch.randn(256, 256, dtype=torch.complex64, generator=gen).to(device).requires_grad_()
+    states = torch.randn(2 * batch, 256, dtype=torch.complex64, generator=gen).to(device).requires_grad_()
 
     def products() -> None:
         (states @ u.T).real.sum().backward()
 
-    seconds = _time(products, repeat=repeat)
-    model = QMAE(seed=0)
-    images = _images(batch)
-    mask = model.random_mask(batch, generator=gen)
-    step = _time(_train_step(model, images, mask, torch.optim.Adam(model.parameters(), lr=0.01)), repeat=repeat)
+    seconds = _time(products, repeat=repeat, device=device)
+    model, images, mask = _setup(batch, device)
+    step = _time(_train_step(model, images, mask, torch.optim.Adam(model.parameters(), lr=0.01)), repeat=repeat, device=device)
     return {"batch": batch, "products_s": seconds, "step_s": step, "efficiency": seconds / step,
             "products_epoch_s": seconds * EPOCH_IMAGES / batch, "step_epoch_s": step * EPOCH_IMAGES / batch}
 
 
-def bench_epoch(batch: int, data_dir: str | None) -> dict[str, Any]:
+def bench_epoch(batch: int, data_dir: str | None, device: torch.device = torch.device("cpu")) -> dict[str, Any]:
     """One real epoch through :func:`qmae_qiskit.train.train` (no evaluation, no progress bar)."""
     import tempfile
 
@@ -109,7 +133,7 @@ def bench_epoch(batch: int, data_dir: str | None) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        result = train(out=out, data_dir=data_dir, epochs=1, batch_size=batch, eval_limit=0, progress=False)
+        result = train(out=out, data_dir=data_dir, epochs=1, batch_size=batch, eval_limit=0, progress=False, device=str(device))
         total = time.perf_counter() - start
     # the loop's own time (each step's images / its images/s), without data loading and checkpoints
     steps = len(result.history)
@@ -211,23 +235,24 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 2**20)
 
 
-def _scaling_point(n: int, batch: int, repeat: int) -> dict[str, Any]:
+def _scaling_point(n: int, batch: int, repeat: int, device: torch.device = torch.device("cpu")) -> dict[str, Any]:
     size = 2 ** (n // 2)
     if n % 2:
         raise ValueError("n must be even (square images)")
-    model = QMAE(image_size=size, patch_size=(size // 2, size // 2), seed=0)
-    images = _images(batch, size=size)
-    mask = model.random_mask(batch, generator=torch.Generator().manual_seed(0))
-    seconds = _time(_train_step(model, images, mask, torch.optim.Adam(model.parameters(), lr=0.01)), repeat=repeat, warmup=1)
-    peak = _peak_rss_mib()
-    return {"n": n, "image": f"{size}x{size}", "batch": batch, "s_per_image": seconds / batch, "peak_rss_mib": peak}
+    model, images, mask = _setup(batch, device, image_size=size, patch_size=(size // 2, size // 2))
+    step = _train_step(model, images, mask, torch.optim.Adam(model.parameters(), lr=0.01))
+    seconds = _time(step, repeat=repeat, warmup=1, device=device)
+    row = {"n": n, "image": f"{size}x{size}", "batch": batch, "s_per_image": seconds / batch, "peak_rss_mib": _peak_rss_mib()}
+    if device.type == "cuda":
+        row["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return row
 
 
-def bench_scaling(ns: list[int], batch: int, repeat: int) -> list[dict[str, Any]]:
+def bench_scaling(ns: list[int], batch: int, repeat: int, device: torch.device = torch.device("cpu")) -> list[dict[str, Any]]:
     rows = []
     for n in ns:
         done = subprocess.run(
-            [sys.executable, "-m", "qmae_qiskit.bench", "--scaling-point", str(n), "--batch", str(batch), "--repeat", str(repeat)],
+            [sys.executable, "-m", "qmae_qiskit.bench", "--scaling-point", str(n), "--batch", str(batch), "--repeat", str(repeat), "--device", str(device)],
             capture_output=True, text=True, check=False,
         )
         if done.returncode != 0:
@@ -237,44 +262,52 @@ def bench_scaling(ns: list[int], batch: int, repeat: int) -> list[dict[str, Any]
     return rows
 
 
-def bench_evaluation(count: int) -> dict[str, Any]:
-    model = QMAE(seed=0)
-    images = _images(count)
-    mask = model.random_mask(count, generator=torch.Generator().manual_seed(0))
+def bench_evaluation(count: int, device: torch.device = torch.device("cpu")) -> dict[str, Any]:
+    model, images, mask = _setup(count, device)
 
     def run() -> None:
         with torch.no_grad():
             model.fidelity(images, mask)
             model.reconstruct(images, mask)
 
-    return {"images": count, "seconds": _time(run, repeat=3, warmup=1)}
+    return {"images": count, "seconds": _time(run, repeat=3, warmup=1, device=device)}
 
 
-def run(*, quick: bool, data_dir: str | None, estimator_n8_backward: bool) -> dict[str, Any]:
+def run(*, quick: bool, data_dir: str | None, estimator_n8_backward: bool, device: str = "cpu") -> dict[str, Any]:
+    dev = _device(device)
+    gpu = dev.type == "cuda"
     repeat = 3 if quick else 20
     result: dict[str, Any] = {
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "torch_threads": torch.get_num_threads(), "python": platform.python_version()},
+                    "torch_threads": torch.get_num_threads(), "python": platform.python_version(), "device": str(dev)},
         "versions": {},
         "quick": quick,
     }
+    if gpu:
+        result["machine"]["gpu"] = torch.cuda.get_device_name(dev)
     from .train import _versions
 
     result["versions"] = _versions()
-    result["exact"] = bench_exact([1, 32, 128, 512], repeat)
-    result["roofline"] = bench_roofline(256, repeat)
-    result["epoch"] = [bench_epoch(256, None if quick else data_dir)] + ([] if quick else [bench_epoch(128, data_dir)])
-    result["estimator"] = bench_estimator(1 if quick else 2, n8_backward=estimator_n8_backward)
+    result["exact"] = bench_exact([1, 32, 128, 512] + ([2048, 8192] if gpu else []), repeat, dev)
+    result["roofline"] = bench_roofline(256, repeat, dev)
+    result["epoch"] = [bench_epoch(256, None if quick else data_dir, dev)] + ([] if quick else [bench_epoch(128, data_dir, dev)])
+    if gpu:  # Aer runs on the CPU whatever --device says
+        result["estimator"] = {"skipped": "the estimator engine runs on Aer (CPU): see a --device cpu run"}
+    else:
+        result["estimator"] = bench_estimator(1 if quick else 2, n8_backward=estimator_n8_backward)
     result["paper"] = bench_paper(1 if quick else 2)
-    result["scaling"] = bench_scaling([4, 6, 8] if quick else [4, 6, 8, 10, 12], 8 if quick else 64, 1 if quick else 3)
-    result["memory_batch512"] = bench_scaling([8], 512, 1)[0]
-    result["evaluation"] = bench_evaluation(500 if quick else 10_000)
+    ns = [4, 6, 8] if quick else [4, 6, 8, 10, 12] + ([14] if gpu else [])
+    result["scaling"] = bench_scaling(ns, 8 if quick else 64, 1 if quick else 3, dev)
+    result["memory_batch512"] = bench_scaling([8], 512, 1, dev)[0]
+    result["evaluation"] = bench_evaluation(500 if quick else 10_000, dev)
     exact_1 = result["exact"][0]["s_per_image"]
     best = min(r["s_per_image"] for r in result["exact"])
-    result["speedup"] = {"exact_best_vs_estimator_n8_forward": result["estimator"]["n8_forward_s_per_image"] / best}
+    result["speedup"] = {}
     est = result["estimator"]
-    result["speedup"]["exact_best_vs_estimator_n8_fwd_bwd"] = est["n8_fwd_bwd_s_per_image"] / best
-    result["speedup"]["estimator_aer_gradient_vs_param_shift_n4"] = est["n4_fwd_bwd_param_shift_s_per_image"] / est["n4_fwd_bwd_s_per_image"]
+    if "skipped" not in est:
+        result["speedup"]["exact_best_vs_estimator_n8_forward"] = est["n8_forward_s_per_image"] / best
+        result["speedup"]["exact_best_vs_estimator_n8_fwd_bwd"] = est["n8_fwd_bwd_s_per_image"] / best
+        result["speedup"]["estimator_aer_gradient_vs_param_shift_n4"] = est["n4_fwd_bwd_param_shift_s_per_image"] / est["n4_fwd_bwd_s_per_image"]
     if "n8_fwd_bwd_param_shift_s_per_image" in est:
         result["speedup"]["estimator_aer_gradient_vs_param_shift_n8"] = est["n8_fwd_bwd_param_shift_s_per_image"] / est["n8_fwd_bwd_s_per_image"]
     if "s_per_image" in result["paper"]:
@@ -284,7 +317,7 @@ def run(*, quick: bool, data_dir: str | None, estimator_n8_backward: bool) -> di
 
 
 def table(result: dict[str, Any]) -> str:
-    lines = ["exact engine, n = 8, forward + backward + Adam:", f"  {'batch':>6} {'step ms':>9} {'us/image':>9} {'images/s':>10}"]
+    lines = [f"exact engine on {result['machine'].get('device', 'cpu')}, n = 8, forward + backward + Adam:", f"  {'batch':>6} {'step ms':>9} {'us/image':>9} {'images/s':>10}"]
     for r in result["exact"]:
         lines.append(f"  {r['batch']:>6} {r['step_s'] * 1e3:>9.2f} {r['s_per_image'] * 1e6:>9.1f} {r['images_per_s']:>10.0f}")
     rf = result["roofline"]
@@ -293,16 +326,21 @@ def table(result: dict[str, Any]) -> str:
     for e in result["epoch"]:
         lines.append(f"epoch over 24,345 images at batch {e['batch']}: {e['epoch_24345_s']:.2f} s (loop; {e['data']}; train() call {e['train_call_s']:.1f} s)")
     est = result["estimator"]
-    lines.append(f"estimator engine: n=8 forward {est['n8_forward_s_per_image']:.2f} s/image, forward+backward (Aer state-vector gradient) {est['n8_fwd_bwd_s_per_image']:.2f} s/image; "
-                 f"n=4 forward+backward {est['n4_fwd_bwd_s_per_image']:.2f} s/image (parameter shift: {est['n4_fwd_bwd_param_shift_s_per_image']:.2f})"
-                 + (f"; n=8 parameter shift {est['n8_fwd_bwd_param_shift_s_per_image']:.0f} s/image" if "n8_fwd_bwd_param_shift_s_per_image" in est else ""))
+    if "skipped" in est:
+        lines.append(f"estimator engine: {est['skipped']}")
+    else:
+        lines.append(f"estimator engine: n=8 forward {est['n8_forward_s_per_image']:.2f} s/image, forward+backward (Aer state-vector gradient) {est['n8_fwd_bwd_s_per_image']:.2f} s/image; "
+                     f"n=4 forward+backward {est['n4_fwd_bwd_s_per_image']:.2f} s/image (parameter shift: {est['n4_fwd_bwd_param_shift_s_per_image']:.2f})"
+                     + (f"; n=8 parameter shift {est['n8_fwd_bwd_param_shift_s_per_image']:.0f} s/image" if "n8_fwd_bwd_param_shift_s_per_image" in est else ""))
     paper = result["paper"]
     lines.append(f"paper stack (PennyLane): {paper['s_per_image']:.2f} s/image" if "s_per_image" in paper else f"paper stack: {paper['skipped']}")
     lines.append("scaling (exact, training step):")
     for r in result["scaling"]:
-        lines.append(f"  n={r['n']:>2} error: {r['error']}" if "error" in r else f"  n={r['n']:>2} {r['image']:>6} {r['s_per_image'] * 1e3:>9.3f} ms/image  peak RSS {r['peak_rss_mib']:.0f} MiB")
+        gpu = f", GPU {r['peak_gpu_mib']:.0f} MiB" if "peak_gpu_mib" in r else ""
+        lines.append(f"  n={r['n']:>2} error: {r['error']}" if "error" in r else f"  n={r['n']:>2} {r['image']:>6} {r['s_per_image'] * 1e3:>9.3f} ms/image  peak RSS {r['peak_rss_mib']:.0f} MiB{gpu}")
     mem = result["memory_batch512"]
-    lines.append(f"peak memory, training n=8 at batch 512: {mem.get('peak_rss_mib', float('nan')):.0f} MiB (the process, torch included)")
+    gpu = f"; GPU {mem['peak_gpu_mib']:.0f} MiB allocated" if "peak_gpu_mib" in mem else ""
+    lines.append(f"peak memory, training n=8 at batch 512: {mem.get('peak_rss_mib', float('nan')):.0f} MiB (the process, torch included){gpu}")
     ev = result["evaluation"]
     lines.append(f"evaluation of {ev['images']} images (fidelity + reconstruction): {ev['seconds']:.2f} s")
     lines.append("speed-ups: " + ", ".join(f"{k} {v:,.0f}x" for k, v in result["speedup"].items()))
@@ -321,8 +359,9 @@ def plot(result: dict[str, Any], path: str) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     bars = {f"exact b={r['batch']}": r["s_per_image"] for r in result["exact"]}
     est = result["estimator"]
-    bars["estimator n=8 fwd"] = est["n8_forward_s_per_image"]
-    bars["estimator n=8 fwd+bwd"] = est["n8_fwd_bwd_s_per_image"]
+    if "skipped" not in est:
+        bars["estimator n=8 fwd"] = est["n8_forward_s_per_image"]
+        bars["estimator n=8 fwd+bwd"] = est["n8_fwd_bwd_s_per_image"]
     if "n8_fwd_bwd_param_shift_s_per_image" in est:
         bars["estimator n=8 param shift"] = est["n8_fwd_bwd_param_shift_s_per_image"]
     if "s_per_image" in result["paper"]:
@@ -336,10 +375,11 @@ def plot(result: dict[str, Any], path: str) -> None:
     right.set_xlabel("data qubits n")
     right.set_ylabel("seconds per image (training step)")
     twin = right.twinx()
-    twin.plot([r["n"] for r in rows], [r["peak_rss_mib"] for r in rows], "s--", color="C2", label="peak RSS")
-    twin.set_ylabel("peak RSS of the process (MiB)")
-    twin.set_ylim(0, 1.3 * max(r["peak_rss_mib"] for r in rows))
-    right.set_title("exact engine scaling")
+    memory = "peak_gpu_mib" if all("peak_gpu_mib" in r for r in rows) else "peak_rss_mib"
+    twin.plot([r["n"] for r in rows], [r[memory] for r in rows], "s--", color="C2")
+    twin.set_ylabel("peak GPU memory allocated (MiB)" if memory == "peak_gpu_mib" else "peak RSS of the process (MiB)")
+    twin.set_ylim(0, 1.3 * max(r[memory] for r in rows))
+    right.set_title(f"exact engine scaling ({result['machine'].get('device', 'cpu')})")
     fig.tight_layout()
     atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110))
     plt.close(fig)
@@ -350,15 +390,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs (CI)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     parser.add_argument("--data-dir", help="MNIST for the epoch timing (default: the embedded sample)")
+    parser.add_argument("--device", default="cpu", help="torch device of the exact engine: cpu (default) or cuda")
     parser.add_argument("--estimator-n8-backward", action="store_true", help="also time one n=8 parameter-shift backward through TorchConnector (~15 min)")
     parser.add_argument("--scaling-point", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
     parser.add_argument("--repeat", type=int, default=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.scaling_point is not None:
-        print(json.dumps(_scaling_point(args.scaling_point, args.batch, args.repeat)))
+        print(json.dumps(_scaling_point(args.scaling_point, args.batch, args.repeat, _device(args.device))))
         return 0
-    result = run(quick=args.quick, data_dir=args.data_dir, estimator_n8_backward=args.estimator_n8_backward)
+    result = run(quick=args.quick, data_dir=args.data_dir, estimator_n8_backward=args.estimator_n8_backward, device=args.device)
     print(table(result))
     if args.json:
         from .checkpoint import write_json
