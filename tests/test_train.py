@@ -160,9 +160,13 @@ def test_device_option(tmp_path):
             TrainConfig(device="cuda").validate()
     cpu = train(out=tmp_path / "cpu", image_size=4, patch_size="2x2", epochs=1, limit=64, batch_size=16, eval_limit=0, progress=False, device="cpu")
     assert cpu.model.theta.device.type == "cpu"
-    if torch.cuda.is_available():  # where a GPU exists, the same run on it ends at (nearly) the same weights
+    if torch.cuda.is_available():  # where a GPU exists, the same run on it follows the same loss curve
         gpu = train(out=tmp_path / "gpu", image_size=4, patch_size="2x2", epochs=1, limit=64, batch_size=16, eval_limit=0, progress=False, device="cuda")
-        torch.testing.assert_close(gpu.model.theta.cpu(), cpu.model.theta, atol=1e-4, rtol=0)
+        # Not the weights: Adam divides by sqrt(v), so parameters whose gradient is ~0 (rounding
+        # noise, which differs between devices) still move by up to lr; the loss is what must agree.
+        losses = [[h["loss"] for h in r.history] for r in (cpu, gpu)]
+        assert len(losses[0]) == len(losses[1]) == 4
+        torch.testing.assert_close(torch.tensor(losses[1]), torch.tensor(losses[0]), atol=1e-4, rtol=0)
 
 
 def test_package_level_train_returns_model_and_history(tmp_path):

@@ -51,6 +51,64 @@ def _zyz(angles: torch.Tensor, cdtype: torch.dtype) -> torch.Tensor:
     return torch.stack([top, bottom], -2)
 
 
+# Rows of the four layers after their CNOT: B = L4 (CX10 L3) (CX01 L2) (CX10 L1), (CX @ M) = M[perm].
+_ROW_PERMS = torch.stack([_CX10, _CX01, _CX10, torch.arange(4)])
+# d g / d a = (i/2) S_A * g and d g / d c = (i/2) S_C * g for g = RZ(c) RY(b) RZ(a) (see _zyz)
+_S_A = torch.tensor([[-1.0, 1.0], [-1.0, 1.0]])
+_S_C = torch.tensor([[-1.0, -1.0], [1.0, 1.0]])
+
+
+class _Blocks(torch.autograd.Function):
+    """theta ``(P, 15)`` -> the blocks ``(P, 4, 4)``, with the backward written out.
+
+    Autograd's backward of this graph of ~30 tiny ops costs ~3x its forward on a CPU; the closed
+    form is short: adjoints through the four layers (three batched products), the Kronecker factors'
+    gradients (two einsums), and each angle's from d g / d angle, which for a ZYZ gate is the gate
+    itself times a sign pattern (a, c) or the gate at b + pi (b). ``test_exact`` gradchecks it.
+    """
+
+    @staticmethod
+    def forward(ctx, theta: torch.Tensor, cdtype: torch.dtype) -> torch.Tensor:
+        index = _ZYZ_INDEX.to(theta.device)
+        angles = torch.cat([theta, theta.new_zeros(theta.shape[0], 1)], dim=1)[:, index]  # (P, 8, 3)
+        ones = _zyz(angles, cdtype).reshape(-1, 4, 2, 2, 2)  # (P, layer, qubit, 2, 2)
+        # kron(gate on q1, gate on q0) in index b0 + 2 b1, for the four layers at once
+        layers = torch.einsum("plab,plcd->placbd", ones[:, :, 1], ones[:, :, 0]).reshape(-1, 4, 4, 4)
+        rows = _ROW_PERMS.to(theta.device)
+        m = layers[:, torch.arange(4, device=theta.device)[:, None], rows]  # each layer with its CNOT
+        prefix = [m[:, 0]]
+        for k in range(1, 4):
+            prefix.append(m[:, k] @ prefix[-1])
+        ctx.save_for_backward(angles, ones, m, torch.stack(prefix[:3], 1))
+        return prefix[-1]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        angles, ones, m, prefix = ctx.saved_tensors
+        adjoint = [grad]  # with respect to the prefix products, last first
+        for k in range(3, 0, -1):
+            adjoint.append(m[:, k].mH @ adjoint[-1])
+        adjoint = torch.stack(adjoint[::-1], 1)  # (P, 4, 4, 4)
+        dm = torch.cat([adjoint[:, :1], adjoint[:, 1:] @ prefix.mH], 1)
+        dlayers = torch.empty_like(dm)
+        rows = _ROW_PERMS.to(grad.device)  # each CNOT's permutation is its own inverse
+        dlayers[:, torch.arange(4, device=grad.device)[:, None], rows] = dm
+        dl = dlayers.reshape(-1, 4, 2, 2, 2, 2)  # (P, layer, a, c, b, d)
+        dq1 = torch.einsum("placbd,plcd->plab", dl, ones[:, :, 0].conj())
+        dq0 = torch.einsum("placbd,plab->plcd", dl, ones[:, :, 1].conj())
+        dg = torch.stack([dq0, dq1], 2).reshape(angles.shape[0], 8, 2, 2)
+        g = ones.reshape(dg.shape)
+        w = dg.conj() * g
+        da = -0.5 * (w * _S_A.to(w.real.dtype).to(grad.device)).sum((-2, -1)).imag
+        dc = -0.5 * (w * _S_C.to(w.real.dtype).to(grad.device)).sum((-2, -1)).imag
+        shifted = _zyz(angles + angles.new_tensor([0.0, torch.pi, 0.0]), g.dtype)  # d g / d b = g(b + pi) / 2
+        db = 0.5 * (dg.conj() * shifted).sum((-2, -1)).real
+        dangles = torch.stack([da, db, dc], -1)  # (P, 8, 3)
+        dtheta = angles.new_zeros(angles.shape[0], BLOCK_PARAMETERS + 1)
+        dtheta.index_add_(1, _ZYZ_INDEX.to(grad.device).reshape(-1), dangles.reshape(angles.shape[0], -1))
+        return dtheta[:, :BLOCK_PARAMETERS], None
+
+
 def block_matrices(theta: torch.Tensor, cdtype: torch.dtype = torch.complex64) -> torch.Tensor:
     """The 4x4 unitaries of :func:`qmae_qiskit.circuits.two_qubit_block` for each row of theta.
 
@@ -59,17 +117,177 @@ def block_matrices(theta: torch.Tensor, cdtype: torch.dtype = torch.complex64) -
         cdtype: complex dtype of the result.
 
     Returns:
-        ``(P, 4, 4)`` matrices, index ``b0 + 2 b1`` (``b0`` the block's first qubit).
+        ``(P, 4, 4)`` matrices, index ``b0 + 2 b1`` (``b0`` the block's first qubit); differentiable
+        in ``theta``.
     """
-    padded = torch.cat([theta, theta.new_zeros(theta.shape[0], 1)], dim=1)
-    ones = _zyz(padded[:, _ZYZ_INDEX.to(theta.device)], cdtype).reshape(-1, 4, 2, 2, 2)  # (P, layer, qubit, 2, 2)
-    # kron(gate on q1, gate on q0) in index b0 + 2 b1, for the four layers at once
-    layers = torch.einsum("plab,plcd->placbd", ones[:, :, 1], ones[:, :, 0]).reshape(-1, 4, 4, 4)
-    # a CNOT permutes rows: (CX @ M) = M[perm]
-    m = layers[:, 0][:, _CX10]
-    m = (layers[:, 1] @ m)[:, _CX01]
-    m = (layers[:, 2] @ m)[:, _CX10]
-    return layers[:, 3] @ m
+    return _Blocks.apply(theta, cdtype)
+
+
+def _inverse(perm: Sequence[int]) -> list[int]:
+    out = [0] * len(perm)
+    for i, p in enumerate(perm):
+        out[p] = i
+    return out
+
+
+class _LayerChain(torch.autograd.Function):
+    """``layers[D-1] @ ... @ layers[0]`` per group (``layers``: ``(D, G, S, S)``).
+
+    ``layers`` is ``base`` (identity padding, zeros) with the block entries ``entries[source]``
+    written at the flat positions ``where``: only ~6 % of the stack is a block entry, so this
+    scatter (and its gather in the backward) is far cheaper than indexing every position. The
+    backward is written out: one pass of adjoints, one batched product for all layer gradients.
+    """
+
+    @staticmethod
+    def forward(ctx, entries: torch.Tensor, base: torch.Tensor, where: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        layers = base.clone()
+        layers.view(-1)[where] = entries[source]
+        prefix = torch.empty_like(layers)
+        prefix[0] = layers[0]
+        for k in range(1, len(layers)):
+            torch.matmul(layers[k], prefix[k - 1], out=prefix[k])
+        ctx.save_for_backward(layers, prefix, where, source)
+        ctx.num_entries = entries.shape[0]
+        return prefix[-1].clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        layers, prefix, where, source = ctx.saved_tensors
+        adjoint = torch.empty_like(layers)  # adjoint[k]: gradient with respect to prefix[k]
+        adjoint[-1] = grad
+        for k in range(len(layers) - 1, 0, -1):
+            torch.matmul(layers[k].mH, adjoint[k], out=adjoint[k - 1])
+        dlayers = torch.empty_like(layers)
+        dlayers[0] = adjoint[0]
+        torch.matmul(adjoint[1:], prefix[:-1].mH, out=dlayers[1:])
+        dentries = grad.new_zeros(ctx.num_entries).index_add_(0, source, dlayers.view(-1)[where])
+        return dentries, None, None, None
+
+
+class _ApplyGates(torch.autograd.Function):
+    """``G_k ... G_1 @ matrix`` with each ``2^w x 2^w`` gate on its qubits (see ``apply_left``).
+
+    The same products as autograd would run, written out: the backward reuses the permuted inputs
+    saved by the forward and skips autograd's per-view bookkeeping (~30 % of this step's time).
+    """
+
+    @staticmethod
+    def forward(ctx, gates: torch.Tensor, matrix: torch.Tensor, perms: list[list[int]], final: list[int]) -> torch.Tensor:
+        size, shape = gates.shape[-1], (2,) * (len(final) - 1) + (matrix.shape[1],)
+        x = matrix.reshape(shape)
+        saved = []
+        for gate, perm in zip(gates, perms):
+            xp = x.permute(perm).reshape(size, -1)  # the gate's qubits first: one copy
+            saved.append(xp)
+            x = (gate @ xp).reshape(shape)
+        ctx.save_for_backward(gates, *saved)
+        ctx.perms, ctx.final, ctx.shape = perms, final, shape
+        return x.permute(final).reshape(matrix.shape)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        gates, *saved = ctx.saved_tensors
+        perms, shape, size = ctx.perms, ctx.shape, gates.shape[-1]
+        d = grad.reshape(shape).permute(_inverse(ctx.final)).reshape(size, -1)
+        dgates = torch.empty_like(gates)
+        dmatrix = None
+        for k in range(len(perms) - 1, -1, -1):
+            torch.matmul(d, saved[k].mH, out=dgates[k])
+            if k == 0 and not ctx.needs_input_grad[1]:
+                break
+            back = (gates[k].mH @ d).reshape(shape).permute(_inverse(perms[k]))
+            if k == 0:
+                dmatrix = back.reshape(grad.shape)
+            else:
+                d = back.reshape(size, -1)
+        return dgates, dmatrix, None, None
+
+
+class _BuildUnitary(torch.autograd.Function):
+    """``G_k ... G_1`` as a ``(2^n, 2^n)`` matrix (``_ApplyGates`` on the identity, minus its
+    first product: ``G_1 @ I`` is ``kron(G_1, I)`` with the columns in the first gate's qubit
+    order, which the final permutation puts back together with the rows')."""
+
+    @staticmethod
+    def forward(ctx, gates: torch.Tensor, perms: list[list[int]], final: list[int]) -> torch.Tensor:
+        size, n = gates.shape[-1], len(perms[0]) - 1
+        dim, rest = 2**n, 2**n // gates.shape[-1]
+        shape = (2,) * n + (dim,)
+        eye = torch.eye(rest, dtype=gates.dtype, device=gates.device)
+        x = (gates[0][:, None, :, None] * eye[None, :, None, :]).reshape(shape)  # rows and columns in perms[0]'s order
+        saved = []
+        for gate, perm in zip(gates[1:], perms[1:]):
+            xp = x.permute(perm).reshape(size, -1)
+            saved.append(xp)
+            x = (gate @ xp).reshape(shape)
+        ctx.save_for_backward(gates, *saved)
+        ctx.perms, ctx.final = perms, final
+        return x.reshape((2,) * (2 * n)).permute(final).reshape(dim, dim)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        gates, *saved = ctx.saved_tensors
+        perms, size = ctx.perms, gates.shape[-1]
+        n = len(perms[0]) - 1
+        dim, rest = 2**n, 2**n // size
+        shape = (2,) * n + (dim,)
+        d = grad.reshape((2,) * (2 * n)).permute(_inverse(ctx.final)).reshape(size, -1)
+        dgates = torch.empty_like(gates)
+        for k in range(len(perms) - 1, 0, -1):
+            torch.matmul(d, saved[k - 1].mH, out=dgates[k])
+            d = (gates[k].mH @ d).reshape(shape).permute(_inverse(perms[k])).reshape(size, -1)
+        # d kron(G_1, I) / d G_1: the sum over the identity's diagonal
+        dgates[0] = d.view(size, rest, size, rest).diagonal(dim1=1, dim2=3).sum(-1)
+        return dgates, None, None
+
+
+class _Overlaps(torch.autograd.Function):
+    """``F_b = sum_t |<eta_b|phi_b,t>|^2`` and ``P_b(trash = 0) = ||phi_b,0||^2`` from complex
+    ``phi`` ``(B, T, A)`` and ``eta`` ``(B, A)``, with the closed-form backward
+    (``dF/dphi_t = 2 <eta|phi_t> eta``, ``dF/deta = 2 sum_t conj(<eta|phi_t>) phi_t``): five ops
+    instead of autograd's ~25 elementwise ones."""
+
+    @staticmethod
+    def forward(ctx, phi: torch.Tensor, eta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        overlap = (phi @ eta.conj().unsqueeze(-1)).squeeze(-1)  # (B, T)
+        ctx.save_for_backward(phi, eta, overlap)
+        return overlap.abs().square().sum(1), phi[:, 0].abs().square().sum(1)
+
+    @staticmethod
+    def backward(ctx, dfid: torch.Tensor, dkept: torch.Tensor):
+        phi, eta, overlap = ctx.saved_tensors
+        weighted = 2 * dfid[:, None] * overlap  # (B, T)
+        dphi = weighted.unsqueeze(-1) * eta.unsqueeze(1)
+        dphi[:, 0] += 2 * dkept[:, None] * phi[:, 0]
+        deta = (weighted.conj().unsqueeze(1) @ phi).squeeze(1)
+        return dphi, deta
+
+
+def _gate_plan(num_qubits: int, groups: Sequence[Sequence[int]]) -> tuple[list[list[int]], list[int], list[int]]:
+    """Axis permutations that put each gate's qubits first, in turn.
+
+    The state is a (2, ..., 2, R) tensor with a lazily tracked qubit order: axes[p] is the qubit of
+    dimension p. Each permutation moves the next gate's qubits to the front (one copy, of contiguous
+    R-element runs, so it is cheap) for a single (2^w x 2^w) @ (2^w x rest) product.
+
+    Returns:
+        ``(perms, final, final_with_columns)``: ``final`` restores Qiskit's row order of a
+        ``(2,)*n + (R,)`` tensor; ``final_with_columns`` that of a ``(2,)*2n`` tensor whose columns
+        are in the first gate's order too (see ``_BuildUnitary``).
+    """
+    n = num_qubits
+    axes = list(range(n - 1, -1, -1))  # reshape puts the most significant bit (qubit n-1) first
+    perms = []
+    for qubits in groups:
+        target = list(qubits)[::-1] + [q for q in axes if q not in qubits]  # the gate's local bit 0 is qubits[0]
+        perms.append([axes.index(q) for q in target] + [n])
+        axes = target
+    first = perms[0][:-1]  # column axes after kron(G_1, I): qubit first_qubits[p] at position p
+    first_qubits = [list(range(n - 1, -1, -1))[p] for p in first]
+    rows = [axes.index(q) for q in range(n - 1, -1, -1)]
+    columns = [n + first_qubits.index(q) for q in range(n - 1, -1, -1)]
+    return perms, rows + [n], rows + columns
 
 
 def trash_latent_order(num_qubits: int, trash_qubits: Sequence[int]) -> list[int]:
@@ -167,39 +385,26 @@ class ExactEngine:
                 same = (r & rest) == (c & rest)
                 entry = (((r >> pi) & 1) + 2 * ((r >> pj) & 1)) * 4 + ((c >> pi) & 1) + 2 * ((c >> pj) & 1)
                 index[layer, g] = torch.where(same, 16 * k + entry, torch.full_like(entry, zero))
-        self._index = index
-        self._devices: dict[torch.device, torch.Tensor] = {}
+        # the stack as a constant (identity padding, zeros) and the scatter of the block entries
+        where = (index < one).reshape(-1).nonzero().squeeze(1)
+        self._chain = {"base": (index == one).to(self.dtype), "where": where, "source": index.reshape(-1)[where]}
+        self._devices: dict[torch.device, dict[str, torch.Tensor]] = {}
+        qubit_groups = [qubits for qubits, _ in self.groups]
+        self._perms, self._final, self._final_unitary = _gate_plan(self.num_qubits, qubit_groups)
+        # U^T = G_1^T ... G_k^T: the same machinery with the gates reversed and transposed
+        self._perms_t, _, self._final_unitary_t = _gate_plan(self.num_qubits, qubit_groups[::-1])
 
     def super_gates(self, theta: torch.Tensor) -> torch.Tensor:
         """The fused gates, ``(groups, 2**w, 2**w)``, local index bit m = qubit ``groups[g][0][m]``."""
         blocks = block_matrices(theta.to(self.dtype.to_real()).reshape(-1, BLOCK_PARAMETERS), self.dtype)
-        table = torch.cat([blocks.reshape(-1), blocks.new_tensor([1, 0])])
-        index = self._devices.get(theta.device)
-        if index is None:
-            index = self._devices[theta.device] = self._index.to(theta.device)
-        layers = table[index]  # (depth, groups, 2^w, 2^w)
-        gates = layers[0]
-        for layer in layers[1:]:
-            gates = layer @ gates
-        return gates
+        chain = self._devices.get(theta.device)
+        if chain is None:
+            chain = self._devices[theta.device] = {k: v.to(theta.device) for k, v in self._chain.items()}
+        return _LayerChain.apply(blocks.reshape(-1), chain["base"], chain["where"], chain["source"])  # (groups, 2^w, 2^w)
 
     def apply_left(self, theta: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
         """``U @ matrix`` for a ``(2**n, R)`` complex matrix (columns are states)."""
-        n, w = self.num_qubits, self.width
-        gates = self.super_gates(theta)
-        cols = matrix.shape[1]
-        # The tensor is (2, ..., 2, R) with a lazily tracked qubit order: axes[p] is the qubit of
-        # dimension p. Each super-gate moves its qubits to the front (one copy, of contiguous
-        # R-element runs, so it is cheap) and is a single (2^w x 2^w) @ (2^w x rest) product.
-        x = matrix.reshape((2,) * n + (cols,))
-        axes = list(range(n - 1, -1, -1))  # reshape puts the most significant bit (qubit n-1) first
-        for gate, (qubits, _) in zip(gates, self.groups):
-            target = qubits[::-1] + [q for q in axes if q not in qubits]  # the gate's local bit 0 is qubits[0]
-            x = x.permute([axes.index(q) for q in target] + [n]).reshape(2**w, -1)
-            x = (gate @ x).reshape((2,) * n + (cols,))
-            axes = target
-        x = x.permute([axes.index(q) for q in range(n - 1, -1, -1)] + [n])
-        return x.reshape(2**n, cols)
+        return _ApplyGates.apply(self.super_gates(theta), matrix, self._perms, self._final)
 
     def apply(self, theta: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
         """``U`` applied to each row of ``states`` (``(M, 2**n)`` complex): ``states @ U^T``."""
@@ -207,7 +412,12 @@ class ExactEngine:
 
     def unitary(self, theta: torch.Tensor) -> torch.Tensor:
         """The encoder's ``(2**n, 2**n)`` unitary ``U`` (Qiskit's index order)."""
-        return self.apply_left(theta, torch.eye(2**self.num_qubits, dtype=self.dtype, device=theta.device))
+        return _BuildUnitary.apply(self.super_gates(theta), self._perms, self._final_unitary)
+
+    def unitary_transpose(self, theta: torch.Tensor) -> torch.Tensor:
+        """``U^T``, built directly: its rows are U's columns, so ``view_as_real(U^T)`` is the real
+        ``(2^n, 2 * 2^n)`` matrix that maps a real state to ``U psi``'s (re, im) pairs, no copy."""
+        return _BuildUnitary.apply(self.super_gates(theta).flip(0).transpose(1, 2), self._perms_t, self._final_unitary_t)
 
     def _reorder_rows(self, matrix: torch.Tensor) -> torch.Tensor:
         return matrix if self._identity_order else matrix[self._order]
@@ -236,21 +446,20 @@ class ExactEngine:
         psi = self._normalize(masked, theta.device)
         chi = self._normalize(original, theta.device)
         if 2 * batch > dim:
-            # Build U once and use that the images are *real*: psi @ U^T is two real products
-            # (real and imaginary rows of U stacked), half the work of a complex one.
-            u = self._reorder_rows(self.unitary(theta))  # rows ordered (trash value, latent value)
-            parts = torch.view_as_real(u).permute(2, 0, 1)  # (re/im, 2^n rows, 2^n cols)
-            phi = torch.view_as_complex((psi @ parts.reshape(-1, dim).transpose(0, 1)).reshape(batch, 2, dim).transpose(1, 2).contiguous())
-            eta0 = torch.view_as_complex((chi @ parts[:, :latent].reshape(-1, dim).transpose(0, 1)).reshape(batch, 2, latent).transpose(1, 2).contiguous())
+            # Build U once and use that the images are *real*: U psi is one real product with
+            # view_as_real(U^T), half the work of a complex one, whose result is already U psi's
+            # (re, im) pairs, so it is viewed as complex without a copy.
+            ut = self.unitary_transpose(theta)
+            if not self._identity_order:
+                ut = ut[:, self._order]  # U's rows ordered (trash value, latent value)
+            w = torch.view_as_real(ut).reshape(dim, 2 * dim)  # w[j, (i, re/im)] = U[i, j]
+            phi = torch.view_as_complex((psi @ w).view(batch, -1, latent, 2))  # (B, T, latent), no copy
+            eta0 = torch.view_as_complex((chi @ w[:, : 2 * latent]).view(batch, latent, 2))
         else:  # few images: apply the super-gates to them directly, no U
             out = self._reorder_rows(self.apply(theta, torch.cat([psi, chi]).to(self.dtype)).transpose(0, 1)).transpose(0, 1)
-            phi, eta0 = out[:batch], out[batch:, :latent]
-        phi = phi.reshape(batch, -1, latent)
-        overlap = torch.einsum("ba,bta->bt", eta0.conj(), phi)
-        fid = overlap.abs().square().sum(1)
-        if with_trash:
-            return fid, phi[:, 0].abs().square().sum(1)
-        return fid
+            phi, eta0 = out[:batch].reshape(batch, -1, latent), out[batch:, :latent]
+        fid, kept = _Overlaps.apply(phi, eta0)
+        return (fid, kept) if with_trash else fid
 
     def reconstruct(self, theta: torch.Tensor, masked: torch.Tensor, *, postselect: bool = False) -> torch.Tensor:
         """Pixel probabilities of the decoder's output (the diagonal of ``rho_out``).

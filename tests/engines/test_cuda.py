@@ -61,4 +61,4 @@ def test_cli_trains_on_gpu_and_the_run_loads_on_cpu(tmp_path):
     model = QMAE.load(str(run))
     assert model.theta.device.type == "cpu"
     config = json.loads((run / "config.json").read_text())
-    assert config["device"] == "cuda"
+    assert config["options"]["device"] == "cuda"
