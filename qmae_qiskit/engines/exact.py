@@ -302,26 +302,58 @@ def trash_latent_order(num_qubits: int, trash_qubits: Sequence[int]) -> list[int
 
 
 def fuse_pairs(num_qubits: int, pairs: Sequence[tuple[int, int]], width: int) -> list[tuple[list[int], list[int]]]:
-    """Split the block sequence into runs whose qubits fit in ``width`` qubits.
+    """Group the blocks into super-gates of at most ``width`` qubits, as few as greedily found.
+
+    Blocks on disjoint qubits commute, so a block may join the current super-gate as soon as every
+    earlier block that shares a qubit with it is placed: the circuit's dependency order, not its
+    listing order, bounds the grouping. Among the blocks that are ready and fit, the one adding the
+    fewest new qubits is taken first. For all 28 pairs of n = 8 at width 5 this gives 4 super-gates
+    where cutting the listing into runs gives 6; each fewer super-gate saves three 2^n x 2^n
+    products per training step.
 
     Returns:
-        ``(qubits, block_indices)`` per super-gate, in time order; ``qubits`` always has ``width``
-        entries (padded with idle qubits) so that all super-gates have one shape.
+        ``(qubits, block_indices)`` per super-gate, in time order (within a super-gate too);
+        ``qubits`` always has ``width`` entries (padded with idle qubits) so that all super-gates
+        have one shape.
     """
+    earlier = [{j for j in range(k) if set(pairs[j]) & set(pairs[k])} for k in range(len(pairs))]
+    placed: set[int] = set()
     groups: list[tuple[list[int], list[int]]] = []
-    qubits: list[int] = []
-    blocks: list[int] = []
-    for k, pair in enumerate(pairs):
-        new = [q for q in pair if q not in qubits]
-        if len(qubits) + len(new) > width:
-            groups.append((qubits, blocks))
-            qubits, blocks = [], []
-            new = list(dict.fromkeys(pair))
-        qubits, blocks = qubits + new, blocks + [k]
-    groups.append((qubits, blocks))
+    while len(placed) < len(pairs):
+        qubits: list[int] = []
+        blocks: list[int] = []
+        while True:
+            done = placed.union(blocks)
+            fits = [
+                (len(set(pairs[k]) - set(qubits)), k)
+                for k in range(len(pairs))
+                if k not in done and earlier[k] <= done and len(set(qubits).union(pairs[k])) <= width
+            ]
+            if not fits:
+                break
+            k = min(fits)[1]
+            qubits += [q for q in dict.fromkeys(pairs[k]) if q not in qubits]
+            blocks.append(k)
+        placed.update(blocks)
+        groups.append((qubits, blocks))
     for qs, _ in groups:
         qs.extend(q for q in range(num_qubits) if q not in qs and len(qs) < width)
     return groups
+
+
+def _cheapest_width(num_qubits: int, pairs: Sequence[tuple[int, int]]) -> int:
+    """The fusion width with the least work per training step, by a cost model. Building U costs,
+    per super-gate after the first, three ``2^w x 2^w`` by ``2^w x 4^n / 2^w`` products (forward,
+    and two backward), each also a pass over the whole ``4^n`` matrix (the permuting copy, worth
+    ~16 multiply-adds per entry here); building the super-gates three ``2^w``-cubed products per
+    layer and super-gate. At n = 8 this picks 5, which measured fastest (4 and 6: 10-20 % slower)."""
+
+    def cost(width: int) -> int:
+        groups = fuse_pairs(num_qubits, pairs, width)
+        depth = max(len(blocks) for _, blocks in groups)
+        return 3 * (len(groups) - 1) * (2**width + 16) * 4**num_qubits + 3 * depth * len(groups) * 8**width
+
+    return min(range(2, min(num_qubits, 7) + 1), key=cost)
 
 
 class ExactEngine:
@@ -332,7 +364,8 @@ class ExactEngine:
         pairs: the encoder's qubit pairs, in circuit order.
         trash_qubits: data qubits reset between encoder and decoder.
         dtype: complex dtype of the simulation (``torch.complex64`` or ``torch.complex128``).
-        fuse_width: qubits per fused super-gate (default ``min(n, 5)``; 2 applies the blocks one by one).
+        fuse_width: qubits per fused super-gate (2 applies the blocks one by one; default: the
+            width with the fewest multiply-adds per step, 5 for the 28 pairs of n = 8).
     """
 
     name = "exact"
@@ -348,7 +381,7 @@ class ExactEngine:
     ) -> None:
         if dtype not in (torch.complex64, torch.complex128):
             raise ValueError(f"dtype must be torch.complex64 or torch.complex128, got {dtype}")
-        width = min(num_qubits, 5) if fuse_width is None else fuse_width
+        width = _cheapest_width(num_qubits, pairs) if fuse_width is None else fuse_width
         if not 2 <= width <= num_qubits:
             raise ValueError(f"fuse_width must be in 2..{num_qubits}, got {fuse_width}")
         self.num_qubits = num_qubits

@@ -18,13 +18,24 @@ def test_every_fusion_width_gives_the_same_unitary(width):
     torch.testing.assert_close(got @ got.conj().T, eye, atol=1e-12, rtol=0)
 
 
-def test_fusion_covers_every_block_once_in_order():
-    pairs = [(3, 0), (0, 1), (5, 2), (1, 4), (2, 3), (4, 5), (0, 5)]
+@pytest.mark.parametrize("pairs", [[(3, 0), (0, 1), (5, 2), (1, 4), (2, 3), (4, 5), (0, 5)], all_pairs(6)])
+def test_fusion_covers_every_block_once_keeping_every_dependency(pairs):
     groups = fuse_pairs(6, pairs, 4)
-    assert [k for _, blocks in groups for k in blocks] == list(range(len(pairs)))
+    order = [k for _, blocks in groups for k in blocks]
+    assert sorted(order) == list(range(len(pairs)))
+    position = {k: i for i, k in enumerate(order)}
+    for j in range(len(pairs)):  # blocks sharing a qubit keep their circuit order
+        for k in range(j + 1, len(pairs)):
+            if set(pairs[j]) & set(pairs[k]):
+                assert position[j] < position[k], (pairs[j], pairs[k])
     for qubits, blocks in groups:
         assert len(qubits) == 4 == len(set(qubits))
         assert all(set(pairs[k]) <= set(qubits) for k in blocks)
+
+
+def test_fusion_reorders_commuting_blocks_into_fewer_super_gates():
+    assert len(fuse_pairs(8, all_pairs(8), 5)) == 4  # cutting the listing into runs gives 6
+    assert len(fuse_pairs(8, all_pairs(8), 4)) == 8  # ... and 10
 
 
 def test_small_and_large_batches_take_different_paths_to_the_same_fidelity():
