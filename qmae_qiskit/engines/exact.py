@@ -10,11 +10,12 @@ value ``a``), resetting the trash and decoding gives
 so one training step needs ``U`` applied to the two batches and no density matrix.
 
 Speed (see ``docs/benchmarks.md``): applying the 28 blocks one by one to a 256x256 matrix is
-dominated by the memory copies of 28 axis permutations, forward and backward. So consecutive blocks
-are first fused into a few *super-gates* on ``K = min(n, 5)`` qubits (6 of them at n = 8; each a
-32x32 matrix built from the 4x4 blocks with one gather and a short chain of tiny batched products),
-and only those are applied to the big matrix, each with one permutation copy. Autograd
-differentiates all of it. The tests pin this to Qiskit's ``Operator``, ``Statevector`` and Aer.
+dominated by the memory copies of 28 axis permutations, forward and backward. So the blocks are
+first fused into a few *super-gates* of ``w`` qubits (:func:`fuse_pairs`; 4 of width 5 at n = 8),
+each a ``2^w x 2^w`` matrix built from the 4x4 blocks by a short chain of tiny batched products,
+and only those touch the big matrix, each with one permutation copy. Each of these pieces has a hand-written
+backward (``torch.autograd.Function``), gradchecked in ``tests/engines/test_exact.py``; the tests
+pin the results to Qiskit's ``Operator``, ``Statevector`` and Aer.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ _S_C = torch.tensor([[-1.0, -1.0], [1.0, 1.0]])
 class _Blocks(torch.autograd.Function):
     """theta ``(P, 15)`` -> the blocks ``(P, 4, 4)``, with the backward written out.
 
-    Autograd's backward of this graph of ~30 tiny ops costs ~3x its forward on a CPU; the closed
+    Autograd's backward of this graph of ~30 tiny ops costs several times its forward; the closed
     form is short: adjoints through the four layers (three batched products), the Kronecker factors'
     gradients (two einsums), and each angle's from d g / d angle, which for a ZYZ gate is the gate
     itself times a sign pattern (a, c) or the gate at b + pi (b). ``test_exact`` gradchecks it.
@@ -169,7 +170,7 @@ class _ApplyGates(torch.autograd.Function):
     """``G_k ... G_1 @ matrix`` with each ``2^w x 2^w`` gate on its qubits (see ``apply_left``).
 
     The same products as autograd would run, written out: the backward reuses the permuted inputs
-    saved by the forward and skips autograd's per-view bookkeeping (~30 % of this step's time).
+    saved by the forward and skips autograd's bookkeeping for every view and permutation.
     """
 
     @staticmethod
@@ -365,7 +366,7 @@ class ExactEngine:
         trash_qubits: data qubits reset between encoder and decoder.
         dtype: complex dtype of the simulation (``torch.complex64`` or ``torch.complex128``).
         fuse_width: qubits per fused super-gate (2 applies the blocks one by one; default: the
-            width with the fewest multiply-adds per step, 5 for the 28 pairs of n = 8).
+            cheapest by the cost model of ``_cheapest_width``, 5 for the 28 pairs of n = 8).
     """
 
     name = "exact"
