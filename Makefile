@@ -18,6 +18,8 @@ demo: install
 	$(BIN)/qmae train --out runs/demo --epochs 2 --batch-size 32
 
 test: install
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m ruff format --check .
 	$(BIN)/python -m pytest -q tests
 	$(BIN)/python -m pytest -q --nbmake notebooks
 

@@ -31,9 +31,19 @@ def main() -> None:
     for size in [int(s) for s in args.sizes.split(",")]:
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
-            result = train(out=out, data_dir=args.data_dir, epochs=args.epochs, batch_size=size, lr=args.lr, eval_limit=args.eval_limit, progress=False)
+            result = train(
+                out=out,
+                data_dir=args.data_dir,
+                epochs=args.epochs,
+                batch_size=size,
+                lr=args.lr,
+                eval_limit=args.eval_limit,
+                progress=False,
+            )
             seconds = time.perf_counter() - start
-        rows.append({"batch_size": size, "steps": len(result.history), "seconds": seconds, "fidelity": result.eval_fidelity})
+        rows.append(
+            {"batch_size": size, "steps": len(result.history), "seconds": seconds, "fidelity": result.eval_fidelity}
+        )
         print(f"{size:>6} {len(result.history):>7} {seconds:>8.1f} {result.eval_fidelity:>9.4f}", flush=True)
     if args.json:
         with open(args.json, "w") as fh:

@@ -1,6 +1,7 @@
-"""Approximate embedding: fidelity with the image vs. two-qubit gates, over MNIST test images.
+r"""Approximate embedding: fidelity with the image vs. two-qubit gates, over MNIST test images.
 
-    python benchmarks/embedding_fidelity.py --data-dir ../shared/data/mnist --layers 4 8 16 --json docs/embedding_fidelity.json
+    python benchmarks/embedding_fidelity.py --data-dir ../shared/data/mnist --layers 4 8 16 \
+        --json docs/embedding_fidelity.json
 
 Prints one line per budget (mean, 5th percentile and minimum fidelity, CNOTs, seconds).
 """
@@ -32,9 +33,17 @@ def main() -> None:
         start = time.perf_counter()
         fit = fit_ladder(vectors, layers, sweeps=args.sweeps)
         f = fit.fidelity
-        row = {"layers": layers, "cnots": ladder_cnots(8, layers), "images": len(f), "mean": f.mean().item(),
-               "p5": torch.quantile(f, 0.05).item(), "min": f.min().item(), "seconds": time.perf_counter() - start,
-               "sweeps": args.sweeps, "exact_cnots": 2**8 - 2}
+        row = {
+            "layers": layers,
+            "cnots": ladder_cnots(8, layers),
+            "images": len(f),
+            "mean": f.mean().item(),
+            "p5": torch.quantile(f, 0.05).item(),
+            "min": f.min().item(),
+            "seconds": time.perf_counter() - start,
+            "sweeps": args.sweeps,
+            "exact_cnots": 2**8 - 2,
+        }
         rows.append(row)
         print(json.dumps(row), flush=True)
     if args.json:

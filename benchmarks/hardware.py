@@ -51,7 +51,9 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=2000)
     parser.add_argument("--cdr", type=int, default=16, help="CDR training circuits per job")
     parser.add_argument("--quick", action="store_true", help="one small job (CI): checks the pipeline, not the figures")
-    parser.add_argument("--retable", action="store_true", help="re-score the jobs recorded in OUT/hardware.json (no new runs)")
+    parser.add_argument(
+        "--retable", action="store_true", help="re-score the jobs recorded in OUT/hardware.json (no new runs)"
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -74,8 +76,18 @@ def main() -> None:
         model = load_model(run).set_embedding(layers)
         report = transpile_report(model, get_backend(backend), ("compute_uncompute",))[0]
         start = time.perf_counter()
-        record = submit(run, backend=backend, images=images, shots=shots, variant="compute_uncompute", embedding_layers=layers,
-                        readout_mitigation=True, zne="1,3" if zne else None, cdr=cdr, data_dir=args.data_dir)
+        record = submit(
+            run,
+            backend=backend,
+            images=images,
+            shots=shots,
+            variant="compute_uncompute",
+            embedding_layers=layers,
+            readout_mitigation=True,
+            zne="1,3" if zne else None,
+            cdr=cdr,
+            data_dir=args.data_dir,
+        )
         seconds = time.perf_counter() - start
         for name, options in MITIGATIONS.items():
             if options["zne"] and not zne:
@@ -84,17 +96,34 @@ def main() -> None:
             result = rescore(record.record_id, **options)
             est = np.array([r["fidelity"] for r in result.images])
             exact = np.array([r["exact"] for r in result.images])
-            ran = np.array([r["exact_embedded"] if r["exact_embedded"] is not None else r["exact"] for r in result.images])
-            row = {"backend": backend, "run": Path(run).name, "pairs": "line" if "line" in Path(run).name else "all",
-                   "embedding": "exact" if layers is None else f"ladder L={layers}", "mitigation": name,
-                   "two_qubit_gates": report.two_qubit_gates * (3 if use_zne else 1), "two_qubit_gates_base": report.two_qubit_gates,
-                   "depth": report.depth, "estimate": float(est.mean()), "exact": float(exact.mean()), "exact_embedded": float(ran.mean()),
-                   "mae": float(np.abs(est - exact).mean()), "mae_vs_embedded": float(np.abs(est - ran).mean()),
-                   "images": images, "shots": shots, "record_id": record.record_id, "job_seconds": seconds}
+            ran = np.array(
+                [r["exact_embedded"] if r["exact_embedded"] is not None else r["exact"] for r in result.images]
+            )
+            row = {
+                "backend": backend,
+                "run": Path(run).name,
+                "pairs": "line" if "line" in Path(run).name else "all",
+                "embedding": "exact" if layers is None else f"ladder L={layers}",
+                "mitigation": name,
+                "two_qubit_gates": report.two_qubit_gates * (3 if use_zne else 1),
+                "two_qubit_gates_base": report.two_qubit_gates,
+                "depth": report.depth,
+                "estimate": float(est.mean()),
+                "exact": float(exact.mean()),
+                "exact_embedded": float(ran.mean()),
+                "mae": float(np.abs(est - exact).mean()),
+                "mae_vs_embedded": float(np.abs(est - ran).mean()),
+                "images": images,
+                "shots": shots,
+                "record_id": record.record_id,
+                "job_seconds": seconds,
+            }
             row.update(baselines(record.record_id, est, exact))
             rows.append(row)
             print(json.dumps(row), flush=True)
-    (out / "hardware.json").write_text(json.dumps({"rows": rows, "images": images, "shots": shots, "cdr": cdr}, indent=1))
+    (out / "hardware.json").write_text(
+        json.dumps({"rows": rows, "images": images, "shots": shots, "cdr": cdr}, indent=1)
+    )
     (out / "hardware.md").write_text(table(rows))
     plot(rows, out / "hardware.png")
     _relative_run_dirs(Path(os.environ["QMAE_JOBS_DIR"]))
@@ -118,9 +147,17 @@ def retable(out: Path) -> None:
     for record_id in dict.fromkeys(r["record_id"] for r in saved["rows"]):  # mitigations added since the run
         template = next(r for r in saved["rows"] if r["record_id"] == record_id)
         for name, options in MITIGATIONS.items():
-            has_zne = any(r["mitigation"].startswith("readout+zne") for r in saved["rows"] if r["record_id"] == record_id)
+            has_zne = any(
+                r["mitigation"].startswith("readout+zne") for r in saved["rows"] if r["record_id"] == record_id
+            )
             if (record_id, name) not in done and (has_zne or not options["zne"]):
-                saved["rows"].append(dict(template, mitigation=name, two_qubit_gates=template["two_qubit_gates_base"] * (3 if options["zne"] else 1)))
+                saved["rows"].append(
+                    dict(
+                        template,
+                        mitigation=name,
+                        two_qubit_gates=template["two_qubit_gates_base"] * (3 if options["zne"] else 1),
+                    )
+                )
     layers = lambda r: 0 if r["embedding"] == "exact" else int(r["embedding"].split("=")[1])  # noqa: E731
     saved["rows"].sort(key=lambda r: (r["backend"], r["run"], layers(r), list(MITIGATIONS).index(r["mitigation"])))
     for row in saved["rows"]:
@@ -128,8 +165,12 @@ def retable(out: Path) -> None:
         est = np.array([r["fidelity"] for r in result.images])
         exact = np.array([r["exact"] for r in result.images])
         ran = np.array([r["exact_embedded"] if r["exact_embedded"] is not None else r["exact"] for r in result.images])
-        row.update(estimate=float(est.mean()), mae=float(np.abs(est - exact).mean()), mae_vs_embedded=float(np.abs(est - ran).mean()),
-                   **baselines(row["record_id"], est, exact))
+        row.update(
+            estimate=float(est.mean()),
+            mae=float(np.abs(est - exact).mean()),
+            mae_vs_embedded=float(np.abs(est - ran).mean()),
+            **baselines(row["record_id"], est, exact),
+        )
     (out / "hardware.json").write_text(json.dumps(saved, indent=1))
     (out / "hardware.md").write_text(table(saved["rows"]))
     plot(saved["rows"], out / "hardware.png")
@@ -148,12 +189,19 @@ def baselines(record_id: str, est: np.ndarray, exact: np.ndarray) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| device | encoder pairs | embedding | mitigation | 2q gates | depth | estimate | exact (full emb.) | exact (ran) | MAE vs full | MAE vs ran | MAE of a constant guess | corr. with exact |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| device | encoder pairs | embedding | mitigation | 2q gates | depth | estimate | exact (full emb.) | exact "
+        "(ran) | MAE vs full | MAE vs ran | MAE of a constant guess | corr. with exact |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['backend']} | {r['pairs']} | {r['embedding']} | {r['mitigation']} | {r['two_qubit_gates_base']} | {r['depth']} | "
-                     f"{r['estimate']:.3f} | {r['exact']:.3f} | {r['exact_embedded']:.3f} | **{r['mae']:.3f}** | {r['mae_vs_embedded']:.3f} | "
-                     f"{r['mae_constant_guess']:.3f} | {r['correlation']:.2f} |")
+        lines.append(
+            f"| {r['backend']} | {r['pairs']} | {r['embedding']} | {r['mitigation']} | {r['two_qubit_gates_base']} | "
+            f"{r['depth']} | "
+            f"{r['estimate']:.3f} | {r['exact']:.3f} | {r['exact_embedded']:.3f} | **{r['mae']:.3f}** | "
+            f"{r['mae_vs_embedded']:.3f} | "
+            f"{r['mae_constant_guess']:.3f} | {r['correlation']:.2f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

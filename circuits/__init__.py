@@ -3,9 +3,26 @@
 Installed as ``qmae_qiskit.circuits``.
 """
 
-from .ansatz import BLOCK_PARAMETERS, PAIR_SETS, all_pairs, decoder, encoder, line_pairs, named_pairs, two_qubit_block, validate_pairs
+from .ansatz import (
+    BLOCK_PARAMETERS,
+    PAIR_SETS,
+    all_pairs,
+    decoder,
+    encoder,
+    line_pairs,
+    named_pairs,
+    two_qubit_block,
+    validate_pairs,
+)
 from .embedding import amplitude_embedding, ladder_embedding, multiplexer_matrix, num_embedding_parameters
-from .fidelity import VARIANTS, FidelityCircuit, fidelity_circuit, fidelity_from_counts, reconstruction_circuit, resolve_trash_qubits
+from .fidelity import (
+    VARIANTS,
+    FidelityCircuit,
+    fidelity_circuit,
+    fidelity_from_counts,
+    reconstruction_circuit,
+    resolve_trash_qubits,
+)
 
 __all__ = [
     "BLOCK_PARAMETERS",

@@ -46,7 +46,9 @@ def named_pairs(name: str, num_qubits: int) -> list[tuple[int, int]]:
         return all_pairs(num_qubits)
     if name in ("line", "line2"):
         return line_pairs(num_qubits, 2 if name == "line2" else 1)
-    raise ValueError(f"unknown pair set {name!r}; choose one of {', '.join(PAIR_SETS)} (or pass explicit pairs in Python)")
+    raise ValueError(
+        f"unknown pair set {name!r}; choose one of {', '.join(PAIR_SETS)} (or pass explicit pairs in Python)"
+    )
 
 
 def validate_pairs(pairs: Sequence[Sequence[int]], num_qubits: int) -> list[tuple[int, int]]:
@@ -58,9 +60,7 @@ def validate_pairs(pairs: Sequence[Sequence[int]], num_qubits: int) -> list[tupl
     out = []
     for pair in pairs:
         if len(pair) != 2 or pair[0] == pair[1] or not all(0 <= int(q) < num_qubits for q in pair):
-            raise ValueError(
-                f"invalid qubit pair {tuple(pair)}: a pair is two different qubits in 0..{num_qubits - 1}"
-            )
+            raise ValueError(f"invalid qubit pair {tuple(pair)}: a pair is two different qubits in 0..{num_qubits - 1}")
         out.append((int(pair[0]), int(pair[1])))
     if not out:
         raise ValueError("the encoder needs at least one qubit pair")

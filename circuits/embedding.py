@@ -124,7 +124,9 @@ def ladder_embedding(
     if parameters is None:
         parameters = ParameterVector(name, size)
     if len(parameters) != size:
-        raise ValueError(f"need {size} ladder parameters for {num_qubits} qubits and {layers} layers, got {len(parameters)}")
+        raise ValueError(
+            f"need {size} ladder parameters for {num_qubits} qubits and {layers} layers, got {len(parameters)}"
+        )
     qc = QuantumCircuit(num_qubits, name="ladder")
     for layer in range(layers + 1):
         for q in range(num_qubits):

@@ -30,7 +30,14 @@ from qiskit.circuit import ClassicalRegister, ParameterVector, QuantumCircuit, Q
 from .ansatz import BLOCK_PARAMETERS, all_pairs, decoder, encoder, validate_pairs
 from .embedding import amplitude_embedding, ladder_embedding, num_embedding_parameters
 
-__all__ = ["VARIANTS", "FidelityCircuit", "fidelity_circuit", "fidelity_from_counts", "reconstruction_circuit", "resolve_trash_qubits"]
+__all__ = [
+    "VARIANTS",
+    "FidelityCircuit",
+    "fidelity_circuit",
+    "fidelity_from_counts",
+    "reconstruction_circuit",
+    "resolve_trash_qubits",
+]
 
 VARIANTS = ("paper", "reset", "destructive", "compute_uncompute")
 
@@ -75,7 +82,9 @@ def resolve_trash_qubits(
             names a qubit outside ``0..n-1``, or disagrees with ``latent_qubits``.
     """
     if latent_qubits is not None and not 1 <= latent_qubits <= num_qubits - 1:
-        raise ValueError(f"latent_qubits must be in 1..{num_qubits - 1} for {num_qubits} data qubits, got {latent_qubits}")
+        raise ValueError(
+            f"latent_qubits must be in 1..{num_qubits - 1} for {num_qubits} data qubits, got {latent_qubits}"
+        )
     if trash_qubits is None:
         # the highest qubits (the image's row bits, most significant first): resetting the top
         # row bit trained to F = 0.784 on MNIST 16x16 vs 0.708 for the lowest column bit (measured)
@@ -239,9 +248,7 @@ def _embedding_builder(num_qubits: int, layers: int | None) -> _EmbeddingBuilder
     return _EmbeddingBuilder(num_qubits, layers)
 
 
-def fidelity_from_counts(
-    counts: Mapping[str, float], *, variant: str, num_qubits: int
-) -> tuple[float, float]:
+def fidelity_from_counts(counts: Mapping[str, float], *, variant: str, num_qubits: int) -> tuple[float, float]:
     """Fidelity estimate and its shot-noise standard error from measured counts.
 
     Works with integer counts or with exact probabilities (then the error is that of one shot).

@@ -130,7 +130,11 @@ def fit_ladder(vectors: torch.Tensor, layers: int, *, sweeps: int = DEFAULT_SWEE
     if (norms == 0).any():
         raise ValueError(f"vector(s) {(norms == 0).nonzero().flatten().tolist()} are zero and have no state")
     target = (vectors.double() / norms[:, None]).float()
-    angles = torch.cat([_fit_chunk(target[i : i + chunk], layers, sweeps) for i in range(0, len(target), chunk)]) if len(target) else torch.zeros(0, layers + 1, n)
+    angles = (
+        torch.cat([_fit_chunk(target[i : i + chunk], layers, sweeps) for i in range(0, len(target), chunk)])
+        if len(target)
+        else torch.zeros(0, layers + 1, n)
+    )
     angles = angles.double()
     states = ladder_states(angles)
     fidelity = (states * (vectors.double() / norms[:, None])).sum(1) ** 2

@@ -80,7 +80,9 @@ def _images(count: int, size: int = 16, seed: int = 0) -> torch.Tensor:
     return images if size == 16 else resize(images, size)
 
 
-def _train_step(model: QMAE, images: torch.Tensor, mask: torch.Tensor, opt: torch.optim.Optimizer) -> Callable[[], None]:
+def _train_step(
+    model: QMAE, images: torch.Tensor, mask: torch.Tensor, opt: torch.optim.Optimizer
+) -> Callable[[], None]:
     def step() -> None:
         loss = model.loss(images, mask)
         opt.zero_grad()
@@ -105,7 +107,9 @@ def bench_exact(batches: list[int], repeat: int, device: torch.device = torch.de
         model, images, mask = _setup(batch, device)
         opt = torch.optim.Adam(model.parameters(), lr=0.01)
         seconds = _time(_train_step(model, images, mask, opt), repeat=repeat, device=device)
-        rows.append({"batch": batch, "step_s": seconds, "s_per_image": seconds / batch, "images_per_s": batch / seconds})
+        rows.append(
+            {"batch": batch, "step_s": seconds, "s_per_image": seconds / batch, "images_per_s": batch / seconds}
+        )
     return rows
 
 
@@ -128,8 +132,15 @@ def bench_roofline(batch: int, repeat: int, device: torch.device = torch.device(
     seconds = sorted(p for p, _ in rounds)[len(rounds) // 2]
     step = sorted(s for _, s in rounds)[len(rounds) // 2]
     efficiency = sorted(p / s for p, s in rounds)[len(rounds) // 2]  # per round: the drift cancels
-    return {"batch": batch, "products_s": seconds, "step_s": step, "efficiency": efficiency, "rounds": len(rounds),
-            "products_epoch_s": seconds * EPOCH_IMAGES / batch, "step_epoch_s": step * EPOCH_IMAGES / batch}
+    return {
+        "batch": batch,
+        "products_s": seconds,
+        "step_s": step,
+        "efficiency": efficiency,
+        "rounds": len(rounds),
+        "products_epoch_s": seconds * EPOCH_IMAGES / batch,
+        "step_epoch_s": step * EPOCH_IMAGES / batch,
+    }
 
 
 def bench_epoch(batch: int, data_dir: str | None, device: torch.device = torch.device("cpu")) -> dict[str, Any]:
@@ -140,13 +151,21 @@ def bench_epoch(batch: int, data_dir: str | None, device: torch.device = torch.d
 
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        result = train(out=out, data_dir=data_dir, epochs=1, batch_size=batch, eval_limit=0, progress=False, device=str(device))
+        result = train(
+            out=out, data_dir=data_dir, epochs=1, batch_size=batch, eval_limit=0, progress=False, device=str(device)
+        )
         total = time.perf_counter() - start
     # the loop's own time (each step's images / its images/s), without data loading and checkpoints
     steps = len(result.history)
     loop = sum(batch / h["images_per_s"] for h in result.history if h["images_per_s"] > 0)
-    return {"batch": batch, "steps": steps, "train_call_s": total, "loop_s": loop,
-            "data": data_dir or "embedded sample", "epoch_24345_s": loop * EPOCH_IMAGES / (steps * batch)}
+    return {
+        "batch": batch,
+        "steps": steps,
+        "train_call_s": total,
+        "loop_s": loop,
+        "data": data_dir or "embedded sample",
+        "epoch_24345_s": loop * EPOCH_IMAGES / (steps * batch),
+    }
 
 
 def bench_estimator(count: int, *, n8_backward: bool) -> dict[str, Any]:
@@ -167,7 +186,9 @@ def bench_estimator(count: int, *, n8_backward: bool) -> dict[str, Any]:
     out["n4_fwd_bwd_param_shift_s_per_image"] = _time(lambda: small.loss(x, m).backward(), repeat=1, warmup=0) / count
     if n8_backward:
         model.set_engine("estimator", gradient="param_shift")
-        out["n8_fwd_bwd_param_shift_s_per_image"] = _time(lambda: model.loss(images[:1], mask[:1]).backward(), repeat=1, warmup=0)
+        out["n8_fwd_bwd_param_shift_s_per_image"] = _time(
+            lambda: model.loss(images[:1], mask[:1]).backward(), repeat=1, warmup=0
+        )
     return out
 
 
@@ -249,21 +270,48 @@ def _scaling_point(n: int, batch: int, repeat: int, device: torch.device = torch
     model, images, mask = _setup(batch, device, image_size=size, patch_size=(size // 2, size // 2))
     step = _train_step(model, images, mask, torch.optim.Adam(model.parameters(), lr=0.01))
     seconds = _time(step, repeat=repeat, warmup=1, device=device)
-    row = {"n": n, "image": f"{size}x{size}", "batch": batch, "s_per_image": seconds / batch, "peak_rss_mib": _peak_rss_mib()}
+    row = {
+        "n": n,
+        "image": f"{size}x{size}",
+        "batch": batch,
+        "s_per_image": seconds / batch,
+        "peak_rss_mib": _peak_rss_mib(),
+    }
     if device.type == "cuda":
         row["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     return row
 
 
-def bench_scaling(ns: list[int], batch: int, repeat: int, device: torch.device = torch.device("cpu")) -> list[dict[str, Any]]:
+def bench_scaling(
+    ns: list[int], batch: int, repeat: int, device: torch.device = torch.device("cpu")
+) -> list[dict[str, Any]]:
     rows = []
     for n in ns:
         done = subprocess.run(
-            [sys.executable, "-m", "qmae_qiskit.bench", "--scaling-point", str(n), "--batch", str(batch), "--repeat", str(repeat), "--device", str(device)],
-            capture_output=True, text=True, check=False,
+            [
+                sys.executable,
+                "-m",
+                "qmae_qiskit.bench",
+                "--scaling-point",
+                str(n),
+                "--batch",
+                str(batch),
+                "--repeat",
+                str(repeat),
+                "--device",
+                str(device),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if done.returncode != 0:
-            rows.append({"n": n, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"})
+            rows.append(
+                {
+                    "n": n,
+                    "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}",
+                }
+            )
         else:
             rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return rows
@@ -285,8 +333,13 @@ def run(*, quick: bool, data_dir: str | None, estimator_n8_backward: bool, devic
     gpu = dev.type == "cuda"
     repeat = 3 if quick else 20
     result: dict[str, Any] = {
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "torch_threads": torch.get_num_threads(), "python": platform.python_version(), "device": str(dev)},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+            "device": str(dev),
+        },
         "versions": {},
         "quick": quick,
     }
@@ -297,7 +350,9 @@ def run(*, quick: bool, data_dir: str | None, estimator_n8_backward: bool, devic
     result["versions"] = _versions()
     result["exact"] = bench_exact([1, 32, 128, 512] + ([2048, 8192] if gpu else []), repeat, dev)
     result["roofline"] = bench_roofline(256, repeat, dev)
-    result["epoch"] = [bench_epoch(256, None if quick else data_dir, dev)] + ([] if quick else [bench_epoch(128, data_dir, dev)])
+    result["epoch"] = [bench_epoch(256, None if quick else data_dir, dev)] + (
+        [] if quick else [bench_epoch(128, data_dir, dev)]
+    )
     if gpu:  # Aer runs on the CPU whatever --device says
         result["estimator"] = {"skipped": "the estimator engine runs on Aer (CPU): see a --device cpu run"}
     else:
@@ -314,9 +369,13 @@ def run(*, quick: bool, data_dir: str | None, estimator_n8_backward: bool, devic
     if "skipped" not in est:
         result["speedup"]["exact_best_vs_estimator_n8_forward"] = est["n8_forward_s_per_image"] / best
         result["speedup"]["exact_best_vs_estimator_n8_fwd_bwd"] = est["n8_fwd_bwd_s_per_image"] / best
-        result["speedup"]["estimator_aer_gradient_vs_param_shift_n4"] = est["n4_fwd_bwd_param_shift_s_per_image"] / est["n4_fwd_bwd_s_per_image"]
+        result["speedup"]["estimator_aer_gradient_vs_param_shift_n4"] = (
+            est["n4_fwd_bwd_param_shift_s_per_image"] / est["n4_fwd_bwd_s_per_image"]
+        )
     if "n8_fwd_bwd_param_shift_s_per_image" in est:
-        result["speedup"]["estimator_aer_gradient_vs_param_shift_n8"] = est["n8_fwd_bwd_param_shift_s_per_image"] / est["n8_fwd_bwd_s_per_image"]
+        result["speedup"]["estimator_aer_gradient_vs_param_shift_n8"] = (
+            est["n8_fwd_bwd_param_shift_s_per_image"] / est["n8_fwd_bwd_s_per_image"]
+        )
     if "s_per_image" in result["paper"]:
         result["speedup"]["exact_best_vs_paper"] = result["paper"]["s_per_image"] / best
         result["speedup"]["exact_batch1_vs_paper"] = result["paper"]["s_per_image"] / exact_1
@@ -324,30 +383,61 @@ def run(*, quick: bool, data_dir: str | None, estimator_n8_backward: bool, devic
 
 
 def table(result: dict[str, Any]) -> str:
-    lines = [f"exact engine on {result['machine'].get('device', 'cpu')}, n = 8, forward + backward + Adam:", f"  {'batch':>6} {'step ms':>9} {'us/image':>9} {'images/s':>10}"]
+    lines = [
+        f"exact engine on {result['machine'].get('device', 'cpu')}, n = 8, forward + backward + Adam:",
+        f"  {'batch':>6} {'step ms':>9} {'us/image':>9} {'images/s':>10}",
+    ]
     for r in result["exact"]:
-        lines.append(f"  {r['batch']:>6} {r['step_s'] * 1e3:>9.2f} {r['s_per_image'] * 1e6:>9.1f} {r['images_per_s']:>10.0f}")
+        lines.append(
+            f"  {r['batch']:>6} {r['step_s'] * 1e3:>9.2f} {r['s_per_image'] * 1e6:>9.1f} {r['images_per_s']:>10.0f}"
+        )
     rf = result["roofline"]
-    lines.append(f"roofline at batch {rf['batch']}: products {rf['products_s'] * 1e3:.2f} ms, step {rf['step_s'] * 1e3:.2f} ms, efficiency {rf['efficiency']:.0%}"
-                 f" (epoch: products {rf['products_epoch_s']:.2f} s, engine {rf['step_epoch_s']:.2f} s)")
+    lines.append(
+        f"roofline at batch {rf['batch']}: products {rf['products_s'] * 1e3:.2f} ms, step {rf['step_s'] * 1e3:.2f} ms,"
+        f" efficiency {rf['efficiency']:.0%}"
+        f" (epoch: products {rf['products_epoch_s']:.2f} s, engine {rf['step_epoch_s']:.2f} s)"
+    )
     for e in result["epoch"]:
-        lines.append(f"epoch over 24,345 images at batch {e['batch']}: {e['epoch_24345_s']:.2f} s (loop; {e['data']}; train() call {e['train_call_s']:.1f} s)")
+        lines.append(
+            f"epoch over 24,345 images at batch {e['batch']}: {e['epoch_24345_s']:.2f} s (loop; {e['data']}; train() "
+            f"call {e['train_call_s']:.1f} s)"
+        )
     est = result["estimator"]
     if "skipped" in est:
         lines.append(f"estimator engine: {est['skipped']}")
     else:
-        lines.append(f"estimator engine: n=8 forward {est['n8_forward_s_per_image']:.2f} s/image, forward+backward (Aer state-vector gradient) {est['n8_fwd_bwd_s_per_image']:.2f} s/image; "
-                     f"n=4 forward+backward {est['n4_fwd_bwd_s_per_image']:.2f} s/image (parameter shift: {est['n4_fwd_bwd_param_shift_s_per_image']:.2f})"
-                     + (f"; n=8 parameter shift {est['n8_fwd_bwd_param_shift_s_per_image']:.0f} s/image" if "n8_fwd_bwd_param_shift_s_per_image" in est else ""))
+        lines.append(
+            f"estimator engine: n=8 forward {est['n8_forward_s_per_image']:.2f} s/image, forward+backward (Aer "
+            f"state-vector gradient) {est['n8_fwd_bwd_s_per_image']:.2f} s/image; "
+            f"n=4 forward+backward {est['n4_fwd_bwd_s_per_image']:.2f} s/image (parameter shift: "
+            f"{est['n4_fwd_bwd_param_shift_s_per_image']:.2f})"
+            + (
+                f"; n=8 parameter shift {est['n8_fwd_bwd_param_shift_s_per_image']:.0f} s/image"
+                if "n8_fwd_bwd_param_shift_s_per_image" in est
+                else ""
+            )
+        )
     paper = result["paper"]
-    lines.append(f"paper stack (PennyLane): {paper['s_per_image']:.2f} s/image" if "s_per_image" in paper else f"paper stack: {paper['skipped']}")
+    lines.append(
+        f"paper stack (PennyLane): {paper['s_per_image']:.2f} s/image"
+        if "s_per_image" in paper
+        else f"paper stack: {paper['skipped']}"
+    )
     lines.append("scaling (exact, training step):")
     for r in result["scaling"]:
         gpu = f", GPU {r['peak_gpu_mib']:.0f} MiB" if "peak_gpu_mib" in r else ""
-        lines.append(f"  n={r['n']:>2} error: {r['error']}" if "error" in r else f"  n={r['n']:>2} {r['image']:>6} {r['s_per_image'] * 1e3:>9.3f} ms/image  peak RSS {r['peak_rss_mib']:.0f} MiB{gpu}")
+        lines.append(
+            f"  n={r['n']:>2} error: {r['error']}"
+            if "error" in r
+            else f"  n={r['n']:>2} {r['image']:>6} {r['s_per_image'] * 1e3:>9.3f} ms/image  peak RSS "
+            f"{r['peak_rss_mib']:.0f} MiB{gpu}"
+        )
     mem = result["memory_batch512"]
     gpu = f"; GPU {mem['peak_gpu_mib']:.0f} MiB allocated" if "peak_gpu_mib" in mem else ""
-    lines.append(f"peak memory, training n=8 at batch 512: {mem.get('peak_rss_mib', float('nan')):.0f} MiB (the process, torch included){gpu}")
+    lines.append(
+        f"peak memory, training n=8 at batch 512: {mem.get('peak_rss_mib', float('nan')):.0f} MiB (the process, torch "
+        f"included){gpu}"
+    )
     ev = result["evaluation"]
     lines.append(f"evaluation of {ev['images']} images (fidelity + reconstruction): {ev['seconds']:.2f} s")
     lines.append("speed-ups: " + ", ".join(f"{k} {v:,.0f}x" for k, v in result["speedup"].items()))
@@ -373,7 +463,11 @@ def plot(result: dict[str, Any], path: str) -> None:
         bars["estimator n=8 param shift"] = est["n8_fwd_bwd_param_shift_s_per_image"]
     if "s_per_image" in result["paper"]:
         bars["paper stack fwd+bwd"] = result["paper"]["s_per_image"]
-    left.barh(list(bars), list(bars.values()), color=["C0"] * len(result["exact"]) + ["C1"] * (len(bars) - len(result["exact"])))
+    left.barh(
+        list(bars),
+        list(bars.values()),
+        color=["C0"] * len(result["exact"]) + ["C1"] * (len(bars) - len(result["exact"])),
+    )
     left.set_xscale("log")
     left.set_xlabel("seconds per image (log)")
     left.set_title("forward + backward per image, n = 8")
@@ -398,7 +492,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     parser.add_argument("--data-dir", help="MNIST for the epoch timing (default: the embedded sample)")
     parser.add_argument("--device", default="cpu", help="torch device of the exact engine: cpu (default) or cuda")
-    parser.add_argument("--estimator-n8-backward", action="store_true", help="also time one n=8 parameter-shift backward through TorchConnector (~15 min)")
+    parser.add_argument(
+        "--estimator-n8-backward",
+        action="store_true",
+        help="also time one n=8 parameter-shift backward through TorchConnector (~15 min)",
+    )
     parser.add_argument("--scaling-point", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
     parser.add_argument("--repeat", type=int, default=3, help=argparse.SUPPRESS)
@@ -406,7 +504,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.scaling_point is not None:
         print(json.dumps(_scaling_point(args.scaling_point, args.batch, args.repeat, _device(args.device))))
         return 0
-    result = run(quick=args.quick, data_dir=args.data_dir, estimator_n8_backward=args.estimator_n8_backward, device=args.device)
+    result = run(
+        quick=args.quick, data_dir=args.data_dir, estimator_n8_backward=args.estimator_n8_backward, device=args.device
+    )
     print(table(result))
     if args.json:
         from .checkpoint import write_json

@@ -19,7 +19,15 @@ from typing import Any
 
 import torch
 
-__all__ = ["CheckpointError", "atomic_write", "write_json", "save_checkpoint", "load_checkpoint", "load_config", "load_model"]
+__all__ = [
+    "CheckpointError",
+    "atomic_write",
+    "write_json",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_config",
+    "load_model",
+]
 
 CONFIG = "config.json"
 CHECKPOINT = "checkpoint.pt"
@@ -66,7 +74,9 @@ def load_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     """
     path = Path(run_dir) / CONFIG
     if not path.is_file():
-        raise CheckpointError(f"{run_dir} is not a run directory (no {CONFIG}); train one with 'qmae train --out {run_dir}'")
+        raise CheckpointError(
+            f"{run_dir} is not a run directory (no {CONFIG}); train one with 'qmae train --out {run_dir}'"
+        )
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:

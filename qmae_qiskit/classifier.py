@@ -22,7 +22,14 @@ from tqdm.auto import tqdm
 from .checkpoint import atomic_write
 from .data import ImageSet
 
-__all__ = ["ClassifierOptions", "resnet18_16x16", "train_classifier", "cached_classifier", "accuracy", "classifier_cache_dir"]
+__all__ = [
+    "ClassifierOptions",
+    "resnet18_16x16",
+    "train_classifier",
+    "cached_classifier",
+    "accuracy",
+    "classifier_cache_dir",
+]
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,9 @@ def _shift(images: torch.Tensor, pixels: int, gen: torch.Generator) -> torch.Ten
     return padded[..., dy : dy + size, dx : dx + size]
 
 
-def train_classifier(train: ImageSet, options: ClassifierOptions = ClassifierOptions(), *, progress: bool = True) -> nn.Module:
+def train_classifier(
+    train: ImageSet, options: ClassifierOptions = ClassifierOptions(), *, progress: bool = True
+) -> nn.Module:
     """Train the classifier on ``train`` (images in [0, 1]).
 
     Raises:
@@ -108,7 +117,9 @@ def train_classifier(train: ImageSet, options: ClassifierOptions = ClassifierOpt
 def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:
     """Predicted labels for ``(B, 16, 16)`` images in [0, 1]."""
     model.eval()
-    return torch.cat([model(_normalize(images[i : i + batch_size].float())).argmax(1) for i in range(0, len(images), batch_size)])
+    return torch.cat(
+        [model(_normalize(images[i : i + batch_size].float())).argmax(1) for i in range(0, len(images), batch_size)]
+    )
 
 
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
@@ -118,14 +129,18 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tu
     return mean, (mean * (1 - mean) / max(len(correct), 1)) ** 0.5
 
 
-def cached_classifier(train: ImageSet, options: ClassifierOptions = ClassifierOptions(), *, progress: bool = True, force: bool = False) -> tuple[nn.Module, Path]:
+def cached_classifier(
+    train: ImageSet, options: ClassifierOptions = ClassifierOptions(), *, progress: bool = True, force: bool = False
+) -> tuple[nn.Module, Path]:
     """The classifier for this training data and these options: from the cache, or trained now.
 
     Returns:
         ``(model, path of the cached weights)``.
     """
     digest = hashlib.sha256(train.images.numpy().tobytes() + train.labels.numpy().tobytes()).hexdigest()[:16]
-    key = hashlib.sha256(json.dumps({"data": digest, "options": asdict(options), "v": 1}, sort_keys=True).encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        json.dumps({"data": digest, "options": asdict(options), "v": 1}, sort_keys=True).encode()
+    ).hexdigest()[:16]
     path = classifier_cache_dir() / f"resnet18-{train.images.shape[-1]}px-{key}.pt"
     model = resnet18_16x16()
     if path.is_file() and not force:
@@ -138,5 +153,17 @@ def cached_classifier(train: ImageSet, options: ClassifierOptions = ClassifierOp
     model = train_classifier(train, options, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda fh: torch.save(model.state_dict(), fh))
-    atomic_write(path.with_suffix(".json"), lambda fh: fh.write(json.dumps({"options": asdict(options), "train_images": len(train.images), "source": train.source, "seconds": time.perf_counter() - start}).encode()))
+    atomic_write(
+        path.with_suffix(".json"),
+        lambda fh: fh.write(
+            json.dumps(
+                {
+                    "options": asdict(options),
+                    "train_images": len(train.images),
+                    "source": train.source,
+                    "seconds": time.perf_counter() - start,
+                }
+            ).encode()
+        ),
+    )
     return model, path

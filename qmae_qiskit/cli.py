@@ -14,15 +14,25 @@ from .data import ENV_DATA_DIR, DataError
 from .engines import ENGINES
 
 _TRAIN_OPTIONS = {
-    "model": dict(choices=("qmae", "qae"), help="qmae (learnable mask token) or qae (zeros, the baseline); default qmae"),
+    "model": dict(
+        choices=("qmae", "qae"), help="qmae (learnable mask token) or qae (zeros, the baseline); default qmae"
+    ),
     "mask_ratio": dict(type=float, help="fraction of the image masked, a whole number of patches; default 0.25"),
     "patch_size": dict(help="patch height x width, e.g. 8x8 (default) or 8x4"),
     "image_size": dict(type=int, help="image side, a power of 2; default 16 (8 qubits)"),
     "latent_qubits": dict(type=int, help="latent qubits k (default n - 1)"),
-    "pairs": dict(choices=("all", "line", "line2"), help="encoder qubit pairs: all (the paper's, default), line or line2 (neighbours on a line, once or twice: no routing on hardware)"),
+    "pairs": dict(
+        choices=("all", "line", "line2"),
+        help="encoder qubit pairs: all (the paper's, default), line or line2 (neighbours on a line, once or twice: no "
+        "routing on hardware)",
+    ),
     "engine": dict(choices=ENGINES, help="exact (batched torch, default) or estimator (EstimatorQNN on Aer)"),
     "epochs": dict(type=int, help="passes over the training images; default 3"),
-    "batch_size": dict(type=int, help="images per Adam step (1 = the paper's Algorithm 1); default 32 (best fidelity per minute, docs/batch_size.md)"),
+    "batch_size": dict(
+        type=int,
+        help="images per Adam step (1 = the paper's Algorithm 1); default 32 "
+        "(best fidelity per minute, docs/batch_size.md)",
+    ),
     "lr": dict(type=float, help="Adam learning rate; default 0.02"),
     "schedule": dict(choices=("constant", "cosine"), help="learning-rate schedule; default cosine"),
     "seed": dict(type=int, help="seeds weights, data order and masks; default 0"),
@@ -31,9 +41,18 @@ _TRAIN_OPTIONS = {
     "checkpoint_every": dict(type=int, help="also checkpoint every N steps (default: at epoch ends)"),
     "eval_limit": dict(type=int, help="held-out images scored after each epoch (default 1000; 0 skips)"),
     "device": dict(help="torch device of the exact engine: cpu (default), cuda, cuda:1, ..."),
-    "embedding_layers": dict(type=int, help="train with the approximate ladder embedding hardware runs (L layers of n-1 CNOTs; slow: for fine-tuning)"),
-    "trash_weight": dict(type=float, help="add this weight times mean(1 - P(trash = 0)) to the paper's loss (Romero et al.'s compression term; default 0 = the paper's loss)"),
-    "init_from": dict(metavar="RUN_DIR", help="start from a trained run's weights and token (fine-tuning; its architecture is kept)"),
+    "embedding_layers": dict(
+        type=int,
+        help="train with the approximate ladder embedding hardware runs (L layers of n-1 CNOTs; slow: for fine-tuning)",
+    ),
+    "trash_weight": dict(
+        type=float,
+        help="add this weight times mean(1 - P(trash = 0)) to the paper's loss "
+        "(Romero et al.'s compression term; default 0 = the paper's loss)",
+    ),
+    "init_from": dict(
+        metavar="RUN_DIR", help="start from a trained run's weights and token (fine-tuning; its architecture is kept)"
+    ),
 }
 
 
@@ -41,26 +60,48 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qmae", description="Quantum masked autoencoders on Qiskit.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    tr = sub.add_parser("train", help="train a QMAE or QAE into a run directory", description="Train a QMAE or QAE (Adam on 1 - F).")
+    tr = sub.add_parser(
+        "train", help="train a QMAE or QAE into a run directory", description="Train a QMAE or QAE (Adam on 1 - F)."
+    )
     target = tr.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", metavar="RUN_DIR", help="new run directory")
     target.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (no other options needed)")
     for name, kwargs in _TRAIN_OPTIONS.items():
         tr.add_argument("--" + name.replace("_", "-"), dest=name, default=None, **kwargs)
-    tr.add_argument("--download", action="store_true", default=None, help="download MNIST with torchvision (needs the internet)")
+    tr.add_argument(
+        "--download", action="store_true", default=None, help="download MNIST with torchvision (needs the internet)"
+    )
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    ev = sub.add_parser("evaluate", help="score a trained run on held-out images", description="Fidelity, cosine similarity, SSIM, PSNR and ResNet18 accuracy of a trained run on held-out images, with the run's saved evaluation masks.")
+    ev = sub.add_parser(
+        "evaluate",
+        help="score a trained run on held-out images",
+        description="Fidelity, cosine similarity, SSIM, PSNR and ResNet18 accuracy of a trained run on held-out "
+        "images, with the run's saved evaluation masks.",
+    )
     ev.add_argument("run_dir", metavar="RUN_DIR")
     ev.add_argument("--data-dir", help="MNIST directory (default: the source the run trained on)")
     ev.add_argument("--split", choices=("test", "train"), default="test", help="default test")
     ev.add_argument("--limit", type=int, help="first N images, class-balanced (default: all)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
-    ev.add_argument("--embedding-layers", type=int, metavar="L", help="evaluate with the approximate ladder embedding hardware runs (L layers of n-1 CNOTs)")
-    ev.add_argument("--no-accuracy", action="store_true", help="skip the ResNet18 accuracy (the classifier trains once, then is cached)")
+    ev.add_argument(
+        "--embedding-layers",
+        type=int,
+        metavar="L",
+        help="evaluate with the approximate ladder embedding hardware runs (L layers of n-1 CNOTs)",
+    )
+    ev.add_argument(
+        "--no-accuracy",
+        action="store_true",
+        help="skip the ResNet18 accuracy (the classifier trains once, then is cached)",
+    )
 
-    rp = sub.add_parser("reproduce", help="re-run the paper's evaluation section (Table 1, Figs. 6-8, REPORT.md)",
-                        description="Train or reuse QMAE/QAE at 25 %% and QMAE at 12.5 %% and 50 %%, evaluate on the test split, write tables, figures and an honest report.")
+    rp = sub.add_parser(
+        "reproduce",
+        help="re-run the paper's evaluation section (Table 1, Figs. 6-8, REPORT.md)",
+        description="Train or reuse QMAE/QAE at 25 %% and QMAE at 12.5 %% and 50 %%, evaluate on the test split, "
+        "write tables, figures and an honest report.",
+    )
     rp.add_argument("--out", required=True, metavar="DIR")
     rp.add_argument("--quick", action="store_true", help="small subsets and one epoch: checks the pipeline in minutes")
     rp.add_argument("--data-dir", help="MNIST in torchvision's layout (else $QMAE_DATA_DIR or the embedded sample)")
@@ -68,7 +109,11 @@ def _parser() -> argparse.ArgumentParser:
 
     cl = sub.add_parser("classifier", help="the ResNet18 digit classifier (train / cache)")
     cl_sub = cl.add_subparsers(dest="classifier_command", required=True)
-    ct = cl_sub.add_parser("train", help="train the classifier on the training split and cache it", description="Train ResNet18 (16x16, 1 channel, no first max-pool) and cache its weights.")
+    ct = cl_sub.add_parser(
+        "train",
+        help="train the classifier on the training split and cache it",
+        description="Train ResNet18 (16x16, 1 channel, no first max-pool) and cache its weights.",
+    )
     ct.add_argument("--data-dir", help="MNIST in torchvision's layout (else $QMAE_DATA_DIR or the embedded sample)")
     ct.add_argument("--epochs", type=int, default=8)
     ct.add_argument("--force", action="store_true", help="train again even if cached")
@@ -94,7 +139,11 @@ def _train(args: argparse.Namespace) -> int:
         config = dataclasses.replace(TrainConfig(), **{k: v for k, v in options.items() if v is not None})
         config.validate()
         if not config.data_dir and not config.download and not os.environ.get(ENV_DATA_DIR):
-            print("data: the embedded MNIST sample (4,000 train / 1,000 test images); --data-dir DIR or --download for full MNIST", file=sys.stderr)
+            print(
+                "data: the embedded MNIST sample (4,000 train / 1,000 test images); --data-dir DIR or --download for "
+                "full MNIST",
+                file=sys.stderr,
+            )
         result = train(config, out=args.out, progress=not args.no_progress)
     if result.history:
         print(f"final batch fidelity {result.history[-1]['fidelity']:.4f}", end="")
@@ -107,8 +156,15 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_run
 
-    out = evaluate_run(args.run_dir, split=args.split, data_dir=args.data_dir, limit=args.limit,
-                       with_accuracy=not args.no_accuracy, progress=not args.json, embedding_layers=args.embedding_layers)
+    out = evaluate_run(
+        args.run_dir,
+        split=args.split,
+        data_dir=args.data_dir,
+        limit=args.limit,
+        with_accuracy=not args.no_accuracy,
+        progress=not args.json,
+        embedding_layers=args.embedding_layers,
+    )
     if args.json:
         print(json.dumps(out))
         return 0
@@ -124,8 +180,14 @@ def _reproduce(args: argparse.Namespace) -> int:
 
     result = reproduce(args.out, quick=args.quick, data_dir=args.data_dir, progress=not args.no_progress)
     q, a = result["ours"]["qmae-25"], result["ours"]["qae-25"]
-    print(f"QMAE 25 %: fidelity {q['fidelity']:.3f}, cosine {q['cosine_similarity']:.3f}, SSIM {q['ssim']:.3f}, accuracy {100 * q['accuracy']:.2f} %")
-    print(f"QAE  25 %: fidelity {a['fidelity']:.3f}, cosine {a['cosine_similarity']:.3f}, SSIM {a['ssim']:.3f}, accuracy {100 * a['accuracy']:.2f} %")
+    print(
+        f"QMAE 25 %: fidelity {q['fidelity']:.3f}, cosine {q['cosine_similarity']:.3f}, SSIM {q['ssim']:.3f}, accuracy"
+        f" {100 * q['accuracy']:.2f} %"
+    )
+    print(
+        f"QAE  25 %: fidelity {a['fidelity']:.3f}, cosine {a['cosine_similarity']:.3f}, SSIM {a['ssim']:.3f}, accuracy"
+        f" {100 * a['accuracy']:.2f} %"
+    )
     print(f"wrote {args.out}/table1.md, table1.csv, table1.json, fig6.png, fig7.png, fig8.png, REPORT.md")
     return 0
 
@@ -136,9 +198,13 @@ def _classifier(args: argparse.Namespace) -> int:
 
     train_set = load_mnist("train", root=args.data_dir)
     test_set = load_mnist("test", root=args.data_dir)
-    model, path = cached_classifier(train_set, ClassifierOptions(epochs=args.epochs), progress=not args.no_progress, force=args.force)
+    model, path = cached_classifier(
+        train_set, ClassifierOptions(epochs=args.epochs), progress=not args.no_progress, force=args.force
+    )
     acc, err = accuracy(model, test_set.images, test_set.labels)
-    print(f"ResNet18 accuracy on {len(test_set.images)} clean test images: {100 * acc:.2f} % ± {100 * err:.2f} ({path})")
+    print(
+        f"ResNet18 accuracy on {len(test_set.images)} clean test images: {100 * acc:.2f} % ± {100 * err:.2f} ({path})"
+    )
     return 0
 
 

@@ -104,7 +104,10 @@ def _torchvision(root: Path, split: str, download: bool) -> tuple[torch.Tensor, 
             f"pass --download to fetch them, or point --data-dir / {ENV_DATA_DIR} at a directory that has them"
         ) from exc
     except OSError as exc:  # a download that could not reach the internet
-        raise DataError(f"could not download MNIST into {root} ({exc}); use --data-dir with local files, or no data flag for the embedded default") from exc
+        raise DataError(
+            f"could not download MNIST into {root} ({exc}); use --data-dir with local files, or no data flag for the "
+            "embedded default"
+        ) from exc
     return ds.data, ds.targets
 
 
@@ -140,7 +143,10 @@ def load_mnist(
     if root is not None:
         path = Path(root).expanduser()
         if not path.is_dir():
-            raise DataError(f"data directory {path} does not exist; pass an existing --data-dir (torchvision's MNIST layout) or --download")
+            raise DataError(
+                f"data directory {path} does not exist; pass an existing --data-dir (torchvision's MNIST layout) or "
+                "--download"
+            )
         raw, labels = _torchvision(path, split, download)
         source = str(path.resolve())
     elif download:

@@ -12,7 +12,15 @@ from fractions import Fraction
 
 import torch
 
-__all__ = ["parse_patch_size", "patch_grid", "num_masked_patches", "random_masks", "masks_from_patches", "mask_patches", "fill_masked"]
+__all__ = [
+    "parse_patch_size",
+    "patch_grid",
+    "num_masked_patches",
+    "random_masks",
+    "masks_from_patches",
+    "mask_patches",
+    "fill_masked",
+]
 
 
 def parse_patch_size(value: str | int | tuple[int, int] | list[int]) -> tuple[int, int]:
@@ -46,7 +54,9 @@ def patch_grid(image_size: int, patch_size: tuple[int, int]) -> tuple[int, int]:
     """
     ph, pw = patch_size
     if image_size % ph or image_size % pw:
-        raise ValueError(f"patch size {ph}x{pw} does not tile a {image_size}x{image_size} image; each side must divide {image_size}")
+        raise ValueError(
+            f"patch size {ph}x{pw} does not tile a {image_size}x{image_size} image; each side must divide {image_size}"
+        )
     return image_size // ph, image_size // pw
 
 

@@ -18,16 +18,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
-import numpy as np
 import torch
 
-__all__ = ["SCALINGS", "scale_reconstruction", "cosine_similarity", "ssim", "ssim_torchmetrics", "psnr", "MetricSummary", "image_metrics", "mean_stderr"]
+__all__ = [
+    "SCALINGS",
+    "scale_reconstruction",
+    "cosine_similarity",
+    "ssim",
+    "ssim_torchmetrics",
+    "psnr",
+    "MetricSummary",
+    "image_metrics",
+    "mean_stderr",
+]
 
 SCALINGS = ("visible", "oracle")
 SSIM_WINDOW = 7
 
 
-def scale_reconstruction(recon: torch.Tensor, images: torch.Tensor, mask: torch.Tensor, *, method: str = "visible") -> torch.Tensor:
+def scale_reconstruction(
+    recon: torch.Tensor, images: torch.Tensor, mask: torch.Tensor, *, method: str = "visible"
+) -> torch.Tensor:
     """Pixel values from the decoder's unit-norm amplitudes.
 
     Args:
@@ -74,7 +85,9 @@ def ssim_torchmetrics(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-image SSIM as torchmetrics computes it with its defaults (the paper's library)."""
     from torchmetrics.functional.image import structural_similarity_index_measure
 
-    return structural_similarity_index_measure(a.unsqueeze(1).float(), b.unsqueeze(1).float(), reduction="none").double()
+    return structural_similarity_index_measure(
+        a.unsqueeze(1).float(), b.unsqueeze(1).float(), reduction="none"
+    ).double()
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -95,9 +108,15 @@ def mean_stderr(values: torch.Tensor) -> MetricSummary:
     return MetricSummary(v.mean().item(), (v.std(unbiased=True) / max(len(v), 1) ** 0.5).item() if len(v) > 1 else 0.0)
 
 
-def image_metrics(recon_scaled: torch.Tensor, images: torch.Tensor, *, torchmetrics_ssim: bool = True) -> Mapping[str, torch.Tensor]:
+def image_metrics(
+    recon_scaled: torch.Tensor, images: torch.Tensor, *, torchmetrics_ssim: bool = True
+) -> Mapping[str, torch.Tensor]:
     """Per-image ``cosine_similarity``, ``ssim``, ``psnr`` (and ``ssim_torchmetrics``)."""
-    out = {"cosine_similarity": cosine_similarity(recon_scaled, images), "ssim": ssim(recon_scaled, images), "psnr": psnr(recon_scaled, images)}
+    out = {
+        "cosine_similarity": cosine_similarity(recon_scaled, images),
+        "ssim": ssim(recon_scaled, images),
+        "psnr": psnr(recon_scaled, images),
+    }
     if torchmetrics_ssim:
         out["ssim_torchmetrics"] = ssim_torchmetrics(recon_scaled, images)
     return out

@@ -109,7 +109,9 @@ class QMAE(nn.Module):
             ValueError: the estimator engine with an approximate embedding (not supported).
         """
         if engine != "exact" and self.embedding_layers is not None:
-            raise ValueError("the approximate embedding (embedding_layers) runs on the exact engine only; use engine='exact'")
+            raise ValueError(
+                "the approximate embedding (embedding_layers) runs on the exact engine only; use engine='exact'"
+            )
         self._engine = make_engine(engine, self.num_qubits, self.pairs, self.trash_qubits, **options)
         self.engine = engine
         return self
@@ -124,7 +126,9 @@ class QMAE(nn.Module):
         if layers is not None and (isinstance(layers, bool) or not isinstance(layers, int) or layers < 1):
             raise ValueError(f"embedding_layers must be None (exact embedding) or a positive integer, got {layers!r}")
         if layers is not None and self.engine != "exact":
-            raise ValueError("the approximate embedding (embedding_layers) runs on the exact engine only; use engine='exact'")
+            raise ValueError(
+                "the approximate embedding (embedding_layers) runs on the exact engine only; use engine='exact'"
+            )
         self.embedding_layers = layers
         self._circuits.clear()
         self._fits.clear()
@@ -170,16 +174,23 @@ class QMAE(nn.Module):
         if images.shape[1] != images.shape[2]:
             raise ValueError(f"images must be square, got {images.shape[1]}x{images.shape[2]}")
         if images.shape[1] != s:
-            raise ValueError(f"this model takes {s}x{s} images, got {images.shape[1]}x{images.shape[2]}; resize them (qmae_qiskit.data does)")
+            raise ValueError(
+                f"this model takes {s}x{s} images, got {images.shape[1]}x{images.shape[2]}; resize them "
+                "(qmae_qiskit.data does)"
+            )
         if not torch.is_floating_point(images):
             images = images.float()
         if torch.isnan(images).any() or torch.isinf(images).any():
             raise ValueError("images contain NaN or inf pixels")
         if (images < 0).any():
-            raise ValueError("images contain negative pixels; amplitude embedding here needs pixels >= 0 (scale to [0, 1])")
+            raise ValueError(
+                "images contain negative pixels; amplitude embedding here needs pixels >= 0 (scale to [0, 1])"
+            )
         empty = images.flatten(1).sum(1) == 0
         if empty.any():
-            raise ValueError(f"image(s) {empty.nonzero().flatten().tolist()} are all zero and cannot be amplitude-embedded")
+            raise ValueError(
+                f"image(s) {empty.nonzero().flatten().tolist()} are all zero and cannot be amplitude-embedded"
+            )
         if mask.shape != images.shape:
             raise ValueError(f"mask must have the images' shape {tuple(images.shape)}, got {tuple(mask.shape)}")
         if mask.dtype != torch.bool:
@@ -192,7 +203,9 @@ class QMAE(nn.Module):
 
     def random_mask(self, batch: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """``(batch, H, W)`` bool: ``num_masked`` random patches per image."""
-        return random_masks(batch, self.image_size, self.patch_size, self.num_masked, generator=generator, device=self.theta.device)
+        return random_masks(
+            batch, self.image_size, self.patch_size, self.num_masked, generator=generator, device=self.theta.device
+        )
 
     def fill(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The encoder's input: masked pixels replaced by the token (QAE: by 0). ``(B, H, W)``."""
@@ -255,7 +268,9 @@ class QMAE(nn.Module):
         of ``1 - P(trash = 0)`` (see :meth:`forward_loss`)."""
         return self.forward_loss(images, mask, trash_weight=trash_weight)[0]
 
-    def forward_loss(self, images: torch.Tensor, mask: torch.Tensor, *, trash_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_loss(
+        self, images: torch.Tensor, mask: torch.Tensor, *, trash_weight: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The training loss and the batch's fidelities.
 
         ``trash_weight = 0`` is the paper's loss, ``mean(1 - F)``. A positive weight adds
@@ -297,7 +312,11 @@ class QMAE(nn.Module):
             ``(B, H, W)``.
         """
         images, mask = self._check(images, mask)
-        engine = self._engine if self.engine == "exact" else make_engine("exact", self.num_qubits, self.pairs, self.trash_qubits)
+        engine = (
+            self._engine
+            if self.engine == "exact"
+            else make_engine("exact", self.num_qubits, self.pairs, self.trash_qubits)
+        )
         probs = engine.reconstruct(self.theta, self.embed(self.fill(images, mask).flatten(1)), postselect=postselect)
         return probs.sqrt().reshape(images.shape)
 
@@ -311,11 +330,18 @@ class QMAE(nn.Module):
         key = (variant, measure)
         if key not in self._circuits and variant == "reconstruction":
             self._circuits[key] = reconstruction_circuit(
-                self.num_qubits, trash_qubits=self.trash_qubits, pairs=self.pairs, embedding_layers=self.embedding_layers
+                self.num_qubits,
+                trash_qubits=self.trash_qubits,
+                pairs=self.pairs,
+                embedding_layers=self.embedding_layers,
             )
         if key not in self._circuits:
             self._circuits[key] = fidelity_circuit(
-                self.num_qubits, variant=variant, trash_qubits=self.trash_qubits, pairs=self.pairs, measure=measure,
+                self.num_qubits,
+                variant=variant,
+                trash_qubits=self.trash_qubits,
+                pairs=self.pairs,
+                measure=measure,
                 embedding_layers=self.embedding_layers,
             )
         return self._circuits[key]
@@ -342,7 +368,9 @@ class QMAE(nn.Module):
         order = [columns[p] for p in spec.circuit.parameters]
         return named[:, order]
 
-    def circuit(self, image: torch.Tensor, mask: torch.Tensor, *, variant: str = "reset", measure: bool = False) -> QuantumCircuit:
+    def circuit(
+        self, image: torch.Tensor, mask: torch.Tensor, *, variant: str = "reset", measure: bool = False
+    ) -> QuantumCircuit:
         """A bound fidelity circuit for one image.
 
         Args:

@@ -31,10 +31,10 @@ import torch
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
-from .data import EMBEDDED, ImageSet, load_mnist
-from .engines import ENGINES
 from .circuits.ansatz import named_pairs
 from .circuits.fidelity import resolve_trash_qubits
+from .data import EMBEDDED, ImageSet, load_mnist
+from .engines import ENGINES
 from .masking import mask_patches, masks_from_patches, num_masked_patches, parse_patch_size
 from .model import QAE, QMAE
 
@@ -123,13 +123,19 @@ class TrainConfig:
         if self.latent_qubits is not None:
             resolve_trash_qubits(2 * (self.image_size.bit_length() - 1), self.latent_qubits)
         if self.embedding_layers is not None and (self.embedding_layers < 1 or self.engine != "exact"):
-            raise ValueError(f"--embedding-layers must be a positive integer and needs --engine exact, got {self.embedding_layers} with {self.engine}")
+            raise ValueError(
+                f"--embedding-layers must be a positive integer and needs --engine exact, got {self.embedding_layers} "
+                f"with {self.engine}"
+            )
         if not (self.trash_weight >= 0 and math.isfinite(self.trash_weight)):
             raise ValueError(f"--trash-weight must be a number >= 0, got {self.trash_weight}")
         if self.trash_weight > 0 and self.engine != "exact":
             raise ValueError("--trash-weight needs --engine exact (the estimator engine measures F only)")
         if self.init_from is not None and not (Path(self.init_from) / ckpt.CHECKPOINT).is_file():
-            raise ValueError(f"--init-from {self.init_from} is not a trained run directory (no {ckpt.CHECKPOINT}); give a directory written by qmae train")
+            raise ValueError(
+                f"--init-from {self.init_from} is not a trained run directory (no {ckpt.CHECKPOINT}); give a directory"
+                " written by qmae train"
+            )
 
     def build_model(self) -> QMAE:
         """A freshly initialized model for these options (or the ``init_from`` run's model)."""
@@ -176,7 +182,15 @@ class EvalResult:
 
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for pkg in ("qmae-qiskit", "qiskit", "qiskit-aer", "qiskit-machine-learning", "qiskit-ibm-runtime", "torch", "torchvision"):
+    for pkg in (
+        "qmae-qiskit",
+        "qiskit",
+        "qiskit-aer",
+        "qiskit-machine-learning",
+        "qiskit-ibm-runtime",
+        "torch",
+        "torchvision",
+    ):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -198,7 +212,9 @@ def evaluation_masks(count: int, model: QMAE, *, seed: int = 1234) -> torch.Tens
 def _save_masks(path: Path, masks: torch.Tensor, patch_size: tuple[int, int]) -> None:
     # store the masked patch indices, not the pixels: a few KB for 10,000 images
     idx = mask_patches(masks, patch_size).numpy().astype(np.uint8)
-    ckpt.atomic_write(path, lambda fh: np.savez_compressed(fh, patches=idx, image_size=masks.shape[-1], patch=np.array(patch_size)))
+    ckpt.atomic_write(
+        path, lambda fh: np.savez_compressed(fh, patches=idx, image_size=masks.shape[-1], patch=np.array(patch_size))
+    )
 
 
 def _load_masks(path: Path, model: QMAE) -> torch.Tensor:
@@ -223,7 +239,12 @@ def saved_evaluation_masks(run_dir: str | os.PathLike, model: QMAE, count: int) 
 def evaluate(model: QMAE, images: torch.Tensor, masks: torch.Tensor, *, batch_size: int = 1000) -> EvalResult:
     """Mean fidelity (and its standard error) of ``model`` on ``images`` with ``masks``."""
     dev = model.theta.device
-    values = torch.cat([model.fidelity(images[i : i + batch_size].to(dev), masks[i : i + batch_size].to(dev)).cpu() for i in range(0, len(images), batch_size)])
+    values = torch.cat(
+        [
+            model.fidelity(images[i : i + batch_size].to(dev), masks[i : i + batch_size].to(dev)).cpu()
+            for i in range(0, len(images), batch_size)
+        ]
+    )
     stderr = values.std().item() / math.sqrt(len(values)) if len(values) > 1 else 0.0
     return EvalResult(values.mean().item(), stderr, len(values))
 
@@ -302,7 +323,13 @@ class _Run:
         metrics = open(self.run_dir / ckpt.METRICS, "a")
         # Ctrl-C only raises a flag: the step in flight finishes, so the checkpoint is consistent
         stop = _StopFlag()
-        bar = tqdm(total=total, initial=self.epoch * self.steps_per_epoch + self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
+        bar = tqdm(
+            total=total,
+            initial=self.epoch * self.steps_per_epoch + self.step,
+            disable=not self.progress,
+            unit="step",
+            dynamic_ncols=True,
+        )
         try:
             while self.epoch < cfg.epochs:
                 if self.perm is None:
@@ -312,7 +339,9 @@ class _Run:
                     t0 = time.perf_counter()
                     idx = self.perm[self.step * cfg.batch_size : (self.step + 1) * cfg.batch_size]
                     batch = images[idx].to(self.device)
-                    mask = self.model.random_mask(len(idx), generator=self.generator).to(self.device)  # drawn on the CPU: same masks on any device
+                    mask = self.model.random_mask(len(idx), generator=self.generator).to(
+                        self.device
+                    )  # drawn on the CPU: same masks on any device
                     global_step = self.epoch * self.steps_per_epoch + self.step
                     lr = _lr_at(cfg, global_step, total)
                     for group in self.optimizer.param_groups:
@@ -323,7 +352,14 @@ class _Run:
                     self.optimizer.step()
                     self.step += 1
                     rate = len(idx) / (time.perf_counter() - t0)
-                    record = {"epoch": self.epoch, "step": global_step, "loss": loss.item(), "fidelity": fid.mean().item(), "lr": lr, "images_per_s": rate}
+                    record = {
+                        "epoch": self.epoch,
+                        "step": global_step,
+                        "loss": loss.item(),
+                        "fidelity": fid.mean().item(),
+                        "lr": lr,
+                        "images_per_s": rate,
+                    }
                     self.history.append(record)
                     metrics.write(json.dumps(record) + "\n")
                     metrics.flush()
@@ -331,7 +367,11 @@ class _Run:
                     bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{rate:.0f}")
                     if stop.raised:
                         raise KeyboardInterrupt
-                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < self.steps_per_epoch:
+                    if (
+                        cfg.checkpoint_every
+                        and self.step % cfg.checkpoint_every == 0
+                        and self.step < self.steps_per_epoch
+                    ):
                         self.save()
                 self.epoch, self.step, self.perm = self.epoch + 1, 0, None
                 if cfg.eval_limit:
@@ -341,7 +381,9 @@ class _Run:
         except KeyboardInterrupt:
             self.save()
             bar.close()
-            raise KeyboardInterrupt(f"interrupted; checkpoint saved. Continue with: qmae train --resume {self.run_dir}") from None
+            raise KeyboardInterrupt(
+                f"interrupted; checkpoint saved. Continue with: qmae train --resume {self.run_dir}"
+            ) from None
         finally:
             stop.restore()
             metrics.close()
@@ -378,7 +420,9 @@ def _plot_loss(history: list[dict[str, Any]], path: Path, *, title: str) -> None
     plt.close(fig)
 
 
-def train(config: TrainConfig | None = None, *, out: str | os.PathLike, progress: bool = True, **options: Any) -> TrainResult:
+def train(
+    config: TrainConfig | None = None, *, out: str | os.PathLike, progress: bool = True, **options: Any
+) -> TrainResult:
     """Train a QMAE or QAE and write a run directory.
 
     Args:
@@ -396,7 +440,11 @@ def train(config: TrainConfig | None = None, *, out: str | os.PathLike, progress
     config.validate()
     if config.init_from is not None:  # fine-tuning keeps the starting run's architecture and data size
         base = ckpt.load_config(config.init_from)
-        kept = {k: base["options"][k] for k in ("model", "image_size", "patch_size", "mask_ratio", "latent_qubits", "pairs") if k in base["options"]}
+        kept = {
+            k: base["options"][k]
+            for k in ("model", "image_size", "patch_size", "mask_ratio", "latent_qubits", "pairs")
+            if k in base["options"]
+        }
         config = dataclasses.replace(config, **kept)
     run_dir = Path(out)
     if (run_dir / ckpt.CONFIG).exists():
@@ -405,7 +453,13 @@ def train(config: TrainConfig | None = None, *, out: str | os.PathLike, progress
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt.write_json(
         run_dir / ckpt.CONFIG,
-        {"options": dataclasses.asdict(config), "architecture": run.model.config(), "data_source": run.train.source, "train_images": len(run.train.images), "versions": _versions()},
+        {
+            "options": dataclasses.asdict(config),
+            "architecture": run.model.config(),
+            "data_source": run.train.source,
+            "train_images": len(run.train.images),
+            "versions": _versions(),
+        },
     )
     return run.run()
 
@@ -426,7 +480,10 @@ def resume(run_dir: str | os.PathLike, *, progress: bool = True, **overrides: An
     config = TrainConfig(**saved["options"])
     for name, value in overrides.items():
         if value is not None and getattr(config, name) != value:
-            raise ValueError(f"--{name.replace('_', '-')} {value} contradicts the saved run ({getattr(config, name)}); drop it to resume, or start a new run with --out")
+            raise ValueError(
+                f"--{name.replace('_', '-')} {value} contradicts the saved run ({getattr(config, name)}); drop it to "
+                "resume, or start a new run with --out"
+            )
     state = ckpt.load_checkpoint(run_dir) if (run_dir / ckpt.CHECKPOINT).exists() else None
     run = _Run(config, run_dir, progress=progress)
     if state is not None:
@@ -436,12 +493,18 @@ def resume(run_dir: str | os.PathLike, *, progress: bool = True, **overrides: An
     return run.run()
 
 
-def data_for_run(run_dir: str | os.PathLike, *, split: str = "test", data_dir: str | None = None, limit: int | None = None) -> ImageSet:
+def data_for_run(
+    run_dir: str | os.PathLike, *, split: str = "test", data_dir: str | None = None, limit: int | None = None
+) -> ImageSet:
     """Held-out images for a run: ``data_dir`` if given, else the source it trained on."""
     saved = ckpt.load_config(run_dir)
     opts = saved["options"]
     root = data_dir
-    if root is None and saved.get("data_source") not in (None, EMBEDDED) and not str(saved["data_source"]).startswith("download:"):
+    if (
+        root is None
+        and saved.get("data_source") not in (None, EMBEDDED)
+        and not str(saved["data_source"]).startswith("download:")
+    ):
         root = saved["data_source"]
     download = root is None and str(saved.get("data_source", "")).startswith("download:")
     return load_mnist(split, root=root, download=download, image_size=opts["image_size"], limit=limit)

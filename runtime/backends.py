@@ -36,14 +36,19 @@ def runtime_service() -> Any:
 
     try:
         return QiskitRuntimeService()
-    except Exception as exc:  # the client raises several types (AccountNotFoundError, IBMNotAuthorizedError, requests errors)
+    except (
+        Exception
+    ) as exc:  # the client raises several types (AccountNotFoundError, IBMNotAuthorizedError, requests errors)
         kind = type(exc).__name__
         if "Account" in kind or "account" in str(exc).lower():
             raise BackendError(
                 "no IBM Quantum account: save one with QiskitRuntimeService.save_account(token=..., instance=...) "
                 "or set QISKIT_IBM_TOKEN and QISKIT_IBM_INSTANCE; or use a local backend (aer, fake_fez, ...)"
             ) from None
-        raise BackendError(f"cannot reach IBM Quantum ({kind}); check the network and your account, or use a local backend (aer, fake_fez, ...)") from None
+        raise BackendError(
+            f"cannot reach IBM Quantum ({kind}); check the network and your account, or use a local backend (aer, "
+            "fake_fez, ...)"
+        ) from None
 
 
 def get_backend(name: str) -> Any:
@@ -65,7 +70,9 @@ def get_backend(name: str) -> Any:
         if name not in fake_backend_names():
             close = [n for n in fake_backend_names() if name[5:8] in n][:5]
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise BackendError(f"unknown fake backend {name!r}{hint}; the fake backends are: {', '.join(fake_backend_names())}")
+            raise BackendError(
+                f"unknown fake backend {name!r}{hint}; the fake backends are: {', '.join(fake_backend_names())}"
+            )
         from qiskit_ibm_runtime.fake_provider import FakeProviderForBackendV2
 
         return FakeProviderForBackendV2().backend(name)
@@ -85,4 +92,8 @@ def is_local(backend: Any) -> bool:
     """True for Aer and fake backends (local testing mode), False for IBM Quantum devices."""
     from qiskit_aer import AerSimulator
 
-    return isinstance(backend, AerSimulator) or backend.name.startswith("fake_") or type(backend).__module__.startswith("qiskit_ibm_runtime.fake_provider")
+    return (
+        isinstance(backend, AerSimulator)
+        or backend.name.startswith("fake_")
+        or type(backend).__module__.startswith("qiskit_ibm_runtime.fake_provider")
+    )

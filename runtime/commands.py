@@ -14,33 +14,86 @@ COMMANDS = ("circuit", "submit", "jobs", "fetch")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    c = sub.add_parser("circuit", help="transpile report of a run's circuits for a backend",
-                       description="Per variant: qubits, depth, two-qubit gates and the estimated success probability on a backend.")
+    c = sub.add_parser(
+        "circuit",
+        help="transpile report of a run's circuits for a backend",
+        description="Per variant: qubits, depth, two-qubit gates and the estimated success probability on a backend.",
+    )
     c.add_argument("run_dir", metavar="RUN_DIR")
     c.add_argument("--backend", required=True, help="aer, a fake device (fake_fez, ...) or a real one (ibm_fez, ...)")
-    c.add_argument("--variant", action="append", choices=HARDWARE_VARIANTS, help="repeatable; default paper, reset, destructive")
+    c.add_argument(
+        "--variant", action="append", choices=HARDWARE_VARIANTS, help="repeatable; default paper, reset, destructive"
+    )
     c.add_argument("--optimization-level", type=int, default=3, choices=(0, 1, 2, 3))
-    c.add_argument("--embedding-layers", type=int, metavar="L", help="approximate ladder embedding with L layers (default: exact)")
-    c.add_argument("--draw", metavar="PATH", help="also write a drawing of the first variant's ISA circuit (PNG, or .txt for text)")
+    c.add_argument(
+        "--embedding-layers", type=int, metavar="L", help="approximate ladder embedding with L layers (default: exact)"
+    )
+    c.add_argument(
+        "--draw", metavar="PATH", help="also write a drawing of the first variant's ISA circuit (PNG, or .txt for text)"
+    )
     c.add_argument("--json", action="store_true", help="print JSON")
 
-    s = sub.add_parser("submit", help="run inference on IBM Quantum (or locally) for test images",
-                       description="Sample the fidelity (or reconstruction) circuit of the first N test images in one PUB, inside a Batch.")
+    s = sub.add_parser(
+        "submit",
+        help="run inference on IBM Quantum (or locally) for test images",
+        description="Sample the fidelity (or reconstruction) circuit of the first N test images in one PUB, "
+        "inside a Batch.",
+    )
     s.add_argument("run_dir", metavar="RUN_DIR")
     s.add_argument("--backend", required=True, help="aer, a fake device (fake_fez, ...) or a real one (ibm_fez, ...)")
     s.add_argument("--images", type=int, default=4, help="first N test images (default 4)")
     s.add_argument("--shots", type=int, default=4096, help="shots per image (default 4096)")
-    s.add_argument("--variant", choices=("paper", "reset", "destructive", "compute_uncompute"), default=None, help="fidelity circuit (default reset; compute_uncompute with --profile best)")
-    s.add_argument("--reconstruct", action="store_true", help="sample the reconstruction circuit instead (8 data qubits measured)")
+    s.add_argument(
+        "--variant",
+        choices=("paper", "reset", "destructive", "compute_uncompute"),
+        default=None,
+        help="fidelity circuit (default reset; compute_uncompute with --profile best)",
+    )
+    s.add_argument(
+        "--reconstruct", action="store_true", help="sample the reconstruction circuit instead (8 data qubits measured)"
+    )
     s.add_argument("--dd", action="store_true", help="dynamical decoupling (real hardware)")
     s.add_argument("--twirling", action="store_true", default=None, help="Pauli twirling of gates and measurements")
-    s.add_argument("--embedding-layers", type=int, metavar="L", help="approximate ladder embedding with L layers of n-1 CNOTs (default: the exact embedding)")
-    s.add_argument("--readout-mitigation", action="store_true", default=None, help="correct the counts with an mthree readout calibration (same Batch)")
-    s.add_argument("--zne", metavar="SCALES", help="zero-noise extrapolation by folding two-qubit gates at these odd scales, e.g. 1,3")
-    s.add_argument("--extrapolation", choices=("exponential", "linear"), default="exponential", help="ZNE fit (default exponential)")
-    s.add_argument("--cdr", type=int, metavar="N", help="learned mitigation: N training circuits (train-split images) in the same PUB fit a line from estimate to exact value")
-    s.add_argument("--cdr-target", choices=("ran", "full"), help="CDR regression target: exact values of the circuits that ran (default) or of the full embedding")
-    s.add_argument("--profile", choices=("best",), help="the configuration measured best in docs/hardware.md (explicit flags override it)")
+    s.add_argument(
+        "--embedding-layers",
+        type=int,
+        metavar="L",
+        help="approximate ladder embedding with L layers of n-1 CNOTs (default: the exact embedding)",
+    )
+    s.add_argument(
+        "--readout-mitigation",
+        action="store_true",
+        default=None,
+        help="correct the counts with an mthree readout calibration (same Batch)",
+    )
+    s.add_argument(
+        "--zne",
+        metavar="SCALES",
+        help="zero-noise extrapolation by folding two-qubit gates at these odd scales, e.g. 1,3",
+    )
+    s.add_argument(
+        "--extrapolation",
+        choices=("exponential", "linear"),
+        default="exponential",
+        help="ZNE fit (default exponential)",
+    )
+    s.add_argument(
+        "--cdr",
+        type=int,
+        metavar="N",
+        help="learned mitigation: N training circuits (train-split images) in the same PUB fit a line from estimate to "
+        "exact value",
+    )
+    s.add_argument(
+        "--cdr-target",
+        choices=("ran", "full"),
+        help="CDR regression target: exact values of the circuits that ran (default) or of the full embedding",
+    )
+    s.add_argument(
+        "--profile",
+        choices=("best",),
+        help="the configuration measured best in docs/hardware.md (explicit flags override it)",
+    )
     s.add_argument("--optimization-level", type=int, default=3)
     s.add_argument("--seed", type=int, default=0, help="simulator seed in local mode")
     s.add_argument("--data-dir", help="MNIST directory (default: the source the run trained on)")
@@ -69,7 +122,9 @@ def run_command(args: argparse.Namespace) -> int:
         if os.environ.get("QMAE_DEBUG"):
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ValueError(f"{args.command} failed: {type(exc).__name__}: {first} (QMAE_DEBUG=1 shows the traceback)") from None
+        raise ValueError(
+            f"{args.command} failed: {type(exc).__name__}: {first} (QMAE_DEBUG=1 shows the traceback)"
+        ) from None
 
 
 def _circuit(args: argparse.Namespace) -> int:
@@ -95,31 +150,62 @@ def _circuit(args: argparse.Namespace) -> int:
 def _submit(args: argparse.Namespace) -> int:
     from .jobs import fetch, submit
 
-    record = submit(args.run_dir, backend=args.backend, images=args.images, shots=args.shots, variant=args.variant,
-                    reconstruct=args.reconstruct, dynamical_decoupling=args.dd, twirling=args.twirling,
-                    optimization_level=args.optimization_level, seed=args.seed, data_dir=args.data_dir,
-                    embedding_layers=args.embedding_layers, readout_mitigation=args.readout_mitigation, zne=args.zne,
-                    extrapolation=args.extrapolation, cdr=args.cdr, cdr_target=args.cdr_target, profile=args.profile, wait=not args.no_wait)
+    record = submit(
+        args.run_dir,
+        backend=args.backend,
+        images=args.images,
+        shots=args.shots,
+        variant=args.variant,
+        reconstruct=args.reconstruct,
+        dynamical_decoupling=args.dd,
+        twirling=args.twirling,
+        optimization_level=args.optimization_level,
+        seed=args.seed,
+        data_dir=args.data_dir,
+        embedding_layers=args.embedding_layers,
+        readout_mitigation=args.readout_mitigation,
+        zne=args.zne,
+        extrapolation=args.extrapolation,
+        cdr=args.cdr,
+        cdr_target=args.cdr_target,
+        profile=args.profile,
+        wait=not args.no_wait,
+    )
     notes = []
     if record.local and (args.dd or args.twirling):
-        notes.append("local testing mode: dynamical decoupling has no effect (no idle-time noise is simulated); options are recorded as given")
+        notes.append(
+            "local testing mode: dynamical decoupling has no effect (no idle-time noise is simulated); options are "
+            "recorded as given"
+        )
     if args.profile == "best":
         from ..checkpoint import load_config
 
         pairs = [tuple(p) for p in load_config(args.run_dir)["architecture"]["pairs"]]
         if any(j != i + 1 for i, j in pairs):
-            notes.append(f"--profile best was measured on a line-encoder run (qmae train --pairs line); this run's encoder has {len(pairs)} pairs "
-                         "that need routing: expect more two-qubit gates and a larger error (docs/hardware.md)")
+            notes.append(
+                "--profile best was measured on a line-encoder run (qmae train --pairs line); this run's encoder has "
+                f"{len(pairs)} pairs "
+                "that need routing: expect more two-qubit gates and a larger error (docs/hardware.md)"
+            )
     note = "; ".join(notes) or None
     if args.json:
-        out = {"job_id": record.job_id, "record_id": record.record_id, "backend": record.backend, "status": record.status, "local": record.local}
+        out = {
+            "job_id": record.job_id,
+            "record_id": record.record_id,
+            "backend": record.backend,
+            "status": record.status,
+            "local": record.local,
+        }
         if note:
             out["note"] = note
         print(json.dumps(out))
         return 0
     if note:
         print(note, file=sys.stderr)
-    print(f"job {record.job_id} on {record.backend} ({record.variant}, {len(record.indices)} images x {record.shots} shots): {record.status}; record {record.record_id}")
+    print(
+        f"job {record.job_id} on {record.backend} ({record.variant}, {len(record.indices)} images x {record.shots} "
+        f"shots): {record.status}; record {record.record_id}"
+    )
     if record.status == "done":
         _print_result(fetch(record.record_id))
     return 0
@@ -137,14 +223,21 @@ def _jobs(args: argparse.Namespace) -> int:
     if not records:
         print(f"no job records in {jobs_dir()}")
     for r in records:
-        print(f"{r.record_id}  {r.job_id or '-':<36}  {r.backend:<12} {r.variant:<17} {len(r.indices):>3} x {r.shots:<6} {r.status}")
+        print(
+            f"{r.record_id}  {r.job_id or '-':<36}  {r.backend:<12} {r.variant:<17} {len(r.indices):>3} x {r.shots:<6}"
+            f" {r.status}"
+        )
     return 0
 
 
 def _print_result(result) -> None:
     for row in result.images:
         err = f" ± {row['stderr']:.4f}" if row["stderr"] is not None else ""
-        label = "fidelity" if result.record.variant != "reconstruction" else "distribution fidelity with the exact reconstruction"
+        label = (
+            "fidelity"
+            if result.record.variant != "reconstruction"
+            else "distribution fidelity with the exact reconstruction"
+        )
         exact = f"  (exact {row['exact']:.4f})" if result.record.variant != "reconstruction" else ""
         if row.get("raw") is not None and abs(row["raw"] - row["fidelity"]) > 0:
             exact = f"  (unmitigated {row['raw']:.4f}){exact}"
@@ -163,6 +256,9 @@ def _fetch(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.as_json()))
     else:
-        print(f"job {result.record.job_id} on {result.record.backend} ({result.record.variant}, {result.record.shots} shots):")
+        print(
+            f"job {result.record.job_id} on {result.record.backend} ({result.record.variant}, {result.record.shots} "
+            "shots):"
+        )
         _print_result(result)
     return 0

@@ -17,9 +17,9 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,10 +27,21 @@ import torch
 
 from ..checkpoint import CHECKPOINT, atomic_write, load_model, write_json
 from ..circuits.fidelity import fidelity_from_counts
-from .backends import BackendError, get_backend, is_local, runtime_service
+from .backends import get_backend, is_local, runtime_service
 from .transpile import isa_circuit
 
-__all__ = ["JobRecord", "JobError", "FetchResult", "PROFILES", "jobs_dir", "submit", "list_jobs", "fetch", "rescore", "load_record"]
+__all__ = [
+    "JobRecord",
+    "JobError",
+    "FetchResult",
+    "PROFILES",
+    "jobs_dir",
+    "submit",
+    "list_jobs",
+    "fetch",
+    "rescore",
+    "load_record",
+]
 
 ENV_JOBS_DIR = "QMAE_JOBS_DIR"
 
@@ -115,16 +126,29 @@ class FetchResult:
     png: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"job_id": self.record.job_id, "record_id": self.record.record_id, "backend": self.record.backend,
-                "variant": self.record.variant, "shots": self.record.shots, "status": self.record.status,
-                "mean_fidelity": self.mean_fidelity, "mean_stderr": self.mean_stderr, "mean_exact": self.mean_exact,
-                "images": self.images, "png": self.png}
+        return {
+            "job_id": self.record.job_id,
+            "record_id": self.record.record_id,
+            "backend": self.record.backend,
+            "variant": self.record.variant,
+            "shots": self.record.shots,
+            "status": self.record.status,
+            "mean_fidelity": self.mean_fidelity,
+            "mean_stderr": self.mean_stderr,
+            "mean_exact": self.mean_exact,
+            "images": self.images,
+            "png": self.png,
+        }
 
 
 def jobs_dir() -> Path:
     """``$QMAE_JOBS_DIR``, else ``~/.local/share/qmae-qiskit/jobs``."""
     env = os.environ.get(ENV_JOBS_DIR)
-    base = Path(env) if env else Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "qmae-qiskit" / "jobs"
+    base = (
+        Path(env)
+        if env
+        else Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "qmae-qiskit" / "jobs"
+    )
     base.mkdir(parents=True, exist_ok=True)
     return base
 
@@ -160,8 +184,10 @@ def load_record(job_or_record_id: str) -> JobRecord:
                 break
         else:
             raise JobError(
-                f"no job record {job_or_record_id!r} in {jobs_dir()}; list them with `qmae jobs`. For a job submitted on another "
-                f"machine, copy its record file (<record_id>.json in that machine's jobs directory) here: the record says how to read the counts"
+                f"no job record {job_or_record_id!r} in {jobs_dir()}; list them with `qmae jobs`. For a job submitted "
+                "on another "
+                "machine, copy its record file (<record_id>.json in that machine's jobs directory) here: the record "
+                "says how to read the counts"
             )
     try:
         return JobRecord(**json.loads(path.read_text()))
@@ -182,7 +208,11 @@ def _images_and_masks(record: JobRecord, model, *, training: bool = False) -> tu
     from ..masking import masks_from_patches
     from ..train import data_for_run
 
-    split, indices, masks = ("train", record.training_indices, record.training_masks) if training else (record.split, record.indices, record.masks)
+    split, indices, masks = (
+        ("train", record.training_indices, record.training_masks)
+        if training
+        else (record.split, record.indices, record.masks)
+    )
     data = data_for_run(record.run_dir, split=split, data_dir=record.data_dir)
     return data.images[indices], masks_from_patches(torch.tensor(masks), model.image_size, model.patch_size)
 
@@ -191,7 +221,9 @@ def _pub(record: JobRecord, model, isa) -> tuple[Any, np.ndarray]:
     images, masks = _images_and_masks(record, model)
     values = model.parameter_values(images, masks, record.variant)
     if record.training_indices:  # learned mitigation: training circuits ride in the same PUB, after the images
-        values = np.vstack([values, model.parameter_values(*_images_and_masks(record, model, training=True), record.variant)])
+        values = np.vstack(
+            [values, model.parameter_values(*_images_and_masks(record, model, training=True), record.variant)]
+        )
     logical = [p.name for p in model.template(record.variant).circuit.parameters]
     column = {name: k for k, name in enumerate(logical)}
     order = [column[p.name] for p in isa.parameters]  # bind by name: the ISA circuit may order them otherwise
@@ -206,7 +238,9 @@ def _sampler(backend, batch, record: JobRecord):
     sampler.options.dynamical_decoupling.enable = bool(record.options.get("dynamical_decoupling"))
     sampler.options.twirling.enable_gates = bool(record.options.get("twirling"))
     sampler.options.twirling.enable_measure = bool(record.options.get("twirling"))
-    sampler.options.environment.job_tags = [f"qmae:{record.record_id}"]  # lets fetch find a job whose id never came back
+    sampler.options.environment.job_tags = [
+        f"qmae:{record.record_id}"
+    ]  # lets fetch find a job whose id never came back
     if record.local and record.options.get("seed") is not None:
         sampler.options.simulator.seed_simulator = int(record.options["seed"])
     return sampler
@@ -238,16 +272,28 @@ def _run(record: JobRecord, model, backend):
     with Batch(backend=backend) as batch:
         job = _sampler(backend, batch, record).run(pubs)
         if record.options.get("readout_mitigation") and not _calibration_path(record).is_file():
-            ReadoutCalibration.calibrate(backend, measured_qubits(isa), _calibration_path(record), shots=record.shots,
-                                         mode=None if record.local else batch)
+            ReadoutCalibration.calibrate(
+                backend,
+                measured_qubits(isa),
+                _calibration_path(record),
+                shots=record.shots,
+                mode=None if record.local else batch,
+            )
         return job
 
 
 PROFILES: dict[str, dict[str, Any]] = {
     # chosen from the measured table in docs/hardware.md (benchmarks/hardware.py)
     # (line encoder run: 266 two-qubit gates on FakeFez, mean absolute error 0.036); ZNE added nothing on top of CDR
-    "best": {"variant": "compute_uncompute", "embedding_layers": 16, "readout_mitigation": True, "zne": None, "cdr": 16,
-             "cdr_target": "full", "twirling": False},
+    "best": {
+        "variant": "compute_uncompute",
+        "embedding_layers": 16,
+        "readout_mitigation": True,
+        "zne": None,
+        "cdr": 16,
+        "cdr_target": "full",
+        "twirling": False,
+    },
 }
 
 
@@ -349,12 +395,30 @@ def submit(
     masks = saved_evaluation_masks(run_dir, model, images)
     record = JobRecord(
         record_id=time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8],
-        backend=backend, local=is_local(the_backend), variant=variant, run_dir=str(run_dir),
-        checkpoint_sha256=_sha256(run_dir / CHECKPOINT), split="test", indices=list(range(images)),
-        masks=mask_patches(masks, model.patch_size).tolist(), shots=shots, num_qubits=model.num_qubits, data_dir=data_dir,
-        options={"dynamical_decoupling": dynamical_decoupling, "twirling": bool(twirling), "optimization_level": optimization_level,
-                 "seed": seed, "embedding_layers": embedding_layers, "readout_mitigation": bool(readout_mitigation),
-                 "zne": list(scales) if scales else None, "extrapolation": extrapolation, "cdr": cdr, "cdr_target": cdr_target, "profile": profile},
+        backend=backend,
+        local=is_local(the_backend),
+        variant=variant,
+        run_dir=str(run_dir),
+        checkpoint_sha256=_sha256(run_dir / CHECKPOINT),
+        split="test",
+        indices=list(range(images)),
+        masks=mask_patches(masks, model.patch_size).tolist(),
+        shots=shots,
+        num_qubits=model.num_qubits,
+        data_dir=data_dir,
+        options={
+            "dynamical_decoupling": dynamical_decoupling,
+            "twirling": bool(twirling),
+            "optimization_level": optimization_level,
+            "seed": seed,
+            "embedding_layers": embedding_layers,
+            "readout_mitigation": bool(readout_mitigation),
+            "zne": list(scales) if scales else None,
+            "extrapolation": extrapolation,
+            "cdr": cdr,
+            "cdr_target": cdr_target,
+            "profile": profile,
+        },
         exact=[],
     )
     imgs, msks = _images_and_masks(record, model)
@@ -363,8 +427,11 @@ def submit(
 
     def exact_values() -> list[Any]:
         with torch.no_grad():
-            return (model.fidelity(imgs, msks).tolist() if variant != "reconstruction"
-                    else model.reconstruct(imgs, msks).square().flatten(1).tolist())
+            return (
+                model.fidelity(imgs, msks).tolist()
+                if variant != "reconstruction"
+                else model.reconstruct(imgs, msks).square().flatten(1).tolist()
+            )
 
     record.exact = exact_values()  # the full embedding: what the user wants to know
     if embedding_layers is not None:
@@ -473,7 +540,14 @@ def _saved_counts(record: JobRecord) -> dict[int, list[dict[str, int]]]:
     return {int(k): v for k, v in (saved.get("counts_by_scale") or {"1": saved["counts"]}).items()}
 
 
-def rescore(job_or_record_id: str, *, readout_mitigation: bool = True, zne: bool = True, cdr: bool = True, cdr_target: str | None = None) -> FetchResult:
+def rescore(
+    job_or_record_id: str,
+    *,
+    readout_mitigation: bool = True,
+    zne: bool = True,
+    cdr: bool = True,
+    cdr_target: str | None = None,
+) -> FetchResult:
     """Score a finished job again with a subset of the mitigation it recorded (no new run), to
     see what each technique contributes.
 
@@ -516,7 +590,9 @@ def _calibration(record: JobRecord):
     if record.record_id not in _CALIBRATIONS:
         model = _model_for(record)
         backend = get_backend(record.backend)
-        isa = isa_circuit(model, backend, record.variant, optimization_level=record.options.get("optimization_level", 3))
+        isa = isa_circuit(
+            model, backend, record.variant, optimization_level=record.options.get("optimization_level", 3)
+        )
         path = _calibration_path(record)
         if not path.is_file():  # e.g. a record copied from another machine without its calibration: calibrate now
             ReadoutCalibration.calibrate(backend, measured_qubits(isa), path, shots=record.shots)
@@ -524,7 +600,9 @@ def _calibration(record: JobRecord):
     return _CALIBRATIONS[record.record_id]
 
 
-def _learned_map(record: JobRecord, training: list[tuple[float, float]], estimates: list[tuple[float, float]]) -> list[tuple[float, float]]:
+def _learned_map(
+    record: JobRecord, training: list[tuple[float, float]], estimates: list[tuple[float, float]]
+) -> list[tuple[float, float]]:
     """CDR-style: fit ``exact = a * estimate + b`` on the training circuits, apply it."""
     x = np.array([v for v, _ in training])
     full = record.options.get("cdr_target") == "full" and record.training_exact_full is not None
@@ -547,16 +625,31 @@ def _score(record: JobRecord, by_scale: dict[int, list[dict[str, int]]], png: st
                 return _mitigated(record, counts[i])
             scales = sorted(by_scale)
             per_scale = [_mitigated(record, by_scale[s][i]) for s in scales]
-            return extrapolate(scales, [v for v, _ in per_scale], [e for _, e in per_scale],
-                               method=record.options.get("extrapolation", "exponential"))
+            return extrapolate(
+                scales,
+                [v for v, _ in per_scale],
+                [e for _, e in per_scale],
+                method=record.options.get("extrapolation", "exponential"),
+            )
 
         estimates = [estimate(i) for i in range(len(record.indices))]
         if record.training_indices:
-            estimates = _learned_map(record, [estimate(len(record.indices) + k) for k in range(len(record.training_indices))], estimates)
+            estimates = _learned_map(
+                record, [estimate(len(record.indices) + k) for k in range(len(record.training_indices))], estimates
+            )
         for i, (index, exact) in enumerate(zip(record.indices, record.exact)):
             raw, _ = fidelity_from_counts(counts[i], variant=record.variant, num_qubits=record.num_qubits)
             f, err = estimates[i]
-            rows.append({"index": index, "fidelity": f, "stderr": err, "exact": exact, "raw": raw, "exact_embedded": embedded[i]})
+            rows.append(
+                {
+                    "index": index,
+                    "fidelity": f,
+                    "stderr": err,
+                    "exact": exact,
+                    "raw": raw,
+                    "exact_embedded": embedded[i],
+                }
+            )
         figure = None
     else:
         recon = []
@@ -574,7 +667,14 @@ def _score(record: JobRecord, by_scale: dict[int, list[dict[str, int]]], png: st
         _plot(record, np.stack(recon), np.sqrt(np.asarray(record.exact)), originals.numpy(), figure)
     fids = [r["fidelity"] for r in rows]
     errs = [r["stderr"] or 0.0 for r in rows]
-    return FetchResult(record, rows, float(np.mean(fids)), float(np.sqrt(np.sum(np.square(errs))) / len(errs)), float(np.mean([r["exact"] for r in rows])), figure)
+    return FetchResult(
+        record,
+        rows,
+        float(np.mean(fids)),
+        float(np.sqrt(np.sum(np.square(errs))) / len(errs)),
+        float(np.mean([r["exact"] for r in rows])),
+        figure,
+    )
 
 
 def _plot(record: JobRecord, measured: np.ndarray, exact: np.ndarray, originals: np.ndarray, path: str) -> None:

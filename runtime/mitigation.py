@@ -24,7 +24,14 @@ from typing import Any
 import numpy as np
 from qiskit import QuantumCircuit
 
-__all__ = ["EXTRAPOLATIONS", "parse_scales", "fold_two_qubit_gates", "extrapolate", "measured_qubits", "ReadoutCalibration"]
+__all__ = [
+    "EXTRAPOLATIONS",
+    "parse_scales",
+    "fold_two_qubit_gates",
+    "extrapolate",
+    "measured_qubits",
+    "ReadoutCalibration",
+]
 
 EXTRAPOLATIONS = ("exponential", "linear")
 
@@ -38,9 +45,19 @@ def parse_scales(text: str | Sequence[int]) -> tuple[int, ...]:
     try:
         scales = tuple(int(s) for s in (text.split(",") if isinstance(text, str) else text))
     except ValueError:
-        raise ValueError(f"--zne takes odd noise scales separated by commas, such as 1,3 or 1,3,5; got {text!r}") from None
-    if len(scales) < 2 or len(set(scales)) != len(scales) or any(s < 1 or s % 2 == 0 for s in scales) or 1 not in scales:
-        raise ValueError(f"--zne needs at least two distinct odd noise scales including 1 (each two-qubit gate G becomes G (G^dagger G)^k), got {text!r}")
+        raise ValueError(
+            f"--zne takes odd noise scales separated by commas, such as 1,3 or 1,3,5; got {text!r}"
+        ) from None
+    if (
+        len(scales) < 2
+        or len(set(scales)) != len(scales)
+        or any(s < 1 or s % 2 == 0 for s in scales)
+        or 1 not in scales
+    ):
+        raise ValueError(
+            "--zne needs at least two distinct odd noise scales including 1 (each two-qubit gate G becomes G "
+            f"(G^dagger G)^k), got {text!r}"
+        )
     return tuple(sorted(scales))
 
 
@@ -70,7 +87,12 @@ def fold_two_qubit_gates(circuit: QuantumCircuit, scale: int) -> QuantumCircuit:
 
 
 def extrapolate(
-    scales: Sequence[int], values: Sequence[float], errors: Sequence[float], *, method: str = "exponential", seed: int = 0
+    scales: Sequence[int],
+    values: Sequence[float],
+    errors: Sequence[float],
+    *,
+    method: str = "exponential",
+    seed: int = 0,
 ) -> tuple[float, float]:
     """The zero-noise value and its standard error (parametric bootstrap of the inputs' errors).
 
@@ -123,7 +145,9 @@ class ReadoutCalibration:
         self._mit.cals_from_file(str(self.path))
 
     @staticmethod
-    def calibrate(backend: Any, qubits: Sequence[int], path: str | Path, *, shots: int = 4096, mode: Any = None) -> ReadoutCalibration:
+    def calibrate(
+        backend: Any, qubits: Sequence[int], path: str | Path, *, shots: int = 4096, mode: Any = None
+    ) -> ReadoutCalibration:
         """Run mthree's calibration circuits on ``backend`` (in ``mode``, a runtime Batch, on
         hardware) and save them to ``path``."""
         import mthree

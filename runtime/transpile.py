@@ -80,7 +80,9 @@ def success_probability(circuit: QuantumCircuit, backend: Any) -> float | None:
     return math.exp(log_p) if seen else None
 
 
-def isa_circuit(model: QMAE, backend: Any, variant: str, *, optimization_level: int = 3, seed: int = 0, cache: bool = True) -> QuantumCircuit:
+def isa_circuit(
+    model: QMAE, backend: Any, variant: str, *, optimization_level: int = 3, seed: int = 0, cache: bool = True
+) -> QuantumCircuit:
     """The measured, parameterized circuit of ``variant`` transpiled for ``backend``.
 
     Raises:
@@ -91,8 +93,15 @@ def isa_circuit(model: QMAE, backend: Any, variant: str, *, optimization_level: 
     logical = model.template(variant, measure=True).circuit
     size = getattr(backend, "num_qubits", None)
     if size is not None and logical.num_qubits > size:
-        raise ValueError(f"the {variant!r} circuit needs {logical.num_qubits} qubits but {backend.name} has {size}; choose a smaller variant")
-    key = hashlib.sha256(json.dumps([backend.name, variant, optimization_level, seed, model.config(), "v3"], sort_keys=True, default=str).encode()).hexdigest()[:20]
+        raise ValueError(
+            f"the {variant!r} circuit needs {logical.num_qubits} qubits but {backend.name} has {size}; choose a "
+            "smaller variant"
+        )
+    key = hashlib.sha256(
+        json.dumps(
+            [backend.name, variant, optimization_level, seed, model.config(), "v3"], sort_keys=True, default=str
+        ).encode()
+    ).hexdigest()[:20]
     path = _cache_dir() / f"{key}.qpy"
     if cache and path.exists():
         try:
@@ -102,7 +111,9 @@ def isa_circuit(model: QMAE, backend: Any, variant: str, *, optimization_level: 
             path.unlink(missing_ok=True)
     if getattr(backend, "target", None) is None or backend.name.startswith("aer"):
         # Aer runs anything; a fixed basis keeps the circuit twirlable (no CSWAP or multiplexers left)
-        pm = generate_preset_pass_manager(optimization_level=optimization_level, basis_gates=AER_BASIS, seed_transpiler=seed)
+        pm = generate_preset_pass_manager(
+            optimization_level=optimization_level, basis_gates=AER_BASIS, seed_transpiler=seed
+        )
     else:
         pm = generate_preset_pass_manager(optimization_level=optimization_level, backend=backend, seed_transpiler=seed)
     isa = pm.run(logical)
@@ -114,24 +125,50 @@ def isa_circuit(model: QMAE, backend: Any, variant: str, *, optimization_level: 
     return isa
 
 
-def transpile_report(model: QMAE, backend: Any, variants: tuple[str, ...] = ("paper", "reset", "destructive"), *, optimization_level: int = 3) -> list[TranspileReport]:
+def transpile_report(
+    model: QMAE,
+    backend: Any,
+    variants: tuple[str, ...] = ("paper", "reset", "destructive"),
+    *,
+    optimization_level: int = 3,
+) -> list[TranspileReport]:
     """A :class:`TranspileReport` per variant (transpiling, or reading the cache)."""
     from qiskit import transpile
 
     rows = []
     for variant in variants:
         isa = isa_circuit(model, backend, variant, optimization_level=optimization_level)
-        logical = transpile(model.template(variant, measure=True).circuit, basis_gates=["cx", "rz", "ry", "sx", "x", "reset", "measure"], optimization_level=0)
-        rows.append(TranspileReport(variant, backend.name, model.template(variant, measure=True).circuit.num_qubits, isa.depth(), _two_qubit(isa), success_probability(isa, backend), _two_qubit(logical)))
+        logical = transpile(
+            model.template(variant, measure=True).circuit,
+            basis_gates=["cx", "rz", "ry", "sx", "x", "reset", "measure"],
+            optimization_level=0,
+        )
+        rows.append(
+            TranspileReport(
+                variant,
+                backend.name,
+                model.template(variant, measure=True).circuit.num_qubits,
+                isa.depth(),
+                _two_qubit(isa),
+                success_probability(isa, backend),
+                _two_qubit(logical),
+            )
+        )
     return rows
 
 
 def report_table(rows: list[TranspileReport]) -> str:
     """The report as a Markdown table."""
-    lines = ["| backend | variant | qubits | depth | 2q gates (ISA) | 2q gates (logical) | est. success probability |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| backend | variant | qubits | depth | 2q gates (ISA) | 2q gates (logical) | est. success probability |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         p = "n/a" if r.success_probability is None else f"{r.success_probability:.2e}"
-        lines.append(f"| {r.backend} | {r.variant} | {r.qubits} | {r.depth} | {r.two_qubit_gates} | {r.logical_two_qubit_gates} | {p} |")
+        lines.append(
+            f"| {r.backend} | {r.variant} | {r.qubits} | {r.depth} | {r.two_qubit_gates} | {r.logical_two_qubit_gates}"
+            f" | {p} |"
+        )
     return "\n".join(lines)
 
 

@@ -73,7 +73,16 @@ def test_line_pairs_train_option(tmp_path):
     from qmae_qiskit.checkpoint import load_model
     from qmae_qiskit.train import train
 
-    result = train(out=tmp_path / "line", image_size=4, patch_size="2x2", epochs=1, limit=64, pairs="line", eval_limit=0, progress=False)
+    result = train(
+        out=tmp_path / "line",
+        image_size=4,
+        patch_size="2x2",
+        epochs=1,
+        limit=64,
+        pairs="line",
+        eval_limit=0,
+        progress=False,
+    )
     assert result.model.pairs == [(0, 1), (1, 2), (2, 3)]
     assert load_model(tmp_path / "line").pairs == [(0, 1), (1, 2), (2, 3)]
     with pytest.raises(ValueError, match="unknown pair set"):
@@ -84,9 +93,19 @@ def test_fine_tuning_with_the_ladder_embedding(tmp_path):
     from qmae_qiskit.checkpoint import load_model
     from qmae_qiskit.train import train
 
-    base = train(out=tmp_path / "base", image_size=4, patch_size="2x2", epochs=1, limit=64, eval_limit=0, progress=False).model
-    tuned = train(out=tmp_path / "tuned", init_from=str(tmp_path / "base"), embedding_layers=2, epochs=1, limit=64,
-                  lr=0.01, eval_limit=8, progress=False).model
+    base = train(
+        out=tmp_path / "base", image_size=4, patch_size="2x2", epochs=1, limit=64, eval_limit=0, progress=False
+    ).model
+    tuned = train(
+        out=tmp_path / "tuned",
+        init_from=str(tmp_path / "base"),
+        embedding_layers=2,
+        epochs=1,
+        limit=64,
+        lr=0.01,
+        eval_limit=8,
+        progress=False,
+    ).model
     assert not torch.equal(tuned.theta, base.theta)
     assert torch.equal(tuned.token, base.token)  # the ladder fit is not differentiable: the token stays
     again = load_model(tmp_path / "tuned")

@@ -8,7 +8,12 @@ import sys
 
 def test_quick_benchmark_output_is_well_formed(tmp_path):
     out = tmp_path / "bench.json"
-    done = subprocess.run([sys.executable, "-m", "qmae_qiskit.cli", "bench", "--quick", "--json", str(out)], capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "qmae_qiskit.cli", "bench", "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
     assert [r["batch"] for r in result["exact"]] == [1, 32, 128, 512]
@@ -17,7 +22,15 @@ def test_quick_benchmark_output_is_well_formed(tmp_path):
     assert 0 < result["roofline"]["efficiency"]
     assert result["epoch"][0]["epoch_24345_s"] > 0
     est = result["estimator"]
-    assert min(est["n8_forward_s_per_image"], est["n8_fwd_bwd_s_per_image"], est["n4_fwd_bwd_s_per_image"], est["n4_fwd_bwd_param_shift_s_per_image"]) > 0
+    assert (
+        min(
+            est["n8_forward_s_per_image"],
+            est["n8_fwd_bwd_s_per_image"],
+            est["n4_fwd_bwd_s_per_image"],
+            est["n4_fwd_bwd_param_shift_s_per_image"],
+        )
+        > 0
+    )
     assert "s_per_image" in result["paper"] or "pip install" in result["paper"]["skipped"]
     assert [r["n"] for r in result["scaling"]] == [4, 6, 8] and all(r["peak_rss_mib"] > 0 for r in result["scaling"])
     assert result["evaluation"]["seconds"] > 0

@@ -11,8 +11,21 @@ SHARED = ROOT.parent / "shared" / "data" / "mnist"
 
 def test_quick_hardware_table_is_well_formed(tmp_path):
     out = tmp_path / "hw"
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "hardware.py"), "--out", str(out), "--quick", "--data-dir", str(SHARED)],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "hardware.py"),
+            "--out",
+            str(out),
+            "--quick",
+            "--data-dir",
+            str(SHARED),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     rows = json.loads((out / "hardware.json").read_text())["rows"]
     names = {r["mitigation"] for r in rows}

@@ -33,8 +33,12 @@ def test_visible_scaling_reads_only_visible_pixels(batch):
 
 def test_ssim_and_psnr_match_scikit_image(batch):
     images, _ = batch
-    noisy = (images + 0.1 * torch.rand(images.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)).clamp(0, 1)
-    expected_ssim = [structural_similarity(a, b, data_range=1.0, win_size=7) for a, b in zip(noisy.numpy(), images.numpy())]
+    noisy = (
+        images + 0.1 * torch.rand(images.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    ).clamp(0, 1)
+    expected_ssim = [
+        structural_similarity(a, b, data_range=1.0, win_size=7) for a, b in zip(noisy.numpy(), images.numpy())
+    ]
     expected_psnr = [peak_signal_noise_ratio(b, a, data_range=1.0) for a, b in zip(noisy.numpy(), images.numpy())]
     np.testing.assert_allclose(ssim(noisy, images).numpy(), expected_ssim, rtol=1e-12)
     np.testing.assert_allclose(psnr(noisy, images).numpy(), expected_psnr, rtol=1e-12)

@@ -118,8 +118,19 @@ def test_trash_term_is_the_probability_the_encoder_leaves_the_trash_in_zero(mnis
 def test_training_with_the_trash_term_keeps_more_in_the_latent(tmp_path):
     from qmae_qiskit.train import train
 
-    runs = {w: train(out=tmp_path / f"w{w}", image_size=4, patch_size="2x2", epochs=2, limit=256, eval_limit=0, trash_weight=w, progress=False).model
-            for w in (0.0, 3.0)}
+    runs = {
+        w: train(
+            out=tmp_path / f"w{w}",
+            image_size=4,
+            patch_size="2x2",
+            epochs=2,
+            limit=256,
+            eval_limit=0,
+            trash_weight=w,
+            progress=False,
+        ).model
+        for w in (0.0, 3.0)
+    }
     from qmae_qiskit.data import load_mnist
 
     x = load_mnist("test", image_size=4, limit=64).images

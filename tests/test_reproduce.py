@@ -16,8 +16,13 @@ SHARED = ROOT.parent / "shared" / "data" / "mnist"
 def test_quick_reproduce_writes_every_file(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     out = tmp_path / "repro"
-    done = subprocess.run([sys.executable, "-m", "qmae_qiskit.cli", "reproduce", "--out", str(out), "--quick", "--no-progress"],
-                          capture_output=True, text=True, timeout=900, env={**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    done = subprocess.run(
+        [sys.executable, "-m", "qmae_qiskit.cli", "reproduce", "--out", str(out), "--quick", "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},
+    )
     assert done.returncode == 0, done.stderr
     table = json.loads((out / "table1.json").read_text())
     assert set(table["ours"]) == {"qmae-25", "qae-25", "qmae-12.5", "qmae-50", "qmae-25-trash", "qae-25-trash"}
@@ -33,16 +38,37 @@ def test_quick_reproduce_writes_every_file(tmp_path, monkeypatch):
     report = (out / "REPORT.md").read_text()
     assert "pass-through" in report and "Quick run" in report and "Versions" in report
     # a second call reuses the trained runs
-    again = subprocess.run([sys.executable, "-m", "qmae_qiskit.cli", "reproduce", "--out", str(out), "--quick", "--no-progress"],
-                           capture_output=True, text=True, timeout=900, env={**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
-    assert again.returncode == 0 and json.loads((out / "table1.json").read_text())["timings"]["qmae-25"]["how"].startswith("reused")
+    again = subprocess.run(
+        [sys.executable, "-m", "qmae_qiskit.cli", "reproduce", "--out", str(out), "--quick", "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},
+    )
+    assert again.returncode == 0 and json.loads((out / "table1.json").read_text())["timings"]["qmae-25"][
+        "how"
+    ].startswith("reused")
 
 
 @pytest.mark.parametrize("name", ["qmae-25", "qae-25", "qmae-25-trash"])
 def test_committed_runs_reproduce_the_committed_table(name):
     committed = json.loads((RESULTS / "table1.json").read_text())["ours"][name]
-    done = subprocess.run([sys.executable, "-m", "qmae_qiskit.cli", "evaluate", str(RESULTS / "runs" / name), "--data-dir", str(SHARED), "--json", "--no-accuracy"],
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "qmae_qiskit.cli",
+            "evaluate",
+            str(RESULTS / "runs" / name),
+            "--data-dir",
+            str(SHARED),
+            "--json",
+            "--no-accuracy",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr
     fresh = json.loads(done.stdout)
     assert fresh["images"] == committed["images"] == 10_000

@@ -5,7 +5,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 
@@ -15,7 +14,21 @@ from qmae_qiskit.cli import main
 from qmae_qiskit.train import TrainConfig, resume, train
 
 SMALL = dict(limit=320, batch_size=16, epochs=2, lr=0.02, eval_limit=0, checkpoint_every=3)
-SMALL_FLAGS = ["--limit", "320", "--batch-size", "16", "--epochs", "2", "--lr", "0.02", "--eval-limit", "0", "--checkpoint-every", "3", "--no-progress"]
+SMALL_FLAGS = [
+    "--limit",
+    "320",
+    "--batch-size",
+    "16",
+    "--epochs",
+    "2",
+    "--lr",
+    "0.02",
+    "--eval-limit",
+    "0",
+    "--checkpoint-every",
+    "3",
+    "--no-progress",
+]
 
 
 def _weights(run_dir):
@@ -49,7 +62,12 @@ def test_python_api_trains_and_writes_the_run(reference_run):
 
 def _start(out):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", "qmae_qiskit.cli", "train", "--out", str(out), *SMALL_FLAGS], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "qmae_qiskit.cli", "train", "--out", str(out), *SMALL_FLAGS],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _wait_for_steps(out, steps, proc):
@@ -59,7 +77,9 @@ def _wait_for_steps(out, steps, proc):
         if metrics.exists() and len(metrics.read_text().splitlines()) >= steps:
             return
         time.sleep(0.02)
-    raise AssertionError(f"training did not reach {steps} steps: {proc.stderr.read().decode() if proc.poll() is not None else 'timeout'}")
+    raise AssertionError(
+        f"training did not reach {steps} steps: {proc.stderr.read().decode() if proc.poll() is not None else 'timeout'}"
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
@@ -158,10 +178,30 @@ def test_device_option(tmp_path):
     else:
         with pytest.raises(ValueError, match="no CUDA GPU"):
             TrainConfig(device="cuda").validate()
-    cpu = train(out=tmp_path / "cpu", image_size=4, patch_size="2x2", epochs=1, limit=64, batch_size=16, eval_limit=0, progress=False, device="cpu")
+    cpu = train(
+        out=tmp_path / "cpu",
+        image_size=4,
+        patch_size="2x2",
+        epochs=1,
+        limit=64,
+        batch_size=16,
+        eval_limit=0,
+        progress=False,
+        device="cpu",
+    )
     assert cpu.model.theta.device.type == "cpu"
     if torch.cuda.is_available():  # where a GPU exists, the same run on it follows the same loss curve
-        gpu = train(out=tmp_path / "gpu", image_size=4, patch_size="2x2", epochs=1, limit=64, batch_size=16, eval_limit=0, progress=False, device="cuda")
+        gpu = train(
+            out=tmp_path / "gpu",
+            image_size=4,
+            patch_size="2x2",
+            epochs=1,
+            limit=64,
+            batch_size=16,
+            eval_limit=0,
+            progress=False,
+            device="cuda",
+        )
         # Not the weights: Adam divides by sqrt(v), so parameters whose gradient is ~0 (rounding
         # noise, which differs between devices) still move by up to lr; the loss is what must agree.
         losses = [[h["loss"] for h in r.history] for r in (cpu, gpu)]
@@ -172,6 +212,15 @@ def test_device_option(tmp_path):
 def test_package_level_train_returns_model_and_history(tmp_path):
     import qmae_qiskit
 
-    result = qmae_qiskit.train(out=tmp_path / "run", image_size=4, patch_size="2x2", epochs=1, limit=32, batch_size=16, eval_limit=0, progress=False)
+    result = qmae_qiskit.train(
+        out=tmp_path / "run",
+        image_size=4,
+        patch_size="2x2",
+        epochs=1,
+        limit=32,
+        batch_size=16,
+        eval_limit=0,
+        progress=False,
+    )
     assert isinstance(result.model, qmae_qiskit.QMAE) and len(result.history) == 2
     assert qmae_qiskit.QMAE.load(tmp_path / "run").theta.equal(result.model.theta)

@@ -14,7 +14,9 @@ ENGINES = ("exact", "estimator")
 __all__ = ["ENGINES", "make_engine"]
 
 
-def make_engine(name: str, num_qubits: int, pairs: Sequence[tuple[int, int]], trash_qubits: Sequence[int], **options: Any):
+def make_engine(
+    name: str, num_qubits: int, pairs: Sequence[tuple[int, int]], trash_qubits: Sequence[int], **options: Any
+):
     """Build the engine called ``name``.
 
     Raises:

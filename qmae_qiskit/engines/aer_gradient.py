@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 from qiskit import QuantumCircuit, transpile
 from qiskit.circuit import ParameterVector
 from qiskit_aer import AerSimulator
@@ -84,7 +83,9 @@ class AerStatevectorGradient:
             out[i] = np.asarray(result.get_statevector(i)) * norm
         return out
 
-    def value_and_grad(self, theta: np.ndarray, psi_angles: np.ndarray, chi_angles: np.ndarray, *, input_grads: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    def value_and_grad(
+        self, theta: np.ndarray, psi_angles: np.ndarray, chi_angles: np.ndarray, *, input_grads: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
         """F ``(B,)``, dF/dtheta ``(B, K)``, and dF/dpsi, dF/dchi ``(B, 2**n)`` (real inputs)."""
         batch = len(psi_angles)
         states = self._states(theta, np.concatenate([psi_angles, chi_angles]))  # (2B, 1+K, 2^n)
@@ -99,7 +100,8 @@ class AerStatevectorGradient:
             return fid, dtheta, None, None
         # dF/dpsi = 2 Re(U^T w_psi), w_psi[(t,a)] = conj(c_t) conj(eta0[a]); U^T w = conj(U^dagger conj(w))
         w_psi = (c.conj()[:, :, None] * eta0[:, 0].conj()[:, None, :]).reshape(batch, -1)
-        # dF/dchi: c_t depends on eta0 = (U chi)_(0,a) through conj: dF/dchi = 2 Re(U^T w_chi), w_chi[(0,a)] = c_t conj(phi_t[a]) summed over t
+        # dF/dchi: c_t depends on eta0 = (U chi)_(0,a) through conj: dF/dchi = 2 Re(U^T w_chi),
+        # w_chi[(0,a)] = c_t conj(phi_t[a]) summed over t
         w_chi = np.zeros_like(w_psi)
         w_chi[:, : self.latent_dim] = np.einsum("bt,bta->ba", c, phi[:, 0].conj())
         unordered = np.zeros((2 * batch, 2**self.n), dtype=complex)

@@ -29,8 +29,8 @@ from qiskit_machine_learning.connectors import TorchConnector
 from qiskit_machine_learning.neural_networks import EstimatorQNN
 
 from ..angles import embedding_angles
-from .aer_gradient import AerStatevectorGradient
 from ..circuits.fidelity import fidelity_circuit
+from .aer_gradient import AerStatevectorGradient
 
 __all__ = ["EstimatorEngine", "GRADIENTS"]
 
@@ -95,7 +95,7 @@ class EstimatorEngine:
 
     def fidelity(self, theta: torch.Tensor, masked: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
         """F for each image (same contract as :meth:`ExactEngine.fidelity`)."""
-        lit = (masked.abs().sum(1) > 0)
+        lit = masked.abs().sum(1) > 0
         if self._aer is not None:
             psi = masked.double() / masked.double().norm(dim=1, keepdim=True).clamp_min(1e-30)
             chi = original.double() / original.double().norm(dim=1, keepdim=True).clamp_min(1e-30)
@@ -114,13 +114,15 @@ class _QNNFidelity(torch.autograd.Function):
     """Forward: ``EstimatorQNN``. Backward: exact gradients from Aer state vectors."""
 
     @staticmethod
-    def forward(ctx, theta: torch.Tensor, psi: torch.Tensor, chi: torch.Tensor, engine: EstimatorEngine) -> torch.Tensor:
+    def forward(
+        ctx, theta: torch.Tensor, psi: torch.Tensor, chi: torch.Tensor, engine: EstimatorEngine
+    ) -> torch.Tensor:
         psi_angles = embedding_angles(psi.detach()).numpy()
         chi_angles = embedding_angles(chi.detach()).numpy()
         weights = theta.detach().double().numpy()
         values = engine.qnn.forward(np.concatenate([psi_angles, chi_angles], axis=1), weights).reshape(-1)
         ctx.engine, ctx.arrays = engine, (weights, psi_angles, chi_angles)
-        ctx.needs = (ctx.needs_input_grad[1] or ctx.needs_input_grad[2])
+        ctx.needs = ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
         return torch.as_tensor(values, dtype=torch.float64)
 
     @staticmethod

@@ -141,7 +141,9 @@ class _LayerChain(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, entries: torch.Tensor, base: torch.Tensor, where: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    def forward(
+        ctx, entries: torch.Tensor, base: torch.Tensor, where: torch.Tensor, source: torch.Tensor
+    ) -> torch.Tensor:
         layers = base.clone()
         layers.view(-1)[where] = entries[source]
         prefix = torch.empty_like(layers)
@@ -174,7 +176,9 @@ class _ApplyGates(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, gates: torch.Tensor, matrix: torch.Tensor, perms: list[list[int]], final: list[int]) -> torch.Tensor:
+    def forward(
+        ctx, gates: torch.Tensor, matrix: torch.Tensor, perms: list[list[int]], final: list[int]
+    ) -> torch.Tensor:
         size, shape = gates.shape[-1], (2,) * (len(final) - 1) + (matrix.shape[1],)
         x = matrix.reshape(shape)
         saved = []
@@ -434,7 +438,9 @@ class ExactEngine:
         chain = self._devices.get(theta.device)
         if chain is None:
             chain = self._devices[theta.device] = {k: v.to(theta.device) for k, v in self._chain.items()}
-        return _LayerChain.apply(blocks.reshape(-1), chain["base"], chain["where"], chain["source"])  # (groups, 2^w, 2^w)
+        return _LayerChain.apply(
+            blocks.reshape(-1), chain["base"], chain["where"], chain["source"]
+        )  # (groups, 2^w, 2^w)
 
     def apply_left(self, theta: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
         """``U @ matrix`` for a ``(2**n, R)`` complex matrix (columns are states)."""
@@ -451,7 +457,9 @@ class ExactEngine:
     def unitary_transpose(self, theta: torch.Tensor) -> torch.Tensor:
         """``U^T``, built directly: its rows are U's columns, so ``view_as_real(U^T)`` is the real
         ``(2^n, 2 * 2^n)`` matrix that maps a real state to ``U psi``'s (re, im) pairs, no copy."""
-        return _BuildUnitary.apply(self.super_gates(theta).flip(0).transpose(1, 2), self._perms_t, self._final_unitary_t)
+        return _BuildUnitary.apply(
+            self.super_gates(theta).flip(0).transpose(1, 2), self._perms_t, self._final_unitary_t
+        )
 
     def _reorder_rows(self, matrix: torch.Tensor) -> torch.Tensor:
         return matrix if self._identity_order else matrix[self._order]
@@ -490,7 +498,9 @@ class ExactEngine:
             phi = torch.view_as_complex((psi @ w).view(batch, -1, latent, 2))  # (B, T, latent), no copy
             eta0 = torch.view_as_complex((chi @ w[:, : 2 * latent]).view(batch, latent, 2))
         else:  # few images: apply the super-gates to them directly, no U
-            out = self._reorder_rows(self.apply(theta, torch.cat([psi, chi]).to(self.dtype)).transpose(0, 1)).transpose(0, 1)
+            out = self._reorder_rows(self.apply(theta, torch.cat([psi, chi]).to(self.dtype)).transpose(0, 1)).transpose(
+                0, 1
+            )
             phi, eta0 = out[:batch].reshape(batch, -1, latent), out[batch:, :latent]
         fid, kept = _Overlaps.apply(phi, eta0)
         return (fid, kept) if with_trash else fid

@@ -14,7 +14,9 @@ from qmae_qiskit import QMAE
 from qmae_qiskit.circuits.ansatz import all_pairs
 from qmae_qiskit.engines.exact import ExactEngine
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: torch.cuda.is_available() is False on this machine")
+pytestmark = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU: torch.cuda.is_available() is False on this machine"
+)
 
 
 def test_unitary_on_gpu_equals_qiskit_operator():
@@ -53,9 +55,32 @@ def test_fidelity_gradients_and_reconstruction_on_gpu_equal_cpu(mnist16, batch):
 def test_cli_trains_on_gpu_and_the_run_loads_on_cpu(tmp_path):
     run = tmp_path / "run"
     done = subprocess.run(
-        [sys.executable, "-m", "qmae_qiskit.cli", "train", "--out", str(run), "--image-size", "4", "--patch-size", "2x2",
-         "--limit", "64", "--batch-size", "16", "--epochs", "1", "--eval-limit", "16", "--device", "cuda", "--no-progress"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "qmae_qiskit.cli",
+            "train",
+            "--out",
+            str(run),
+            "--image-size",
+            "4",
+            "--patch-size",
+            "2x2",
+            "--limit",
+            "64",
+            "--batch-size",
+            "16",
+            "--epochs",
+            "1",
+            "--eval-limit",
+            "16",
+            "--device",
+            "cuda",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     model = QMAE.load(str(run))

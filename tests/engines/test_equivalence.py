@@ -1,10 +1,9 @@
 """The exact engine is trustworthy because these tests pin it to Qiskit's own results."""
 
-import numpy as np
 import pytest
 import torch
-from qiskit.quantum_info import Statevector
 from qiskit import transpile
+from qiskit.quantum_info import Statevector
 from qiskit_aer import AerSimulator
 
 from qmae_qiskit import QAE, QMAE
@@ -70,7 +69,9 @@ def test_engines_agree_on_gradients_param_shift(mnist4):
     images = mnist4[:8]
     model = _model(4, "2x2", 0.25, seed=5)
     mask = model.random_mask(8, generator=torch.Generator().manual_seed(4))
-    _assert_same_gradients(_gradients(model, images, mask, "estimator", gradient="param_shift"), _gradients(model, images, mask, "exact"))
+    _assert_same_gradients(
+        _gradients(model, images, mask, "estimator", gradient="param_shift"), _gradients(model, images, mask, "exact")
+    )
 
 
 def test_engines_agree_on_gradients_aer_statevector_at_16x16(mnist16):
@@ -124,7 +125,9 @@ def test_fidelity_from_counts_rules():
     # destructive: c = ref bits (high) + data bits (low); parity of AND(data_i, ref_i)
     counts = {"0101": 1, "0011": 1}  # data=01,ref=01 -> AND=01 odd -> -1 ; data=11,ref=00 -> +1
     assert fidelity_from_counts(counts, variant="destructive", num_qubits=2)[0] == pytest.approx(0.0)
-    assert fidelity_from_counts({"000": 30, "010": 70}, variant="compute_uncompute", num_qubits=3)[0] == pytest.approx(0.3)
+    assert fidelity_from_counts({"000": 30, "010": 70}, variant="compute_uncompute", num_qubits=3)[0] == pytest.approx(
+        0.3
+    )
     with pytest.raises(ValueError, match="4-bit"):
         fidelity_from_counts({"01": 3}, variant="destructive", num_qubits=2)
     with pytest.raises(ValueError, match="variant"):

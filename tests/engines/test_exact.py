@@ -71,8 +71,17 @@ def test_postselected_reconstruction_matches_qiskit_statevector():
     angles = embedding_angles(model.fill(image, mask).detach().flatten(1).double())[0].numpy()
     emb = amplitude_embedding(4)
     enc = encoder(4, pairs=model.pairs)
-    theta = dict(zip(enc.parameters, model.theta.detach().double().numpy()[[int(p.name.split("[")[1][:-1]) for p in enc.parameters]]))
-    state = Statevector(emb.assign_parameters(dict(zip(emb.parameters, angles[[int(p.name.split("[")[1][:-1]) for p in emb.parameters]]))))
+    theta = dict(
+        zip(
+            enc.parameters,
+            model.theta.detach().double().numpy()[[int(p.name.split("[")[1][:-1]) for p in enc.parameters]],
+        )
+    )
+    state = Statevector(
+        emb.assign_parameters(
+            dict(zip(emb.parameters, angles[[int(p.name.split("[")[1][:-1]) for p in emb.parameters]]))
+        )
+    )
     state = state.evolve(enc.assign_parameters(theta))
     amps = state.data.copy()
     for t in model.trash_qubits:  # keep the trash = 0 branch

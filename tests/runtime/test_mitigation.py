@@ -47,16 +47,40 @@ def test_measured_qubits_follow_the_classical_bits():
 @pytest.fixture(scope="module")
 def run4(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "qmae4-line"
-    train(out=out, image_size=4, patch_size="2x2", epochs=1, limit=256, batch_size=32, eval_limit=0, pairs="line", progress=False)
+    train(
+        out=out,
+        image_size=4,
+        patch_size="2x2",
+        epochs=1,
+        limit=256,
+        batch_size=32,
+        eval_limit=0,
+        pairs="line",
+        progress=False,
+    )
     return out
 
 
 def test_mitigated_job_on_a_fake_device_is_recorded_and_rescored(run4, tmp_path, monkeypatch):
     monkeypatch.setenv("QMAE_JOBS_DIR", str(tmp_path / "jobs"))
-    record = submit(run4, backend="fake_fez", images=3, shots=2000, variant="compute_uncompute", embedding_layers=2,
-                    readout_mitigation=True, zne="1,3", cdr=6, seed=1)
+    record = submit(
+        run4,
+        backend="fake_fez",
+        images=3,
+        shots=2000,
+        variant="compute_uncompute",
+        embedding_layers=2,
+        readout_mitigation=True,
+        zne="1,3",
+        cdr=6,
+        seed=1,
+    )
     saved = load_record(record.record_id)
-    assert saved.options["embedding_layers"] == 2 and saved.options["readout_mitigation"] and saved.options["zne"] == [1, 3]
+    assert (
+        saved.options["embedding_layers"] == 2
+        and saved.options["readout_mitigation"]
+        and saved.options["zne"] == [1, 3]
+    )
     assert saved.options["cdr"] == 6 and len(saved.training_indices) == 6 and len(saved.training_exact) == 6
     assert (tmp_path / "jobs" / f"{record.record_id}.m3.json").is_file()
     counts = json.loads((tmp_path / "jobs" / f"{record.record_id}.result.json").read_text())
@@ -80,7 +104,11 @@ def test_profile_best_and_its_errors(run4, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="--cdr"):
         submit(run4, backend="aer", cdr=2)
     record = submit(run4, backend="aer", images=2, shots=500, profile="best", embedding_layers=2, zne="1,3", cdr=4)
-    assert record.variant == "compute_uncompute" and record.options["profile"] == "best" and record.options["readout_mitigation"]
+    assert (
+        record.variant == "compute_uncompute"
+        and record.options["profile"] == "best"
+        and record.options["readout_mitigation"]
+    )
 
 
 def test_profile_best_on_an_all_pairs_run_says_what_to_expect(tmp_path, monkeypatch):
@@ -90,10 +118,37 @@ def test_profile_best_on_an_all_pairs_run_says_what_to_expect(tmp_path, monkeypa
     monkeypatch.setenv("QMAE_JOBS_DIR", str(tmp_path / "jobs"))
     run = tmp_path / "all"
     train(out=run, image_size=4, patch_size="2x2", epochs=1, limit=64, eval_limit=0, progress=False)
-    done = subprocess.run([sys.executable, "-m", "qmae_qiskit.cli", "submit", str(run), "--backend", "aer", "--images", "1", "--shots", "100",
-                           "--profile", "best", "--embedding-layers", "2", "--cdr", "3", "--json"], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "qmae_qiskit.cli",
+            "submit",
+            str(run),
+            "--backend",
+            "aer",
+            "--images",
+            "1",
+            "--shots",
+            "100",
+            "--profile",
+            "best",
+            "--embedding-layers",
+            "2",
+            "--cdr",
+            "3",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["status"] == "done" and "--pairs line" in out["note"]
     record = load_record(out["record_id"])
-    assert record.variant == "compute_uncompute" and record.options["cdr_target"] == "full" and record.options["zne"] is None
+    assert (
+        record.variant == "compute_uncompute"
+        and record.options["cdr_target"] == "full"
+        and record.options["zne"] is None
+    )

@@ -58,8 +58,24 @@ def test_reconstruction_job_matches_the_exact_pixels_and_writes_png(run4, tmp_pa
 
 def test_killed_submit_leaves_a_record_that_fetch_completes(run4, jobs_dir):
     env = dict(os.environ, QMAE_JOBS_DIR=str(jobs_dir))
-    proc = subprocess.Popen([sys.executable, "-m", "qmae_qiskit.cli", "submit", str(run4), "--backend", "fake_fez", "--images", "2", "--shots", "20000"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "qmae_qiskit.cli",
+            "submit",
+            str(run4),
+            "--backend",
+            "fake_fez",
+            "--images",
+            "2",
+            "--shots",
+            "20000",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not list(jobs_dir.glob("*.json")):
         time.sleep(0.05)
@@ -75,13 +91,20 @@ def test_killed_submit_leaves_a_record_that_fetch_completes(run4, jobs_dir):
 def test_cli_submit_json_jobs_and_fetch(run4, jobs_dir):
     env = dict(os.environ, QMAE_JOBS_DIR=str(jobs_dir))
     cli = [sys.executable, "-m", "qmae_qiskit.cli"]
-    done = subprocess.run(cli + ["submit", str(run4), "--backend", "aer", "--images", "2", "--shots", "500", "--twirling", "--json"], env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        cli + ["submit", str(run4), "--backend", "aer", "--images", "2", "--shots", "500", "--twirling", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["job_id"] and out["status"] == "done" and "local testing mode" in out["note"]
     listed = subprocess.run(cli + ["jobs"], env=env, capture_output=True, text=True)
     assert out["job_id"] in listed.stdout
-    fetched = json.loads(subprocess.run(cli + ["fetch", out["job_id"], "--json"], env=env, capture_output=True, text=True).stdout)
+    fetched = json.loads(
+        subprocess.run(cli + ["fetch", out["job_id"], "--json"], env=env, capture_output=True, text=True).stdout
+    )
     assert [row["index"] for row in fetched["images"]] == [0, 1]
     assert set(fetched["images"][0]) >= {"index", "fidelity", "stderr", "exact"}
 
