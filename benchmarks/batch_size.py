@@ -14,7 +14,7 @@ import json
 import tempfile
 import time
 
-from qmae_qiskit.train import train
+from qmae_qiskit.training import train
 
 
 def main() -> None:

@@ -59,7 +59,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("QMAE_JOBS_DIR", str(out / "jobs"))
 
-    from qmae_qiskit.checkpoint import load_model
+    from qmae_qiskit.model import load_model
     from qmae_qiskit.runtime.backends import get_backend
     from qmae_qiskit.runtime.jobs import rescore, submit
     from qmae_qiskit.runtime.transpile import transpile_report

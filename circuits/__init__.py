@@ -1,6 +1,8 @@
 """Pure-Qiskit circuit templates of the QMAE (no torch, no I/O).
 
-Installed as ``qmae_qiskit.circuits``.
+Installed as ``qmae_qiskit.circuits``: the amplitude embedding (:mod:`.embedding`), the
+15-parameter block with the encoder and decoder (:mod:`.ansatz`), and the whole circuit in its
+variants (:mod:`.fidelity`).
 """
 
 from .ansatz import (
@@ -14,8 +16,18 @@ from .ansatz import (
     two_qubit_block,
     validate_pairs,
 )
-from .embedding import amplitude_embedding, ladder_embedding, multiplexer_matrix, num_embedding_parameters
+from .embedding import (
+    MAX_QUBITS,
+    amplitude_embedding,
+    check_num_qubits,
+    image_qubits,
+    ladder_embedding,
+    multiplexer_matrix,
+    num_embedding_parameters,
+)
 from .fidelity import (
+    CIRCUIT_VARIANTS,
+    RECONSTRUCTION,
     VARIANTS,
     FidelityCircuit,
     fidelity_circuit,
@@ -26,21 +38,26 @@ from .fidelity import (
 
 __all__ = [
     "BLOCK_PARAMETERS",
+    "CIRCUIT_VARIANTS",
+    "MAX_QUBITS",
+    "PAIR_SETS",
+    "RECONSTRUCTION",
     "VARIANTS",
     "FidelityCircuit",
     "all_pairs",
-    "line_pairs",
-    "named_pairs",
-    "PAIR_SETS",
     "amplitude_embedding",
-    "ladder_embedding",
+    "check_num_qubits",
     "decoder",
     "encoder",
     "fidelity_circuit",
     "fidelity_from_counts",
-    "reconstruction_circuit",
+    "image_qubits",
+    "ladder_embedding",
+    "line_pairs",
     "multiplexer_matrix",
+    "named_pairs",
     "num_embedding_parameters",
+    "reconstruction_circuit",
     "resolve_trash_qubits",
     "two_qubit_block",
     "validate_pairs",

@@ -11,8 +11,9 @@ tree angles: every gate then has its own parameter, which keeps parameter-shift 
 binding simple. :func:`multiplexer_matrix` maps tree angles to gate angles; the differentiable
 map from images to gate angles lives in :mod:`qmae_qiskit.angles`.
 
-Why not ``RawFeatureVector``: it is not differentiable with respect to its inputs in
-``EstimatorQNN`` (qiskit-machine-learning issue #669).
+Why not qiskit-machine-learning's ``raw_feature_vector`` (``qiskit_machine_learning.circuit.library``):
+it is not differentiable with respect to its inputs in ``EstimatorQNN`` (qiskit-machine-learning
+issue #669).
 """
 
 from __future__ import annotations
@@ -20,7 +21,51 @@ from __future__ import annotations
 import numpy as np
 from qiskit.circuit import ParameterVector, QuantumCircuit
 
-__all__ = ["amplitude_embedding", "ladder_embedding", "multiplexer_matrix", "num_embedding_parameters"]
+__all__ = [
+    "MAX_QUBITS",
+    "amplitude_embedding",
+    "check_num_qubits",
+    "image_qubits",
+    "ladder_embedding",
+    "multiplexer_matrix",
+    "num_embedding_parameters",
+]
+
+# 12 qubits = 64x64 images: a 4096x4096 unitary, the largest the exact engine builds in seconds
+MAX_QUBITS = 12
+
+
+def check_num_qubits(num_qubits: int) -> int:
+    """``num_qubits`` if it is a supported number of data qubits (2..12).
+
+    Raises:
+        ValueError: anything else.
+    """
+    if isinstance(num_qubits, bool) or not isinstance(num_qubits, int) or not 2 <= num_qubits <= MAX_QUBITS:
+        raise ValueError(f"the number of data qubits must be an integer in 2..{MAX_QUBITS}, got {num_qubits!r}")
+    return num_qubits
+
+
+def image_qubits(image_size: int) -> int:
+    """Data qubits ``n`` that amplitude-embed a square ``image_size`` x ``image_size`` image
+    (``2**n = image_size**2``): the one home of the rule "a power of 2 from 2 to 64".
+
+    Raises:
+        ValueError: an image side that is not a power of 2 in 2..64.
+    """
+    size = image_size
+    if (
+        isinstance(size, bool)
+        or not isinstance(size, int)
+        or size < 2
+        or size & (size - 1)
+        or size > 2 ** (MAX_QUBITS // 2)
+    ):
+        raise ValueError(
+            f"image size must be a power of 2 from 2 to {2 ** (MAX_QUBITS // 2)} (n = 2..{MAX_QUBITS} qubits), "
+            f"got {image_size!r}"
+        )
+    return 2 * (size.bit_length() - 1)
 
 
 def num_embedding_parameters(num_qubits: int) -> int:

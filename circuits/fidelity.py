@@ -28,10 +28,12 @@ import numpy as np
 from qiskit.circuit import ClassicalRegister, ParameterVector, QuantumCircuit, QuantumRegister
 
 from .ansatz import BLOCK_PARAMETERS, all_pairs, decoder, encoder, validate_pairs
-from .embedding import amplitude_embedding, ladder_embedding, num_embedding_parameters
+from .embedding import amplitude_embedding, check_num_qubits, ladder_embedding, num_embedding_parameters
 
 __all__ = [
     "VARIANTS",
+    "RECONSTRUCTION",
+    "CIRCUIT_VARIANTS",
     "FidelityCircuit",
     "fidelity_circuit",
     "fidelity_from_counts",
@@ -40,6 +42,8 @@ __all__ = [
 ]
 
 VARIANTS = ("paper", "reset", "destructive", "compute_uncompute")
+RECONSTRUCTION = "reconstruction"
+CIRCUIT_VARIANTS = VARIANTS + (RECONSTRUCTION,)  # every template a model builds (fidelity and reconstruction)
 
 
 @dataclass(frozen=True)
@@ -132,8 +136,7 @@ def fidelity_circuit(
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    if not 2 <= num_qubits <= 12:
-        raise ValueError(f"num_qubits must be in 2..12, got {num_qubits}")
+    check_num_qubits(num_qubits)
     trash = resolve_trash_qubits(num_qubits, latent_qubits, trash_qubits)
     pairs = validate_pairs(all_pairs(num_qubits) if pairs is None else pairs, num_qubits)
     n, t = num_qubits, len(trash)
@@ -209,8 +212,7 @@ def reconstruction_circuit(
     Returns:
         A :class:`FidelityCircuit` with ``variant="reconstruction"`` (``original`` is unused).
     """
-    if not 2 <= num_qubits <= 12:
-        raise ValueError(f"num_qubits must be in 2..12, got {num_qubits}")
+    check_num_qubits(num_qubits)
     trash = resolve_trash_qubits(num_qubits, latent_qubits, trash_qubits)
     pairs = validate_pairs(all_pairs(num_qubits) if pairs is None else pairs, num_qubits)
     embed = _embedding_builder(num_qubits, embedding_layers)

@@ -1,10 +1,37 @@
 """qmae-qiskit: quantum masked autoencoders on Qiskit.
 
-Train on Aer (or the exact batched simulator), run inference on IBM Quantum hardware.
+Train on Aer (or the exact batched simulator), run inference on IBM Quantum hardware. The public
+API, re-exported here::
+
+    QMAE, QAE, load_model                    the model (qmae_qiskit.model)
+    train, resume, TrainConfig, TrainResult  training into a run directory (qmae_qiskit.training)
+    evaluate, evaluate_run, EvalResult       scoring (qmae_qiskit.evaluation)
+    evaluation_masks, data_for_run           a run's masks and data (qmae_qiskit.runs)
+    load_mnist, ImageSet                     images (qmae_qiskit.data)
+
+Hardware jobs live in :mod:`qmae_qiskit.runtime`, circuit templates in :mod:`qmae_qiskit.circuits`.
 """
 
-from .model import QAE, QMAE
-from .train import TrainConfig, TrainResult, resume, train  # ``qmae_qiskit.train(...)`` is the function
+from .data import ImageSet, load_mnist
+from .evaluation import EvalResult, evaluate, evaluate_run
+from .model import QAE, QMAE, load_model
+from .runs import data_for_run, evaluation_masks
+from .training import TrainConfig, TrainResult, resume, train
 
-__all__ = ["QMAE", "QAE", "TrainConfig", "TrainResult", "train", "resume"]
+__all__ = [
+    "QMAE",
+    "QAE",
+    "load_model",
+    "TrainConfig",
+    "TrainResult",
+    "train",
+    "resume",
+    "EvalResult",
+    "evaluate",
+    "evaluate_run",
+    "evaluation_masks",
+    "data_for_run",
+    "ImageSet",
+    "load_mnist",
+]
 __version__ = "0.1.0"

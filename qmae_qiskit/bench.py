@@ -144,10 +144,10 @@ def bench_roofline(batch: int, repeat: int, device: torch.device = torch.device(
 
 
 def bench_epoch(batch: int, data_dir: str | None, device: torch.device = torch.device("cpu")) -> dict[str, Any]:
-    """One real epoch through :func:`qmae_qiskit.train.train` (no evaluation, no progress bar)."""
+    """One real epoch through :func:`qmae_qiskit.training.train` (no evaluation, no progress bar)."""
     import tempfile
 
-    from .train import train
+    from .training import train
 
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
@@ -345,9 +345,9 @@ def run(*, quick: bool, data_dir: str | None, estimator_n8_backward: bool, devic
     }
     if gpu:
         result["machine"]["gpu"] = torch.cuda.get_device_name(dev)
-    from .train import _versions
+    from .runs import versions
 
-    result["versions"] = _versions()
+    result["versions"] = versions()
     result["exact"] = bench_exact([1, 32, 128, 512] + ([2048, 8192] if gpu else []), repeat, dev)
     result["roofline"] = bench_roofline(256, repeat, dev)
     result["epoch"] = [bench_epoch(256, None if quick else data_dir, dev)] + (

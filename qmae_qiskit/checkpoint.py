@@ -1,10 +1,11 @@
-"""Run directories on disk: atomic writes, checkpoints, configs, and loading a trained model.
+"""The files of a run directory, read and written safely: plain, typed I/O (no model building).
 
-A run directory holds ``config.json`` (every option, package versions, data source),
-``checkpoint.pt`` (weights, token, optimizer, RNG state, position in the epoch), ``metrics.jsonl``
-(one line per step), ``eval_masks.npz`` (the evaluation masks, once drawn) and ``loss.png``.
-Every file is written to a temporary name in the same directory and renamed into place, so a
-crash (even ``kill -9``) leaves either the old file or the new one, never half of one.
+``config.json`` (every option, the architecture, package versions, data source) and
+``checkpoint.pt`` (weights, token, optimizer, RNG state, position in the epoch). Every file is
+written to a temporary name in the same directory and renamed into place, so a crash (even
+``kill -9``) leaves either the old file or the new one, never half of one. What the other files of
+a run mean is :mod:`qmae_qiskit.runs`'s business; building a model from a checkpoint is
+:func:`qmae_qiskit.model.load_model`'s.
 """
 
 from __future__ import annotations
@@ -19,15 +20,7 @@ from typing import Any
 
 import torch
 
-__all__ = [
-    "CheckpointError",
-    "atomic_write",
-    "write_json",
-    "save_checkpoint",
-    "load_checkpoint",
-    "load_config",
-    "load_model",
-]
+__all__ = ["CheckpointError", "atomic_write", "write_json", "save_checkpoint", "load_checkpoint", "load_config"]
 
 CONFIG = "config.json"
 CHECKPOINT = "checkpoint.pt"
@@ -99,41 +92,3 @@ def load_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path} is not a qmae-qiskit checkpoint")
     return state
-
-
-def load_model(run_dir: str | os.PathLike, *, engine: str = "exact", expect: str | None = None):
-    """Rebuild the trained model of a run directory.
-
-    Args:
-        run_dir: a directory written by ``qmae train``.
-        engine: the engine to attach.
-        expect: ``"qmae"`` or ``"qae"`` to insist on a kind.
-
-    Raises:
-        CheckpointError: not a run directory, corrupt checkpoint, or the wrong model kind.
-    """
-    from .model import QAE, QMAE
-
-    config = load_config(run_dir)
-    arch = config.get("architecture")
-    if not arch:
-        raise CheckpointError(f"{run_dir}/{CONFIG} has no 'architecture' entry")
-    kind = arch["model"]
-    if expect is not None and kind != expect:
-        raise CheckpointError(f"{run_dir} holds a {kind.upper()} model, not a {expect.upper()}")
-    cls = QMAE if kind == "qmae" else QAE
-    model = cls(
-        image_size=arch["image_size"],
-        patch_size=tuple(arch["patch_size"]),
-        mask_ratio=arch["mask_ratio"],
-        trash_qubits=arch["trash_qubits"],
-        pairs=arch["pairs"],
-        engine=engine,
-        embedding_layers=arch.get("embedding_layers"),
-    )
-    state = load_checkpoint(run_dir)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint in {run_dir} does not match its config: {exc}") from exc
-    return model

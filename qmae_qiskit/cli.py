@@ -130,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, resume, train
+    from .training import TrainConfig, resume, train
 
     options = {name: getattr(args, name) for name in list(_TRAIN_OPTIONS) + ["download"]}
     if args.resume:
@@ -138,6 +138,7 @@ def _train(args: argparse.Namespace) -> int:
     else:
         config = dataclasses.replace(TrainConfig(), **{k: v for k, v in options.items() if v is not None})
         config.validate()
+        config.build_model()  # architecture errors before the data note (cheap: no data, no training)
         if not config.data_dir and not config.download and not os.environ.get(ENV_DATA_DIR):
             print(
                 "data: the embedded MNIST sample (4,000 train / 1,000 test images); --data-dir DIR or --download for "

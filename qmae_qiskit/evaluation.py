@@ -10,15 +10,42 @@ paper's procedure; never mixed into the main keys).
 
 from __future__ import annotations
 
+import math
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from .metrics import image_metrics, mean_stderr, scale_reconstruction
-from .model import QMAE
+from .model import QMAE, load_model
+from .runs import data_for_run, saved_evaluation_masks
 
-__all__ = ["evaluate_images", "evaluate_run"]
+__all__ = ["EvalResult", "evaluate", "evaluate_images", "evaluate_run"]
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Mean fidelity over held-out images with its standard error."""
+
+    fidelity: float
+    fidelity_stderr: float
+    images: int
+
+
+@torch.no_grad()
+def evaluate(model: QMAE, images: torch.Tensor, masks: torch.Tensor, *, batch_size: int = 1000) -> EvalResult:
+    """Mean fidelity (and its standard error) of ``model`` on ``images`` with ``masks``: the quick
+    score training prints after each epoch (:func:`evaluate_images` computes every metric)."""
+    dev = model.theta.device
+    values = torch.cat(
+        [
+            model.fidelity(images[i : i + batch_size].to(dev), masks[i : i + batch_size].to(dev)).cpu()
+            for i in range(0, len(images), batch_size)
+        ]
+    )
+    stderr = values.std().item() / math.sqrt(len(values)) if len(values) > 1 else 0.0
+    return EvalResult(values.mean().item(), stderr, len(values))
 
 
 @torch.no_grad()
@@ -82,9 +109,6 @@ def evaluate_run(
     ``embedding_layers`` evaluates with the approximate ladder embedding that hardware runs
     (:mod:`qmae_qiskit.approx_embedding`) instead of the run's own embedding.
     """
-    from .checkpoint import load_model
-    from .train import data_for_run, saved_evaluation_masks
-
     model = load_model(run_dir)
     if embedding_layers is not None:
         model.set_embedding(embedding_layers)

@@ -12,6 +12,7 @@ One model, one file. The forward path, with shapes for a 16x16 image (n = 8 qubi
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,12 +22,21 @@ from qiskit.circuit import QuantumCircuit
 from torch import nn
 
 from .angles import embedding_angles
+from .checkpoint import CONFIG, CheckpointError, load_checkpoint, load_config
 from .circuits.ansatz import BLOCK_PARAMETERS, all_pairs, validate_pairs
-from .circuits.fidelity import VARIANTS, FidelityCircuit, fidelity_circuit, reconstruction_circuit, resolve_trash_qubits
+from .circuits.embedding import image_qubits
+from .circuits.fidelity import (
+    CIRCUIT_VARIANTS,
+    RECONSTRUCTION,
+    FidelityCircuit,
+    fidelity_circuit,
+    reconstruction_circuit,
+    resolve_trash_qubits,
+)
 from .engines import ENGINES, make_engine
 from .masking import fill_masked, num_masked_patches, parse_patch_size, random_masks
 
-__all__ = ["QMAE", "QAE"]
+__all__ = ["QMAE", "QAE", "load_model"]
 
 
 class QMAE(nn.Module):
@@ -74,10 +84,8 @@ class QMAE(nn.Module):
         embedding_layers: int | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(image_size, int) or image_size < 2 or image_size & (image_size - 1) or image_size > 64:
-            raise ValueError(f"image_size must be a power of 2 between 2 and 64 (n = 2..12 qubits), got {image_size!r}")
+        self.num_qubits = image_qubits(image_size)  # validates the size
         self.image_size = image_size
-        self.num_qubits = 2 * (image_size.bit_length() - 1)
         self.patch_size = parse_patch_size(patch_size)
         self.mask_ratio = float(mask_ratio)
         self.num_masked = num_masked_patches(self.mask_ratio, image_size, self.patch_size)
@@ -147,15 +155,13 @@ class QMAE(nn.Module):
         }
 
     @classmethod
-    def load(cls, run_dir: str, *, engine: str = "exact") -> QMAE:
+    def load(cls, run_dir: str | os.PathLike, *, engine: str = "exact") -> QMAE:
         """The trained model of a run directory written by ``qmae train``.
 
         Raises:
             qmae_qiskit.checkpoint.CheckpointError: not a run directory, a corrupt checkpoint, or
                 (for ``QMAE.load`` / ``QAE.load``) a run of the other kind.
         """
-        from .checkpoint import load_model
-
         return load_model(run_dir, engine=engine, expect="qmae" if cls.uses_token else "qae")
 
     @property
@@ -324,11 +330,12 @@ class QMAE(nn.Module):
 
     def template(self, variant: str = "reset", *, measure: bool = False) -> FidelityCircuit:
         """The parameterized circuit of this architecture (cached per variant): a fidelity
-        variant of :data:`~qmae_qiskit.circuits.VARIANTS`, or ``"reconstruction"``."""
-        if variant not in VARIANTS + ("reconstruction",):
-            raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS + ('reconstruction',))}")
+        variant of :data:`~qmae_qiskit.circuits.CIRCUIT_VARIANTS` (the fidelity variants and
+        ``"reconstruction"``)."""
+        if variant not in CIRCUIT_VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(CIRCUIT_VARIANTS)}")
         key = (variant, measure)
-        if key not in self._circuits and variant == "reconstruction":
+        if key not in self._circuits and variant == RECONSTRUCTION:
             self._circuits[key] = reconstruction_circuit(
                 self.num_qubits,
                 trash_qubits=self.trash_qubits,
@@ -392,3 +399,39 @@ class QAE(QMAE):
     """The paper's baseline: the same circuit, masked pixels set to 0 and no token."""
 
     uses_token = False
+
+
+def load_model(run_dir: str | os.PathLike, *, engine: str = "exact", expect: str | None = None) -> QMAE:
+    """Rebuild the trained model of a run directory (a :class:`QMAE` or a :class:`QAE`).
+
+    Args:
+        run_dir: a directory written by ``qmae train``.
+        engine: the engine to attach.
+        expect: ``"qmae"`` or ``"qae"`` to insist on a kind.
+
+    Raises:
+        CheckpointError: not a run directory, a corrupt checkpoint, or the wrong model kind.
+    """
+    config = load_config(run_dir)
+    arch = config.get("architecture")
+    if not arch:
+        raise CheckpointError(f"{run_dir}/{CONFIG} has no 'architecture' entry")
+    kind = arch["model"]
+    if expect is not None and kind != expect:
+        raise CheckpointError(f"{run_dir} holds a {kind.upper()} model, not a {expect.upper()}")
+    cls = QMAE if kind == "qmae" else QAE
+    model = cls(
+        image_size=arch["image_size"],
+        patch_size=tuple(arch["patch_size"]),
+        mask_ratio=arch["mask_ratio"],
+        trash_qubits=arch["trash_qubits"],
+        pairs=arch["pairs"],
+        engine=engine,
+        embedding_layers=arch.get("embedding_layers"),
+    )
+    state = load_checkpoint(run_dir)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"checkpoint in {run_dir} does not match its config: {exc}") from exc
+    return model

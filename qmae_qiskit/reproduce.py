@@ -68,7 +68,7 @@ def _finished(run_dir: Path) -> bool:
 def _train_or_reuse(
     spec: RunSpec, runs: Path, *, quick: bool, data_dir: str | None, progress: bool
 ) -> tuple[Path, float, str]:
-    from .train import resume, train
+    from .training import resume, train
 
     run_dir = runs / spec.name
     options = dict(
@@ -112,11 +112,11 @@ def reproduce(
     Returns:
         The ``table1.json`` content.
     """
-    from .checkpoint import load_model
     from .classifier import ClassifierOptions, accuracy, cached_classifier
     from .evaluation import evaluate_images
     from .metrics import mean_stderr
-    from .train import _versions, data_for_run, saved_evaluation_masks
+    from .model import load_model
+    from .runs import data_for_run, saved_evaluation_masks, versions
 
     wall = time.perf_counter()
     out = Path(out)
@@ -188,7 +188,7 @@ def reproduce(
         "test_images": len(test.images),
         "test_source": test.source,
         "quick": quick,
-        "versions": _versions(),
+        "versions": versions(),
         "machine": {"platform": platform.platform(), "threads": torch.get_num_threads()},
     }
     ckpt.write_json(out / "table1.json", result)

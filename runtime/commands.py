@@ -128,7 +128,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _circuit(args: argparse.Namespace) -> int:
-    from ..checkpoint import load_model
+    from ..model import load_model
     from .backends import get_backend
     from .transpile import as_dicts, isa_circuit, report_table, transpile_report
 

@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import CHECKPOINT, atomic_write, load_model, write_json
+from ..checkpoint import CHECKPOINT, atomic_write, write_json
 from ..circuits.fidelity import fidelity_from_counts
+from ..model import load_model
 from .backends import get_backend, is_local, runtime_service
 from .transpile import isa_circuit
 
@@ -206,7 +207,7 @@ def _sha256(path: Path) -> str:
 def _images_and_masks(record: JobRecord, model, *, training: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The record's test images and masks, or (``training``) its CDR training images and masks."""
     from ..masking import masks_from_patches
-    from ..train import data_for_run
+    from ..runs import data_for_run
 
     split, indices, masks = (
         ("train", record.training_indices, record.training_masks)
@@ -355,7 +356,7 @@ def submit(
         JobError: the job failed or was cancelled (recorded).
     """
     from ..masking import mask_patches
-    from ..train import saved_evaluation_masks
+    from ..runs import saved_evaluation_masks
     from .mitigation import EXTRAPOLATIONS, parse_scales
 
     if profile is not None:
@@ -438,7 +439,7 @@ def submit(
         model.set_embedding(embedding_layers)
         record.exact_embedded = exact_values()
     if cdr:
-        from ..train import data_for_run
+        from ..runs import data_for_run
 
         generator = torch.Generator().manual_seed(0 if seed is None else seed)
         train_size = len(data_for_run(record.run_dir, split="train", data_dir=record.data_dir).labels)

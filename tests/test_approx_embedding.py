@@ -70,8 +70,8 @@ def test_embedding_layers_round_trip_and_errors():
 
 
 def test_line_pairs_train_option(tmp_path):
-    from qmae_qiskit.checkpoint import load_model
-    from qmae_qiskit.train import train
+    from qmae_qiskit.model import load_model
+    from qmae_qiskit.training import train
 
     result = train(
         out=tmp_path / "line",
@@ -90,8 +90,8 @@ def test_line_pairs_train_option(tmp_path):
 
 
 def test_fine_tuning_with_the_ladder_embedding(tmp_path):
-    from qmae_qiskit.checkpoint import load_model
-    from qmae_qiskit.train import train
+    from qmae_qiskit.model import load_model
+    from qmae_qiskit.training import train
 
     base = train(
         out=tmp_path / "base", image_size=4, patch_size="2x2", epochs=1, limit=64, eval_limit=0, progress=False

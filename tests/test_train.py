@@ -11,7 +11,7 @@ import torch
 from qmae_qiskit import QAE, QMAE
 from qmae_qiskit.checkpoint import CheckpointError
 from qmae_qiskit.cli import main
-from qmae_qiskit.train import TrainConfig, resume, train
+from qmae_qiskit.training import TrainConfig, resume, train
 
 SMALL = dict(limit=320, batch_size=16, epochs=2, lr=0.02, eval_limit=0, checkpoint_every=3)
 SMALL_FLAGS = [
@@ -160,7 +160,7 @@ def test_evaluate_json_uses_saved_masks(reference_run, capsys):
 
 
 def test_qmae_and_qae_get_identical_evaluation_masks():
-    from qmae_qiskit.train import evaluation_masks
+    from qmae_qiskit.runs import evaluation_masks
 
     assert torch.equal(evaluation_masks(50, QMAE()), evaluation_masks(50, QAE()))
 
@@ -168,7 +168,7 @@ def test_qmae_and_qae_get_identical_evaluation_masks():
 def test_device_option(tmp_path):
     import torch
 
-    from qmae_qiskit.train import TrainConfig, train
+    from qmae_qiskit.training import TrainConfig, train
 
     with pytest.raises(ValueError, match="must be a torch device"):
         TrainConfig(device="abacus").validate()

@@ -9,7 +9,7 @@ from qiskit.quantum_info import Operator
 
 from qmae_qiskit.runtime.jobs import PROFILES, fetch, load_record, rescore, submit
 from qmae_qiskit.runtime.mitigation import extrapolate, fold_two_qubit_gates, measured_qubits, parse_scales
-from qmae_qiskit.train import train
+from qmae_qiskit.training import train
 
 
 def test_folding_keeps_the_operator_and_multiplies_two_qubit_gates():

@@ -14,7 +14,7 @@ from qmae_qiskit import QMAE
 from qmae_qiskit.runtime.backends import BackendError, get_backend
 from qmae_qiskit.runtime.jobs import JobError, fetch, load_record, submit
 from qmae_qiskit.runtime.transpile import isa_circuit, transpile_report
-from qmae_qiskit.train import train
+from qmae_qiskit.training import train
 
 
 @pytest.fixture(scope="module")

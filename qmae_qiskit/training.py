@@ -1,4 +1,4 @@
-"""Training (paper Algorithm 1, with mini-batches), safe checkpoints, resume, and evaluation.
+"""Training (paper Algorithm 1, with mini-batches), safe checkpoints and exact resume.
 
     for epoch:                                       (Algorithm 1, line 1)
         for batch of images in a seeded shuffle:     (line 2; batch_size=1 is the paper exactly)
@@ -17,28 +17,27 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
 from .circuits.ansatz import named_pairs
-from .circuits.fidelity import resolve_trash_qubits
-from .data import EMBEDDED, ImageSet, load_mnist
+from .circuits.embedding import image_qubits
+from .data import ImageSet, load_mnist
 from .engines import ENGINES
-from .masking import mask_patches, masks_from_patches, num_masked_patches, parse_patch_size
-from .model import QAE, QMAE
+from .evaluation import evaluate
+from .figures import save_loss_plot
+from .model import QAE, QMAE, load_model
+from .runs import saved_evaluation_masks, versions
 
-__all__ = ["TrainConfig", "TrainResult", "EvalResult", "train", "resume", "evaluate", "evaluation_masks"]
+__all__ = ["TrainConfig", "TrainResult", "train", "resume"]
 
 SCHEDULES = ("constant", "cosine")
 
@@ -92,13 +91,15 @@ class TrainConfig:
     trash_weight: float = 0.0
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first bad option."""
+        """Check the optimisation and run options; raise ``ValueError`` naming the first bad one.
+
+        The architecture options (image and patch size, mask ratio, latent qubits, pairs) are
+        checked where they are used, by building the model (:meth:`build_model`).
+        """
         if self.model not in ("qmae", "qae"):
             raise ValueError(f"--model must be 'qmae' or 'qae', got {self.model!r}")
         if self.engine not in ENGINES:
             raise ValueError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
-        if self.image_size < 2 or self.image_size & (self.image_size - 1):
-            raise ValueError(f"--image-size must be a power of 2 (4, 8, 16, 32, ...), got {self.image_size}")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
@@ -110,7 +111,6 @@ class TrainConfig:
             raise ValueError(f"--limit must be a positive number of images, got {self.limit}")
         if self.checkpoint_every < 0 or self.eval_limit < 0:
             raise ValueError("--checkpoint-every and --eval-limit must be >= 0")
-        num_masked_patches(self.mask_ratio, self.image_size, parse_patch_size(self.patch_size))
         try:
             device = torch.device(self.device)
         except (RuntimeError, TypeError):
@@ -119,9 +119,6 @@ class TrainConfig:
             raise ValueError("--device cuda but torch sees no CUDA GPU here; use --device cpu")
         if device.type != "cpu" and self.engine != "exact":
             raise ValueError(f"--device {self.device} needs --engine exact (the estimator engine runs on Aer)")
-        named_pairs(self.pairs, 2 * (self.image_size.bit_length() - 1))
-        if self.latent_qubits is not None:
-            resolve_trash_qubits(2 * (self.image_size.bit_length() - 1), self.latent_qubits)
         if self.embedding_layers is not None and (self.embedding_layers < 1 or self.engine != "exact"):
             raise ValueError(
                 f"--embedding-layers must be a positive integer and needs --engine exact, got {self.embedding_layers} "
@@ -138,9 +135,13 @@ class TrainConfig:
             )
 
     def build_model(self) -> QMAE:
-        """A freshly initialized model for these options (or the ``init_from`` run's model)."""
+        """A freshly initialized model for these options (or the ``init_from`` run's model).
+
+        Raises:
+            ValueError: an impossible architecture (the model's own checks).
+        """
         if self.init_from is not None:
-            return ckpt.load_model(self.init_from, engine=self.engine).set_embedding(self.embedding_layers)
+            return load_model(self.init_from, engine=self.engine).set_embedding(self.embedding_layers)
         cls = QMAE if self.model == "qmae" else QAE
         return cls(
             embedding_layers=self.embedding_layers,
@@ -148,7 +149,7 @@ class TrainConfig:
             patch_size=self.patch_size,
             mask_ratio=self.mask_ratio,
             latent_qubits=self.latent_qubits,
-            pairs=named_pairs(self.pairs, 2 * (self.image_size.bit_length() - 1)),
+            pairs=named_pairs(self.pairs, image_qubits(self.image_size)),
             engine=self.engine,
             seed=self.seed,
         )
@@ -171,82 +172,10 @@ class TrainResult:
     eval_fidelity: float | None = None
 
 
-@dataclass(frozen=True)
-class EvalResult:
-    """Mean fidelity over held-out images with its standard error."""
-
-    fidelity: float
-    fidelity_stderr: float
-    images: int
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in (
-        "qmae-qiskit",
-        "qiskit",
-        "qiskit-aer",
-        "qiskit-machine-learning",
-        "qiskit-ibm-runtime",
-        "torch",
-        "torchvision",
-    ):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
 def _lr_at(config: TrainConfig, step: int, total: int) -> float:
     if config.schedule == "cosine":
         return config.lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
     return config.lr
-
-
-def evaluation_masks(count: int, model: QMAE, *, seed: int = 1234) -> torch.Tensor:
-    """Evaluation masks drawn once from ``seed``: identical for QMAE and QAE of one architecture."""
-    return model.random_mask(count, generator=torch.Generator().manual_seed(seed))
-
-
-def _save_masks(path: Path, masks: torch.Tensor, patch_size: tuple[int, int]) -> None:
-    # store the masked patch indices, not the pixels: a few KB for 10,000 images
-    idx = mask_patches(masks, patch_size).numpy().astype(np.uint8)
-    ckpt.atomic_write(
-        path, lambda fh: np.savez_compressed(fh, patches=idx, image_size=masks.shape[-1], patch=np.array(patch_size))
-    )
-
-
-def _load_masks(path: Path, model: QMAE) -> torch.Tensor:
-    with np.load(path) as data:
-        idx = torch.as_tensor(data["patches"].astype(np.int64))
-    return masks_from_patches(idx, model.image_size, model.patch_size)
-
-
-def saved_evaluation_masks(run_dir: str | os.PathLike, model: QMAE, count: int) -> torch.Tensor:
-    """The run's evaluation masks for ``count`` images (drawn and saved on first use)."""
-    path = Path(run_dir) / ckpt.EVAL_MASKS
-    if path.is_file():
-        masks = _load_masks(path, model)
-        if len(masks) >= count:
-            return masks[:count]
-    masks = evaluation_masks(count, model)
-    _save_masks(path, masks, model.patch_size)
-    return masks
-
-
-@torch.no_grad()
-def evaluate(model: QMAE, images: torch.Tensor, masks: torch.Tensor, *, batch_size: int = 1000) -> EvalResult:
-    """Mean fidelity (and its standard error) of ``model`` on ``images`` with ``masks``."""
-    dev = model.theta.device
-    values = torch.cat(
-        [
-            model.fidelity(images[i : i + batch_size].to(dev), masks[i : i + batch_size].to(dev)).cpu()
-            for i in range(0, len(images), batch_size)
-        ]
-    )
-    stderr = values.std().item() / math.sqrt(len(values)) if len(values) > 1 else 0.0
-    return EvalResult(values.mean().item(), stderr, len(values))
 
 
 def _load_data(config: TrainConfig, split: str, limit: int | None) -> ImageSet:
@@ -388,36 +317,15 @@ class _Run:
             stop.restore()
             metrics.close()
             bar.close()
-        _plot_loss(self.history, self.run_dir / "loss.png", title=f"{cfg.model.upper()} training loss")
+        save_loss_plot(
+            self.history, self.run_dir / "loss.png", title=f"{cfg.model.upper()} training loss", ylabel="1 - fidelity"
+        )
         return TrainResult(self.model, self.history, self.run_dir, self.eval_fidelity)
 
     def _evaluate(self) -> float:
         held_out = _load_data(self.config, "test", self.config.eval_limit)
         masks = saved_evaluation_masks(self.run_dir, self.model, len(held_out.images))
         return evaluate(self.model, held_out.images, masks).fidelity
-
-
-def _plot_loss(history: list[dict[str, Any]], path: Path, *, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if not history:
-        return
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    steps = [h["step"] for h in history]
-    ax.plot(steps, [h["loss"] for h in history], lw=0.6, alpha=0.5, label="batch")
-    window = max(1, len(history) // 50)
-    smooth = np.convolve([h["loss"] for h in history], np.ones(window) / window, mode="valid")
-    ax.plot(steps[window - 1 :], smooth, lw=1.5, label=f"mean of {window}")
-    ax.set_xlabel("step")
-    ax.set_ylabel("1 - fidelity")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    ckpt.atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=120))
-    plt.close(fig)
 
 
 def train(
@@ -458,7 +366,7 @@ def train(
             "architecture": run.model.config(),
             "data_source": run.train.source,
             "train_images": len(run.train.images),
-            "versions": _versions(),
+            "versions": versions(),
         },
     )
     return run.run()
@@ -491,20 +399,3 @@ def resume(run_dir: str | os.PathLike, *, progress: bool = True, **overrides: An
     else:  # killed before the first checkpoint: start over from the saved options
         (run_dir / ckpt.METRICS).unlink(missing_ok=True)
     return run.run()
-
-
-def data_for_run(
-    run_dir: str | os.PathLike, *, split: str = "test", data_dir: str | None = None, limit: int | None = None
-) -> ImageSet:
-    """Held-out images for a run: ``data_dir`` if given, else the source it trained on."""
-    saved = ckpt.load_config(run_dir)
-    opts = saved["options"]
-    root = data_dir
-    if (
-        root is None
-        and saved.get("data_source") not in (None, EMBEDDED)
-        and not str(saved["data_source"]).startswith("download:")
-    ):
-        root = saved["data_source"]
-    download = root is None and str(saved.get("data_source", "")).startswith("download:")
-    return load_mnist(split, root=root, download=download, image_size=opts["image_size"], limit=limit)

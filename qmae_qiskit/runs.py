@@ -1,0 +1,106 @@
+"""A run directory on disk, beyond its checkpoint: evaluation masks, the data it trained on, versions.
+
+A run directory (written by ``qmae train``) holds ``config.json`` (every option, the architecture,
+the data source, package versions), ``checkpoint.pt`` (:mod:`.checkpoint` reads and writes both),
+``metrics.jsonl`` (one line per step), ``eval_masks.npz`` (the evaluation masks, drawn once and
+saved, so that every model of one architecture is scored on the same masks) and ``loss.png``.
+Evaluation, reproduction, the runtime and the benchmarks read runs through this module; none of
+them imports the training loop.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from . import checkpoint as ckpt
+from .data import EMBEDDED, ImageSet, load_mnist
+from .masking import mask_patches, masks_from_patches
+
+if TYPE_CHECKING:
+    from .model import QMAE
+
+__all__ = [
+    "EVAL_SEED",
+    "versions",
+    "evaluation_masks",
+    "saved_evaluation_masks",
+    "save_masks",
+    "load_masks",
+    "data_for_run",
+]
+
+EVAL_SEED = 1234  # the evaluation masks' seed: one set of masks per architecture, whatever the model
+
+_VERSIONED = (
+    "qmae-qiskit",
+    "qiskit",
+    "qiskit-aer",
+    "qiskit-machine-learning",
+    "qiskit-ibm-runtime",
+    "torch",
+    "torchvision",
+)
+
+
+def versions() -> dict[str, str]:
+    """Python's and the installed packages' versions, as recorded in ``config.json`` and results."""
+    out = {"python": platform.python_version()}
+    for pkg in _VERSIONED:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def evaluation_masks(count: int, model: QMAE, *, seed: int = EVAL_SEED) -> torch.Tensor:
+    """``(count, H, W)`` evaluation masks drawn from ``seed``: identical for QMAE and QAE of one
+    architecture (they depend on the image size, patch size and mask ratio only)."""
+    return model.random_mask(count, generator=torch.Generator().manual_seed(seed)).cpu()
+
+
+def save_masks(path: str | os.PathLike, masks: torch.Tensor, patch_size: tuple[int, int]) -> None:
+    """Atomically save masks as their masked patch indices (a few KB for 10,000 images)."""
+    idx = mask_patches(masks, patch_size).numpy().astype(np.uint8)
+    data = dict(patches=idx, image_size=masks.shape[-1], patch=np.array(patch_size))
+    ckpt.atomic_write(path, lambda fh: np.savez_compressed(fh, **data))
+
+
+def load_masks(path: str | os.PathLike, model: QMAE) -> torch.Tensor:
+    """Masks saved by :func:`save_masks`, as ``(N, H, W)`` bool for ``model``'s architecture."""
+    with np.load(path) as data:
+        idx = torch.as_tensor(data["patches"].astype(np.int64))
+    return masks_from_patches(idx, model.image_size, model.patch_size)
+
+
+def saved_evaluation_masks(run_dir: str | os.PathLike, model: QMAE, count: int) -> torch.Tensor:
+    """The run's evaluation masks for ``count`` images (drawn and saved on first use)."""
+    path = Path(run_dir) / ckpt.EVAL_MASKS
+    if path.is_file():
+        masks = load_masks(path, model)
+        if len(masks) >= count:
+            return masks[:count]
+    masks = evaluation_masks(count, model)
+    save_masks(path, masks, model.patch_size)
+    return masks
+
+
+def data_for_run(
+    run_dir: str | os.PathLike, *, split: str = "test", data_dir: str | None = None, limit: int | None = None
+) -> ImageSet:
+    """Images of ``split`` for a run: from ``data_dir`` if given, else from the source it trained on."""
+    saved = ckpt.load_config(run_dir)
+    opts = saved["options"]
+    source = str(saved.get("data_source") or EMBEDDED)
+    root = data_dir
+    if root is None and source != EMBEDDED and not source.startswith("download:"):
+        root = source
+    download = root is None and source.startswith("download:")
+    return load_mnist(split, root=root, download=download, image_size=opts["image_size"], limit=limit)
