@@ -4,7 +4,7 @@
 
 For each job (device x trained run x embedding budget) it runs ``qmae submit`` once, with every
 mitigation recorded (mthree calibration, ZNE scales 1 and 3, CDR training circuits), then scores
-the same counts with each subset of mitigation (:func:`qmae_qiskit.runtime.jobs.rescore`). Per
+the same counts with each subset of mitigation (:func:`qmae_qiskit.runtime.rescore`). Per
 row: two-qubit gates and depth after transpilation, mean estimate, the exact value under the full
 embedding (what the user wants), the exact value of the circuit that ran, and the mean absolute
 error against the full-embedding value. Writes ``hardware.json``, ``hardware.md`` (table) and
@@ -60,8 +60,8 @@ def main() -> None:
     os.environ.setdefault("QMAE_JOBS_DIR", str(out / "jobs"))
 
     from qmae_qiskit.model import load_model
+    from qmae_qiskit.runtime import rescore, submit
     from qmae_qiskit.runtime.backends import get_backend
-    from qmae_qiskit.runtime.jobs import rescore, submit
     from qmae_qiskit.runtime.transpile import transpile_report
 
     if args.retable:
@@ -140,7 +140,7 @@ def _relative_run_dirs(jobs: Path) -> None:
 
 
 def retable(out: Path) -> None:
-    from qmae_qiskit.runtime.jobs import rescore
+    from qmae_qiskit.runtime import rescore
 
     saved = json.loads((out / "hardware.json").read_text())
     done = {(r["record_id"], r["mitigation"]) for r in saved["rows"]}
@@ -180,7 +180,7 @@ def baselines(record_id: str, est: np.ndarray, exact: np.ndarray) -> dict:
     """What an estimate must beat to carry information: the MAE of guessing the training
     circuits' mean exact value for every image (no hardware at all), and the correlation of the
     estimates with the exact values across images."""
-    from qmae_qiskit.runtime.jobs import load_record
+    from qmae_qiskit.runtime import load_record
 
     record = load_record(record_id)
     guess = float(np.mean(record.training_exact)) if record.training_exact else float("nan")

@@ -1,7 +1,43 @@
-"""Everything that talks to IBM Quantum (or its local testing mode).
+"""Everything that talks to IBM Quantum, or to its local testing mode (Aer and fake devices).
 
-Installed as ``qmae_qiskit.runtime``. Hardware jobs are the subject of a later milestone; today the
-fidelity circuits for hardware live in :mod:`qmae_qiskit.circuits.fidelity`
-(``"reset"``, ``"destructive"``, ``"compute_uncompute"`` variants) and
-:meth:`qmae_qiskit.QMAE.circuit` binds them for one image.
+Installed as ``qmae_qiskit.runtime``. A trained run becomes hardware inference in four steps::
+
+    get_backend("fake_fez")             backends.py    aer, fake devices, real ones via your account
+    transpile_report(model, backend)    transpile.py   ISA circuits (cached) and what they cost
+    record = submit(run, backend=...)   submission.py  a job record, then sampled PUBs in a Batch
+    result = fetch(record.job_id)       retrieval.py   counts back, mitigated (mitigation.py) and
+                                                       scored against the exact engine (scoring.py)
+
+``list_jobs`` shows the records on disk (records.py), ``rescore`` scores finished counts again with
+less mitigation. The ``qmae circuit / submit / jobs / fetch`` commands (commands.py) call these.
 """
+
+from .backends import BackendError, fake_backend_names, get_backend, is_local, runtime_service
+from .mitigation import PROFILES
+from .records import JobError, JobRecord, jobs_dir, load_record
+from .retrieval import fetch, list_jobs
+from .scoring import FetchResult, rescore
+from .submission import submit
+from .transpile import TranspileReport, isa_circuit, report_table, transpile_report
+
+__all__ = [
+    "BackendError",
+    "FetchResult",
+    "JobError",
+    "JobRecord",
+    "PROFILES",
+    "TranspileReport",
+    "fake_backend_names",
+    "fetch",
+    "get_backend",
+    "is_local",
+    "isa_circuit",
+    "jobs_dir",
+    "list_jobs",
+    "load_record",
+    "report_table",
+    "rescore",
+    "runtime_service",
+    "submit",
+    "transpile_report",
+]

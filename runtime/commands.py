@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from ..circuits.fidelity import VARIANTS
 from .transpile import HARDWARE_VARIANTS
 
 __all__ = ["add_commands", "run_command", "COMMANDS"]
@@ -45,7 +46,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--shots", type=int, default=4096, help="shots per image (default 4096)")
     s.add_argument(
         "--variant",
-        choices=("paper", "reset", "destructive", "compute_uncompute"),
+        choices=VARIANTS,
         default=None,
         help="fidelity circuit (default reset; compute_uncompute with --profile best)",
     )
@@ -148,7 +149,8 @@ def _circuit(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from .jobs import fetch, submit
+    from .retrieval import fetch
+    from .submission import submit
 
     record = submit(
         args.run_dir,
@@ -214,7 +216,8 @@ def _submit(args: argparse.Namespace) -> int:
 def _jobs(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from .jobs import jobs_dir, list_jobs
+    from .records import jobs_dir
+    from .retrieval import list_jobs
 
     records = list_jobs()
     if args.json:
@@ -250,7 +253,7 @@ def _print_result(result) -> None:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from .jobs import fetch
+    from .retrieval import fetch
 
     result = fetch(args.job_id, png=args.png)
     if args.json:

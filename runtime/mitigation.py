@@ -1,23 +1,29 @@
-"""Error mitigation of sampled fidelities: readout (mthree) and zero-noise extrapolation.
+"""Error mitigation of sampled fidelities, every method in one place, as pure functions.
 
-* **Readout**: ``mthree`` calibrates the physical qubits the ISA circuit measures (on the same
-  backend, in the same Batch on hardware) and corrects each image's counts into a
-  quasi-distribution; the fidelity estimator then reads that instead of the raw counts. The
-  calibration is saved next to the job record, so ``fetch`` re-scores without recalibrating.
-* **ZNE**: the runtime's own ZNE (``resilience.zne``) belongs to the Estimator, and local testing
-  mode ignores resilience options; our jobs use the Sampler. So noise is amplified the standard
-  way, by *unitary folding* of every two-qubit gate ``G -> G (G^dagger G)^k`` (scale ``2k + 1``;
-  Giurgica-Tiron et al., 2020, as in mitiq's ``fold_gates_at_random`` with all gates folded),
-  applied to the ISA circuit after transpilation so the router cannot undo it, and the
-  fidelities at scales ``1, 3, ...`` are extrapolated to 0 (exponential by default: a circuit
-  whose errors are depolarizing-like decays geometrically in the number of gates).
+* **Readout** (:class:`ReadoutCalibration`): ``mthree`` calibrates the physical qubits the ISA
+  circuit measures (on the same backend, in the same Batch on hardware) and corrects each image's
+  counts into a quasi-distribution; the fidelity estimator then reads that instead of the raw
+  counts. The calibration is saved next to the job record, so scoring again needs no new run.
+* **ZNE** (:func:`fold_two_qubit_gates`, :func:`extrapolate`): the runtime's own ZNE
+  (``resilience.zne``) belongs to the Estimator, and local testing mode ignores resilience
+  options; our jobs use the Sampler. So noise is amplified the standard way, by *unitary folding*
+  of every two-qubit gate ``G -> G (G^dagger G)^k`` (scale ``2k + 1``; Giurgica-Tiron et al.,
+  2020, as in mitiq's ``fold_gates_at_random`` with all gates folded), applied to the ISA circuit
+  after transpilation so the router cannot undo it, and the fidelities at scales ``1, 3, ...`` are
+  extrapolated to 0 (exponential by default: a circuit whose errors are depolarizing-like decays
+  geometrically in the number of gates).
+* **CDR** (:func:`learned_map`): learned mitigation in the manner of Clifford data regression
+  (Czarnik et al., 2021): training circuits whose exact values are known run in the same PUB, and
+  a line fitted from their (mitigated) estimates to their exact values corrects the test images'.
+* **Composition** (:func:`mitigated_estimates`): readout, then ZNE, then CDR, for every binding
+  of a job; :data:`PROFILES` names the combination measured best in ``docs/hardware.md``.
 
-Twirling and dynamical decoupling are options of the runtime Sampler (see :mod:`.jobs`).
+Twirling and dynamical decoupling are options of the runtime Sampler (:mod:`.submission`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +31,10 @@ import numpy as np
 from qiskit import QuantumCircuit
 
 __all__ = [
+    "PROFILES",
+    "Estimate",
+    "learned_map",
+    "mitigated_estimates",
     "EXTRAPOLATIONS",
     "parse_scales",
     "fold_two_qubit_gates",
@@ -34,6 +44,23 @@ __all__ = [
 ]
 
 EXTRAPOLATIONS = ("exponential", "linear")
+
+Estimate = tuple[float, float]  # (value, standard error)
+Counts = Mapping[str, float]
+
+PROFILES: dict[str, dict[str, Any]] = {
+    # chosen from the measured table in docs/hardware.md (benchmarks/hardware.py)
+    # (line encoder run: 266 two-qubit gates on FakeFez, mean absolute error 0.036); ZNE added nothing on top of CDR
+    "best": {
+        "variant": "compute_uncompute",
+        "embedding_layers": 16,
+        "readout_mitigation": True,
+        "zne": None,
+        "cdr": 16,
+        "cdr_target": "full",
+        "twirling": False,
+    },
+}
 
 
 def parse_scales(text: str | Sequence[int]) -> tuple[int, ...]:
@@ -162,3 +189,69 @@ class ReadoutCalibration:
         (the factor by which the shot-noise variance grows)."""
         quasi = self._mit.apply_correction(dict(counts), list(qubits), return_mitigation_overhead=True)
         return {k: float(v) for k, v in quasi.items()}, float(quasi.mitigation_overhead)
+
+
+def learned_map(
+    training: Sequence[Estimate], targets: Sequence[float], estimates: Sequence[Estimate]
+) -> list[Estimate]:
+    """CDR-style correction: fit ``target = a * estimate + b`` on the training circuits, apply it.
+
+    The error of each corrected value combines its own (scaled by ``a``) with the fit's residual
+    spread.
+
+    Args:
+        training: the training circuits' estimates.
+        targets: their exact values.
+        estimates: the estimates to correct.
+    """
+    x = np.array([v for v, _ in training])
+    y = np.asarray(targets, dtype=float)
+    a, b = np.polyfit(x, y, 1)
+    residual = float(np.std(y - (a * x + b), ddof=2)) if len(x) > 2 else 0.0
+    return [(float(a * v + b), float(np.hypot(a * e, residual))) for v, e in estimates]
+
+
+def mitigated_estimates(
+    by_scale: Mapping[int, Sequence[Counts]],
+    count: int,
+    *,
+    estimate: Callable[[Counts], Estimate],
+    correct: Callable[[Counts], tuple[Counts, float]] | None = None,
+    extrapolation: str = "exponential",
+    cdr_targets: Sequence[float] | None = None,
+) -> list[Estimate]:
+    """The mitigated estimate of each of the first ``count`` bindings of a job.
+
+    Readout first (``correct`` maps counts to a quasi-distribution and the variance overhead), then
+    ZNE (when counts of several noise scales are given), then CDR (when ``cdr_targets`` are given:
+    the bindings after the first ``count`` are the training circuits, in the targets' order).
+
+    Args:
+        by_scale: counts per noise scale, per binding (scale 1 always present).
+        count: how many leading bindings are the test images.
+        estimate: the variant's estimator, counts -> (value, stderr).
+        correct: readout correction, or ``None`` for none.
+        extrapolation: the ZNE fit (:data:`EXTRAPOLATIONS`).
+        cdr_targets: exact values of the training circuits, or ``None`` for no CDR.
+    """
+
+    def readout(counts: Counts) -> Estimate:
+        value, err = estimate(counts)
+        if correct is None:
+            return value, err
+        quasi, overhead = correct(counts)
+        return estimate(quasi)[0], err * float(np.sqrt(max(overhead, 1.0)))
+
+    scales = sorted(by_scale)
+
+    def one(i: int) -> Estimate:
+        if len(scales) == 1:
+            return readout(by_scale[scales[0]][i])
+        per_scale = [readout(by_scale[s][i]) for s in scales]
+        return extrapolate(scales, [v for v, _ in per_scale], [e for _, e in per_scale], method=extrapolation)
+
+    estimates = [one(i) for i in range(count)]
+    if cdr_targets:
+        training = [one(count + k) for k in range(len(cdr_targets))]
+        estimates = learned_map(training, cdr_targets, estimates)
+    return estimates

@@ -20,12 +20,13 @@ from qiskit import QuantumCircuit, qpy
 from qiskit.transpiler import generate_preset_pass_manager
 
 from ..checkpoint import atomic_write
+from ..circuits.fidelity import CIRCUIT_VARIANTS
 from ..model import QMAE
 
 __all__ = ["TranspileReport", "isa_circuit", "transpile_report", "success_probability", "HARDWARE_VARIANTS"]
 
 AER_BASIS = ["cx", "rz", "sx", "x", "reset", "measure"]  # an IBM-style basis: what twirling accepts
-HARDWARE_VARIANTS = ("paper", "reset", "destructive", "compute_uncompute", "reconstruction")
+HARDWARE_VARIANTS = CIRCUIT_VARIANTS  # every template can run: the fidelity variants and the reconstruction
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import pytest
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import Operator
 
-from qmae_qiskit.runtime.jobs import PROFILES, fetch, load_record, rescore, submit
+from qmae_qiskit.runtime import PROFILES, fetch, load_record, rescore, submit
 from qmae_qiskit.runtime.mitigation import extrapolate, fold_two_qubit_gates, measured_qubits, parse_scales
 from qmae_qiskit.training import train
 

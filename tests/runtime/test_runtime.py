@@ -11,8 +11,8 @@ import time
 import pytest
 
 from qmae_qiskit import QMAE
+from qmae_qiskit.runtime import JobError, fetch, load_record, submit
 from qmae_qiskit.runtime.backends import BackendError, get_backend
-from qmae_qiskit.runtime.jobs import JobError, fetch, load_record, submit
 from qmae_qiskit.runtime.transpile import isa_circuit, transpile_report
 from qmae_qiskit.training import train
 

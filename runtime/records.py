@@ -1,0 +1,213 @@
+"""Job records on disk: the base layer of a hardware job's life (no Qiskit client code here).
+
+A record is written atomically *before* anything is sent to a backend and again whenever its state
+changes, so an interrupted ``submit`` loses nothing. It holds everything needed to interpret the
+counts later, on any machine (backend, variant, image indices, masks, checkpoint hash, shots,
+options, the exact simulator's values), never a token. Next to ``<record_id>.json`` in the jobs
+directory live the job's counts (``<record_id>.result.json``) and, with readout mitigation, its
+mthree calibration (``<record_id>.m3.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..checkpoint import write_json
+from ..masking import masks_from_patches
+from ..runs import data_for_run
+
+if TYPE_CHECKING:
+    from ..model import QMAE
+
+__all__ = [
+    "ENV_JOBS_DIR",
+    "JobError",
+    "JobRecord",
+    "jobs_dir",
+    "record_path",
+    "counts_path",
+    "calibration_path",
+    "save_record",
+    "load_record",
+    "record_files",
+    "read_records",
+    "save_counts",
+    "saved_counts",
+    "record_images",
+]
+
+ENV_JOBS_DIR = "QMAE_JOBS_DIR"
+
+
+class JobError(ValueError):
+    """An unknown job, a failed or cancelled job, or a record that cannot be read."""
+
+
+@dataclass
+class JobRecord:
+    """Everything needed to interpret a job's counts later, on any machine.
+
+    Attributes:
+        record_id: our id (the file name); known before the provider's job id.
+        job_id: the provider's job id (``None`` until the submission returned).
+        backend: backend name.
+        local: local testing mode (Aer or a fake device).
+        variant: circuit variant (``"reconstruction"`` for ``--reconstruct``).
+        run_dir: the trained run.
+        checkpoint_sha256: hash of its checkpoint (a re-trained run is detected).
+        split, indices: the images (indices into the split).
+        masks: masked patch indices per image.
+        shots: shots per image.
+        options: sampler and transpiler options (dd, twirling, optimization level, seed).
+        exact: the exact simulator's value per image (fidelity, or the pixel probabilities) under
+            the model's *full* embedding: the number the user wants.
+        num_qubits: data qubits ``n``.
+        data_dir: where the images came from, if not the run's own source.
+        exact_embedded: the exact value under the approximate embedding that actually ran
+            (``None`` with the exact embedding): separates approximation error from noise.
+        training_indices, training_masks, training_exact: learned mitigation (``--cdr``): training
+            images (train split), their masks, and the exact values of the circuit that ran.
+        training_exact_full: the training circuits' exact values under the full embedding (the
+            regression target with ``cdr_target="full"``).
+        status: ``submitting``, ``submitted``, ``done``, ``failed`` or ``cancelled``.
+        error: the failure, if any.
+        created: ISO time of submission.
+    """
+
+    record_id: str
+    backend: str
+    local: bool
+    variant: str
+    run_dir: str
+    checkpoint_sha256: str
+    split: str
+    indices: list[int]
+    masks: list[list[int]]
+    shots: int
+    options: dict[str, Any]
+    exact: list[Any]
+    num_qubits: int
+    data_dir: str | None = None
+    exact_embedded: list[Any] | None = None
+    training_indices: list[int] | None = None
+    training_masks: list[list[int]] | None = None
+    training_exact: list[float] | None = None
+    training_exact_full: list[float] | None = None
+    job_id: str | None = None
+    status: str = "submitting"
+    error: str | None = None
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+    @property
+    def bindings(self) -> int:
+        """Parameter bindings per PUB: the test images, then the CDR training circuits."""
+        return len(self.indices) + len(self.training_indices or [])
+
+    @property
+    def scales(self) -> tuple[int, ...]:
+        """ZNE noise scales (``(1,)`` without ZNE): one PUB each."""
+        return tuple(self.options.get("zne") or (1,))
+
+
+def jobs_dir() -> Path:
+    """``$QMAE_JOBS_DIR``, else ``~/.local/share/qmae-qiskit/jobs`` (created)."""
+    env = os.environ.get(ENV_JOBS_DIR)
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    base = Path(env) if env else data_home / "qmae-qiskit" / "jobs"
+    base.mkdir(parents=True, exist_ok=True)
+    return base
+
+
+def record_path(record_id: str) -> Path:
+    """``<jobs dir>/<record_id>.json``."""
+    return jobs_dir() / f"{record_id}.json"
+
+
+def counts_path(record: JobRecord) -> Path:
+    """Where the job's counts are saved once it finished."""
+    return jobs_dir() / f"{record.record_id}.result.json"
+
+
+def calibration_path(record: JobRecord) -> Path:
+    """Where the job's mthree readout calibration is saved."""
+    return jobs_dir() / f"{record.record_id}.m3.json"
+
+
+def save_record(record: JobRecord) -> None:
+    """Atomically (re)write the record."""
+    write_json(record_path(record.record_id), asdict(record))
+
+
+def record_files() -> list[Path]:
+    """The job records in :func:`jobs_dir` (not their counts or readout calibrations)."""
+    return [p for p in jobs_dir().glob("*.json") if not p.name.endswith((".result.json", ".m3.json"))]
+
+
+def read_records() -> list[JobRecord]:
+    """Every readable record, newest first (an unreadable file is skipped)."""
+    records = []
+    for path in sorted(record_files(), reverse=True):
+        try:
+            records.append(JobRecord(**json.loads(path.read_text())))
+        except (OSError, json.JSONDecodeError, TypeError):
+            continue
+    return records
+
+
+def load_record(job_or_record_id: str) -> JobRecord:
+    """The record for a provider job id or our record id.
+
+    Raises:
+        JobError: no such record here, or an unreadable one.
+    """
+    path = record_path(job_or_record_id)
+    if not path.is_file():
+        for candidate in record_files():
+            try:
+                data = json.loads(candidate.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if data.get("job_id") == job_or_record_id:
+                path = candidate
+                break
+        else:
+            raise JobError(
+                f"no job record {job_or_record_id!r} in {jobs_dir()}; list them with `qmae jobs`. For a job "
+                "submitted on another machine, copy its record file (<record_id>.json in that machine's jobs "
+                "directory) here: the record says how to read the counts"
+            )
+    try:
+        return JobRecord(**json.loads(path.read_text()))
+    except (OSError, json.JSONDecodeError, TypeError) as exc:
+        raise JobError(f"job record {path} is unreadable ({exc}); remove it") from None
+
+
+def save_counts(record: JobRecord, by_scale: list[list[dict[str, int]]]) -> None:
+    """Save a finished job's counts: per ZNE scale, per binding."""
+    payload: dict[str, Any] = {"job_id": record.job_id, "counts": by_scale[0]}
+    if len(by_scale) > 1:
+        payload["counts_by_scale"] = {str(s): c for s, c in zip(record.scales, by_scale)}
+    write_json(counts_path(record), payload)
+
+
+def saved_counts(record: JobRecord) -> dict[int, list[dict[str, int]]]:
+    """Counts per ZNE scale (scale 1 alone without ZNE), per binding: images, then CDR circuits."""
+    saved = json.loads(counts_path(record).read_text())
+    return {int(k): v for k, v in (saved.get("counts_by_scale") or {"1": saved["counts"]}).items()}
+
+
+def record_images(record: JobRecord, model: QMAE, *, training: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The record's test images and masks, or (``training``) its CDR training images and masks."""
+    if training:
+        split, indices, masks = "train", record.training_indices, record.training_masks
+    else:
+        split, indices, masks = record.split, record.indices, record.masks
+    data = data_for_run(record.run_dir, split=split, data_dir=record.data_dir)
+    return data.images[indices], masks_from_patches(torch.tensor(masks), model.image_size, model.patch_size)

@@ -1,0 +1,67 @@
+"""Getting a job's counts back: waiting, looking it up, completing an interrupted submit.
+
+A real job is found through ``QiskitRuntimeService.job(id)``, or by its tag when the id never came
+back; a local one (Aer or a fake device) has nothing to look up and is run again from its record,
+seeded, which gives the same counts. The counts are saved next to the record and scored
+(:mod:`.scoring`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .backends import get_backend, runtime_service
+from .records import JobError, JobRecord, counts_path, load_record, read_records, save_record, saved_counts
+from .scoring import FetchResult, score
+from .submission import complete, model_for, run_pubs
+
+__all__ = ["fetch", "list_jobs"]
+
+
+def list_jobs(*, refresh: bool = True) -> list[JobRecord]:
+    """Every record in the jobs directory, newest first, with the provider's status where reachable."""
+    records = read_records()
+    for record in records:
+        if refresh and not record.local and record.status == "submitted" and record.job_id:
+            try:
+                record.status = f"submitted ({runtime_service().job(record.job_id).status()})"
+            except Exception:
+                record.status = "submitted (status unavailable offline)"
+    return records
+
+
+def _find_remote_job(record: JobRecord) -> Any:
+    service = runtime_service()
+    if record.job_id:
+        return service.job(record.job_id)
+    jobs = service.jobs(job_tags=[f"qmae:{record.record_id}"], limit=1)
+    if not jobs:
+        raise JobError(f"record {record.record_id} was interrupted before IBM Quantum accepted the job; submit again")
+    return jobs[0]
+
+
+def fetch(job_or_record_id: str, *, png: str | os.PathLike | None = None) -> FetchResult:
+    """Get a job's counts (waiting if needed) and score them against the exact simulator.
+
+    Args:
+        job_or_record_id: the provider's job id or our record id.
+        png: where to write the reconstructed images (reconstruction jobs).
+
+    Raises:
+        JobError: unknown job, failed or cancelled job.
+        BackendError: the job is remote and IBM Quantum cannot be reached (the record stays).
+    """
+    record = load_record(job_or_record_id)
+    if record.status in ("failed", "cancelled"):
+        raise JobError(f"job {record.job_id or record.record_id} {record.status}: {record.error}")
+    if not counts_path(record).is_file():
+        if record.local:  # nothing to look up: run the recorded, seeded PUB again
+            job = run_pubs(record, model_for(record), get_backend(record.backend))
+            record.job_id = record.job_id or job.job_id()
+        else:
+            job = _find_remote_job(record)
+            record.job_id = job.job_id()
+        save_record(record)
+        complete(record, job)
+    return score(record, saved_counts(record), png)

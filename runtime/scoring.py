@@ -1,0 +1,195 @@
+"""Scoring a finished job: its counts, mitigated as recorded, against the exact simulator.
+
+The counts are read through the variant's estimator (:func:`~qmae_qiskit.circuits.fidelity_from_counts`)
+and corrected with the mitigation the record names (:mod:`.mitigation`); every image's estimate
+sits next to the exact engine's value. ``rescore`` scores the same counts again with a subset of
+the mitigation, to see what each technique contributes.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..circuits.fidelity import RECONSTRUCTION, fidelity_from_counts
+from ..figures import new_figure, save_figure
+from .backends import get_backend
+from .mitigation import Counts, Estimate, ReadoutCalibration, measured_qubits, mitigated_estimates
+from .records import (
+    JobError,
+    JobRecord,
+    calibration_path,
+    counts_path,
+    jobs_dir,
+    load_record,
+    record_images,
+    saved_counts,
+)
+from .submission import model_for
+from .transpile import isa_circuit
+
+__all__ = ["FetchResult", "score", "rescore"]
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """A finished job, interpreted.
+
+    Attributes:
+        record: the job record.
+        images: per image ``{"index", "fidelity", "stderr", "exact", "raw", "exact_embedded"}``
+            (fidelity jobs; ``raw`` is the unmitigated estimate) or
+            ``{"index", "fidelity", "exact": 1.0, ...}`` where fidelity is the classical fidelity of
+            the measured pixel distribution with the exact one (reconstruction jobs).
+        mean_fidelity, mean_stderr, mean_exact: averages over the images.
+        png: path of the reconstructed-images figure (reconstruction jobs).
+    """
+
+    record: JobRecord
+    images: list[dict[str, Any]]
+    mean_fidelity: float
+    mean_stderr: float
+    mean_exact: float
+    png: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON object ``qmae fetch --json`` prints."""
+        return {
+            "job_id": self.record.job_id,
+            "record_id": self.record.record_id,
+            "backend": self.record.backend,
+            "variant": self.record.variant,
+            "shots": self.record.shots,
+            "status": self.record.status,
+            "mean_fidelity": self.mean_fidelity,
+            "mean_stderr": self.mean_stderr,
+            "mean_exact": self.mean_exact,
+            "images": self.images,
+            "png": self.png,
+        }
+
+
+_CALIBRATIONS: dict[str, tuple[ReadoutCalibration, list[int]]] = {}
+
+
+def _readout_correction(record: JobRecord) -> Callable[[Counts], tuple[Counts, float]]:
+    """The record's mthree correction (read from its calibration file; calibrated now if a copied
+    record came without one)."""
+    if record.record_id not in _CALIBRATIONS:
+        model = model_for(record)
+        backend = get_backend(record.backend)
+        isa = isa_circuit(
+            model, backend, record.variant, optimization_level=record.options.get("optimization_level", 3)
+        )
+        path = calibration_path(record)
+        if not path.is_file():
+            ReadoutCalibration.calibrate(backend, measured_qubits(isa), path, shots=record.shots)
+        _CALIBRATIONS[record.record_id] = (ReadoutCalibration(path), measured_qubits(isa))
+    calibration, qubits = _CALIBRATIONS[record.record_id]
+    return lambda counts: calibration.correct(counts, qubits)
+
+
+def _fidelity_rows(record: JobRecord, by_scale: Mapping[int, list[Counts]]) -> list[dict[str, Any]]:
+    def estimate(counts: Counts) -> Estimate:
+        return fidelity_from_counts(counts, variant=record.variant, num_qubits=record.num_qubits)
+
+    full = record.options.get("cdr_target") == "full" and record.training_exact_full is not None
+    targets = (record.training_exact_full if full else record.training_exact) if record.training_indices else None
+    estimates = mitigated_estimates(
+        by_scale,
+        len(record.indices),
+        estimate=estimate,
+        correct=_readout_correction(record) if record.options.get("readout_mitigation") else None,
+        extrapolation=record.options.get("extrapolation", "exponential"),
+        cdr_targets=targets,
+    )
+    embedded = record.exact_embedded or [None] * len(record.indices)
+    rows = []
+    for i, (index, exact) in enumerate(zip(record.indices, record.exact)):
+        f, err = estimates[i]
+        raw = estimate(by_scale[1][i])[0]
+        rows.append(
+            {"index": index, "fidelity": f, "stderr": err, "exact": exact, "raw": raw, "exact_embedded": embedded[i]}
+        )
+    return rows
+
+
+def _reconstruction_rows(record: JobRecord, counts: list[Counts], png: str) -> list[dict[str, Any]]:
+    rows, measured = [], []
+    for index, c, exact in zip(record.indices, counts, record.exact):
+        p = np.zeros(2**record.num_qubits)
+        for key, v in c.items():
+            p[int(key.replace(" ", ""), 2)] = v
+        p /= p.sum()
+        measured.append(np.sqrt(p))
+        fidelity = float(np.sqrt(p * np.asarray(exact)).sum() ** 2)  # classical fidelity with the exact distribution
+        rows.append({"index": index, "fidelity": fidelity, "stderr": None, "exact": 1.0})
+    originals, _ = record_images(record, model_for(record))
+    _plot(record, np.stack(measured), np.sqrt(np.asarray(record.exact)), originals.numpy(), png)
+    return rows
+
+
+def score(record: JobRecord, by_scale: Mapping[int, list[Counts]], png: str | os.PathLike | None = None) -> FetchResult:
+    """Interpret a job's counts (per ZNE scale, per binding) with the mitigation its record names."""
+    figure = None
+    if record.variant != RECONSTRUCTION:
+        rows = _fidelity_rows(record, by_scale)
+    else:
+        figure = str(png or jobs_dir() / f"{record.record_id}.png")
+        rows = _reconstruction_rows(record, by_scale[1], figure)
+    fids = [r["fidelity"] for r in rows]
+    errs = [r["stderr"] or 0.0 for r in rows]
+    return FetchResult(
+        record,
+        rows,
+        float(np.mean(fids)),
+        float(np.sqrt(np.sum(np.square(errs))) / len(errs)),
+        float(np.mean([r["exact"] for r in rows])),
+        figure,
+    )
+
+
+def rescore(
+    job_or_record_id: str,
+    *,
+    readout_mitigation: bool = True,
+    zne: bool = True,
+    cdr: bool = True,
+    cdr_target: str | None = None,
+) -> FetchResult:
+    """Score a finished job again with a subset of the mitigation it recorded (no new run), to
+    see what each technique contributes.
+
+    Raises:
+        JobError: unknown or unfinished job.
+    """
+    record = copy.deepcopy(load_record(job_or_record_id))
+    if not counts_path(record).is_file():
+        raise JobError(f"job {job_or_record_id} has no counts yet; `qmae fetch {job_or_record_id}` first")
+    by_scale = saved_counts(record)
+    record.options["readout_mitigation"] = bool(record.options.get("readout_mitigation")) and readout_mitigation
+    if not zne:
+        by_scale = {1: by_scale[1]}
+    if not cdr:
+        record.training_indices = None
+    if cdr_target is not None:
+        record.options["cdr_target"] = cdr_target
+    return score(record, by_scale)
+
+
+def _plot(record: JobRecord, measured: np.ndarray, exact: np.ndarray, originals: np.ndarray, path: str) -> None:
+    side = int(round(np.sqrt(measured.shape[1])))
+    fig, axes = new_figure(3, len(measured), figsize=(1.6 * len(measured), 5.0), squeeze=False)
+    for i in range(len(measured)):
+        for row, img in enumerate((measured[i], exact[i], originals[i].reshape(-1))):
+            axes[row, i].imshow(img.reshape(side, side), cmap="gray")
+            axes[row, i].axis("off")
+    axes[0, 0].set_title(f"{record.backend}, {record.shots} shots", loc="left", fontsize=8)
+    axes[1, 0].set_title("exact simulator", loc="left", fontsize=8)
+    axes[2, 0].set_title("original", loc="left", fontsize=8)
+    save_figure(fig, path, dpi=100)

@@ -1,0 +1,281 @@
+"""Where the job is submitted: sampled inference jobs on IBM Quantum (or its local testing mode).
+
+``submit`` writes a job record (:mod:`.records`) atomically before it sends anything, and again
+with the provider's job id before it waits, so an interrupted submit loses nothing: ``fetch``
+(:mod:`.retrieval`) completes it later. All images are parameter bindings of one ISA circuit
+(:mod:`.transpile`): one PUB per ZNE noise scale.
+
+Sampler: ``qiskit_ibm_runtime.executor_sampler.Sampler`` (the successor of ``SamplerV2`` since
+qiskit-ibm-runtime 0.50); it runs in a ``Batch`` (Open Plan friendly) and in local testing mode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from qiskit import QuantumCircuit
+
+from ..checkpoint import CHECKPOINT
+from ..masking import mask_patches
+from ..model import QMAE, load_model
+from ..runs import data_for_run, saved_evaluation_masks
+from .backends import get_backend, is_local
+from .mitigation import (
+    EXTRAPOLATIONS,
+    PROFILES,
+    ReadoutCalibration,
+    fold_two_qubit_gates,
+    measured_qubits,
+    parse_scales,
+)
+from .records import JobError, JobRecord, calibration_path, record_images, save_counts, save_record
+from .transpile import isa_circuit
+
+__all__ = ["submit", "run_pubs", "complete", "model_for", "checkpoint_sha256"]
+
+
+def checkpoint_sha256(run_dir: str | os.PathLike) -> str:
+    """SHA-256 of a run's checkpoint: a record names the exact weights it ran."""
+    digest = hashlib.sha256()
+    with open(Path(run_dir) / CHECKPOINT, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_for(record: JobRecord) -> QMAE:
+    """The record's model, with the embedding that ran."""
+    return load_model(record.run_dir).set_embedding(record.options.get("embedding_layers"))
+
+
+def _bindings(record: JobRecord, model: QMAE, isa: QuantumCircuit) -> np.ndarray:
+    """``(bindings, parameters)`` values in the ISA circuit's parameter order: the test images,
+    then (learned mitigation) the training circuits, which ride in the same PUB."""
+    values = model.parameter_values(*record_images(record, model), record.variant)
+    if record.training_indices:
+        training = model.parameter_values(*record_images(record, model, training=True), record.variant)
+        values = np.vstack([values, training])
+    logical = [p.name for p in model.template(record.variant).circuit.parameters]
+    column = {name: k for k, name in enumerate(logical)}
+    return values[:, [column[p.name] for p in isa.parameters]]  # by name: the ISA circuit may reorder them
+
+
+def _sampler(batch: Any, record: JobRecord) -> Any:
+    from qiskit_ibm_runtime.executor_sampler import Sampler
+
+    sampler = Sampler(mode=batch)
+    sampler.options.default_shots = record.shots
+    sampler.options.dynamical_decoupling.enable = bool(record.options.get("dynamical_decoupling"))
+    sampler.options.twirling.enable_gates = bool(record.options.get("twirling"))
+    sampler.options.twirling.enable_measure = bool(record.options.get("twirling"))
+    # the tag lets fetch find a job whose id never came back
+    sampler.options.environment.job_tags = [f"qmae:{record.record_id}"]
+    if record.local and record.options.get("seed") is not None:
+        sampler.options.simulator.seed_simulator = int(record.options["seed"])
+    return sampler
+
+
+def run_pubs(record: JobRecord, model: QMAE, backend: Any) -> Any:
+    """Submit the record's PUBs (one per ZNE scale) and, with readout mitigation, mthree's
+    calibration in the same Batch; returns the provider's job."""
+    from qiskit_ibm_runtime import Batch
+
+    isa = isa_circuit(model, backend, record.variant, optimization_level=record.options.get("optimization_level", 3))
+    values = _bindings(record, model, isa)
+    pubs = [(fold_two_qubit_gates(isa, scale), values) for scale in record.scales]
+    with Batch(backend=backend) as batch:
+        job = _sampler(batch, record).run(pubs)
+        if record.options.get("readout_mitigation") and not calibration_path(record).is_file():
+            mode = None if record.local else batch
+            ReadoutCalibration.calibrate(
+                backend, measured_qubits(isa), calibration_path(record), shots=record.shots, mode=mode
+            )
+        return job
+
+
+def complete(record: JobRecord, job: Any) -> None:
+    """Wait for ``job``, save its counts, mark the record done (or failed).
+
+    Raises:
+        JobError: the job failed or was cancelled (recorded).
+    """
+    try:
+        result = job.result()
+    except Exception as exc:  # a failed or cancelled job: the client raises its own types
+        status = "cancelled" if "cancel" in str(exc).lower() else "failed"
+        record.status, record.error = status, f"{type(exc).__name__}: {exc}"
+        save_record(record)
+        raise JobError(f"job {record.job_id} {status}: {exc}") from None
+    by_scale = []
+    for pub_result in result:
+        data = pub_result.data
+        bits = data["c"] if "c" in data else next(iter(data.values()))
+        by_scale.append([bits.get_counts(i) for i in range(record.bindings)])
+    save_counts(record, by_scale)
+    record.status = "done"
+    save_record(record)
+
+
+def submit(
+    run_dir: str | os.PathLike,
+    *,
+    backend: str,
+    images: int = 4,
+    shots: int = 4096,
+    variant: str | None = None,
+    reconstruct: bool = False,
+    dynamical_decoupling: bool = False,
+    twirling: bool | None = None,
+    optimization_level: int = 3,
+    seed: int | None = 0,
+    data_dir: str | None = None,
+    embedding_layers: int | None = None,
+    readout_mitigation: bool | None = None,
+    zne: str | Sequence[int] | None = None,
+    extrapolation: str = "exponential",
+    cdr: int | None = None,
+    cdr_target: str | None = None,
+    profile: str | None = None,
+    wait: bool = True,
+) -> JobRecord:
+    """Submit inference on the first ``images`` test images of a trained run.
+
+    The record is written before the job is submitted and again, with the job id, before waiting
+    for the result. With ``wait`` the counts are fetched and saved too.
+
+    Args:
+        run_dir: a trained run.
+        backend: ``aer``, a fake device (``fake_fez``) or a real one (``ibm_fez``).
+        images, shots: the first ``images`` test images, ``shots`` each.
+        variant: fidelity circuit (default ``"reset"``; ``--profile`` may choose another).
+        reconstruct: sample the reconstruction circuit instead.
+        dynamical_decoupling, twirling: runtime Sampler options.
+        optimization_level, seed: transpiler level; simulator seed in local mode.
+        data_dir: MNIST directory (default: the run's source).
+        embedding_layers: the approximate ladder embedding with this many CNOT layers
+            (default: the run's own, which is the exact embedding unless it was fine-tuned with one).
+        readout_mitigation: correct the counts with an mthree calibration.
+        zne: noise scales for zero-noise extrapolation by gate folding, e.g. ``"1,3"``.
+        extrapolation: ``"exponential"`` or ``"linear"``.
+        cdr: learned mitigation in the manner of Clifford data regression (Czarnik et al., 2021):
+            ``cdr`` training circuits, the same circuit bound to training-split images, run in
+            the same PUB; their exact values (classically simulable at this size, which is what
+            CDR's near-Clifford circuits buy at scale) fit a linear map from the (otherwise
+            mitigated) hardware estimate to the ideal one, applied to the test images.
+        cdr_target: regress onto the exact values of the circuits that ran (``"ran"``, standard
+            CDR) or onto their full-embedding values (``"full"``: the map then also absorbs the
+            approximate embedding's average bias).
+        profile: a named configuration (:data:`~.mitigation.PROFILES`; ``"best"`` is the measured
+            best on FakeFez); explicit arguments override it.
+        wait: wait for the result and save the counts.
+
+    Returns:
+        The job record (``status`` ``"done"`` after waiting, else ``"submitted"``).
+
+    Raises:
+        ValueError: bad arguments, or a circuit wider than the backend.
+        BackendError: unknown backend, no account, no network.
+        JobError: the job failed or was cancelled (recorded).
+    """
+    if profile is not None:
+        if profile not in PROFILES:
+            raise ValueError(f"unknown --profile {profile!r}; choose one of {', '.join(PROFILES)}")
+        chosen = PROFILES[profile]
+        variant = chosen["variant"] if variant is None else variant
+        embedding_layers = chosen["embedding_layers"] if embedding_layers is None else embedding_layers
+        readout_mitigation = chosen["readout_mitigation"] if readout_mitigation is None else readout_mitigation
+        zne = chosen["zne"] if zne is None else zne
+        twirling = chosen["twirling"] if twirling is None else twirling
+        cdr = chosen.get("cdr") if cdr is None else cdr
+        cdr_target = chosen.get("cdr_target") if cdr_target is None else cdr_target
+    variant = "reset" if variant is None else variant
+    if images < 1 or shots < 1:
+        raise ValueError(f"--images and --shots must be positive, got {images} and {shots}")
+    if optimization_level not in (0, 1, 2, 3):
+        raise ValueError(f"--optimization-level must be 0..3, got {optimization_level}")
+    scales = parse_scales(zne) if zne is not None else None
+    if extrapolation not in EXTRAPOLATIONS:
+        raise ValueError(f"--extrapolation must be one of {', '.join(EXTRAPOLATIONS)}, got {extrapolation!r}")
+    if reconstruct and (scales or cdr):
+        raise ValueError("--zne and --cdr apply to fidelity circuits; drop them with --reconstruct")
+    cdr_target = "ran" if cdr_target is None else cdr_target
+    if cdr_target not in ("ran", "full"):
+        raise ValueError(f"--cdr-target must be 'ran' or 'full', got {cdr_target!r}")
+    if cdr is not None and cdr < 3:
+        raise ValueError(f"--cdr needs at least 3 training circuits to fit a line, got {cdr}")
+    run_dir = Path(run_dir).resolve()
+    model = load_model(run_dir)
+    if embedding_layers is None:
+        embedding_layers = model.embedding_layers  # a run fine-tuned with the ladder runs it
+    model.set_embedding(embedding_layers)  # validates it
+    model.set_embedding(None)
+    the_backend = get_backend(backend)
+    variant = "reconstruction" if reconstruct else variant
+    masks = saved_evaluation_masks(run_dir, model, images)
+    record = JobRecord(
+        record_id=time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8],
+        backend=backend,
+        local=is_local(the_backend),
+        variant=variant,
+        run_dir=str(run_dir),
+        checkpoint_sha256=checkpoint_sha256(run_dir),
+        split="test",
+        indices=list(range(images)),
+        masks=mask_patches(masks, model.patch_size).tolist(),
+        shots=shots,
+        num_qubits=model.num_qubits,
+        data_dir=data_dir,
+        options={
+            "dynamical_decoupling": dynamical_decoupling,
+            "twirling": bool(twirling),
+            "optimization_level": optimization_level,
+            "seed": seed,
+            "embedding_layers": embedding_layers,
+            "readout_mitigation": bool(readout_mitigation),
+            "zne": list(scales) if scales else None,
+            "extrapolation": extrapolation,
+            "cdr": cdr,
+            "cdr_target": cdr_target,
+            "profile": profile,
+        },
+        exact=[],
+    )
+    imgs, msks = record_images(record, model)
+    if len(imgs) < images:
+        raise ValueError(f"--images {images} but the test split has {len(imgs)}")
+
+    def exact_values() -> list[Any]:
+        with torch.no_grad():
+            if variant == "reconstruction":
+                return model.reconstruct(imgs, msks).square().flatten(1).tolist()
+            return model.fidelity(imgs, msks).tolist()
+
+    record.exact = exact_values()  # the full embedding: what the user wants to know
+    if embedding_layers is not None:
+        model.set_embedding(embedding_layers)
+        record.exact_embedded = exact_values()
+    if cdr:
+        generator = torch.Generator().manual_seed(0 if seed is None else seed)
+        train_size = len(data_for_run(record.run_dir, split="train", data_dir=record.data_dir).labels)
+        record.training_indices = torch.randperm(train_size, generator=generator)[:cdr].tolist()
+        record.training_masks = mask_patches(model.random_mask(cdr, generator=generator), model.patch_size).tolist()
+        with torch.no_grad():
+            training = record_images(record, model, training=True)
+            record.training_exact = model.fidelity(*training).tolist()  # of the circuit that runs
+            record.training_exact_full = model.set_embedding(None).fidelity(*training).tolist()
+            model.set_embedding(embedding_layers)
+    save_record(record)  # before anything can fail remotely: `fetch` can always complete it
+    job = run_pubs(record, model, the_backend)
+    record.job_id, record.status = job.job_id(), "submitted"
+    save_record(record)
+    if wait:
+        complete(record, job)
+    return record
