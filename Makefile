@@ -21,7 +21,6 @@ test: install
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m ruff format --check .
 	$(BIN)/python -m pytest -q tests
-	$(BIN)/python -m pytest -q --nbmake notebooks
 
 clean:
 	rm -rf $(VENV) runs

@@ -206,12 +206,9 @@ def table(rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
+    from qmae_qiskit.figures import new_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = new_figure(figsize=(7, 4.2))
     for name, marker in zip(MITIGATIONS, "ox^sDv"):
         pts = [(r["two_qubit_gates_base"], r["mae"]) for r in rows if r["mitigation"] == name]
         if pts:
@@ -224,9 +221,7 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_ylabel("mean |estimate - exact (full embedding)|")
     ax.set_title("QMAE fidelity on fake IBM devices (local testing mode)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

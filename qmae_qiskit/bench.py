@@ -446,14 +446,9 @@ def table(result: dict[str, Any]) -> str:
 
 def plot(result: dict[str, Any], path: str) -> None:
     """Two panels: seconds per image of every path (log scale), and exact-engine scaling with n."""
-    import matplotlib
+    from .figures import new_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .checkpoint import atomic_write
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (left, right) = new_figure(1, 2, figsize=(10, 3.6))
     bars = {f"exact b={r['batch']}": r["s_per_image"] for r in result["exact"]}
     est = result["estimator"]
     if "skipped" not in est:
@@ -481,9 +476,7 @@ def plot(result: dict[str, Any], path: str) -> None:
     twin.set_ylabel("peak GPU memory allocated (MiB)" if memory == "peak_gpu_mib" else "peak RSS of the process (MiB)")
     twin.set_ylim(0, 1.3 * max(r[memory] for r in rows))
     right.set_title(f"exact engine scaling ({result['machine'].get('device', 'cpu')})")
-    fig.tight_layout()
-    atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110))
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:

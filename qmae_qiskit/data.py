@@ -19,10 +19,13 @@ from typing import NamedTuple
 import torch
 from torchvision.transforms import functional as TF
 
-__all__ = ["ImageSet", "DataError", "load_mnist", "resize", "balanced_subset", "default_cache_dir"]
+from .circuits.embedding import image_qubits
+
+__all__ = ["ImageSet", "DataError", "load_mnist", "locate_mnist", "resize", "balanced_subset", "default_cache_dir"]
 
 ENV_DATA_DIR = "QMAE_DATA_DIR"
 EMBEDDED = "embedded"
+MNIST = "mnist"  # the source of torchvision's MNIST files, wherever they are (a directory or a download)
 
 
 class DataError(ValueError):
@@ -35,20 +38,38 @@ class ImageSet(NamedTuple):
     Attributes:
         images: ``(N, S, S)`` float32 in [0, 1].
         labels: ``(N,)`` int64 digits.
-        source: where they came from: a directory, ``"download:<dir>"`` or ``"embedded"``.
+        source: what they are: ``"mnist"`` (torchvision's MNIST files) or ``"embedded"`` (the
+            sample that ships with the package). Portable: a run records it, not a path.
         split: ``"train"`` or ``"test"``.
+        root: the directory the files were read from (``None`` for the embedded sample); for
+            display only, never written into a run.
     """
 
     images: torch.Tensor
     labels: torch.Tensor
     source: str
     split: str
+    root: str | None = None
 
 
 def default_cache_dir() -> Path:
     """The user cache directory of qmae-qiskit (``$XDG_CACHE_HOME/qmae-qiskit``)."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "qmae-qiskit"
+
+
+def _has_mnist(root: Path) -> bool:
+    raw = root / "MNIST" / "raw"
+    return all((raw / f"{name}-ubyte").is_file() for name in ("t10k-images-idx3", "t10k-labels-idx1"))
+
+
+def locate_mnist() -> Path | None:
+    """A directory that holds MNIST in torchvision's layout without being told where:
+    ``$QMAE_DATA_DIR``, else the download cache (``qmae train --download`` fills it); ``None``
+    if neither has the files."""
+    candidates = [Path(os.environ[ENV_DATA_DIR]).expanduser()] if os.environ.get(ENV_DATA_DIR) else []
+    candidates.append(default_cache_dir() / "data")
+    return next((c for c in candidates if _has_mnist(c)), None)
 
 
 def resize(images: torch.Tensor, image_size: int) -> torch.Tensor:
@@ -98,16 +119,18 @@ def _torchvision(root: Path, split: str, download: bool) -> tuple[torch.Tensor, 
 
     try:
         ds = MNIST(str(root), train=(split == "train"), download=download)
-    except RuntimeError as exc:  # torchvision: "Dataset not found. You can use download=True ..."
+    except (RuntimeError, OSError) as exc:
+        if download:  # torchvision raises RuntimeError("Error downloading ...") when every mirror fails
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(
+                f"could not download MNIST into {root} ({first}); without internet use --data-dir with local files "
+                "(torchvision's layout), or no data flag for the embedded sample"
+            ) from None
+        # torchvision: "Dataset not found. You can use download=True ..."
         raise DataError(
             f"no MNIST files under {root} (expected torchvision's layout {root}/MNIST/raw/*-ubyte): "
             f"pass --download to fetch them, or point --data-dir / {ENV_DATA_DIR} at a directory that has them"
-        ) from exc
-    except OSError as exc:  # a download that could not reach the internet
-        raise DataError(
-            f"could not download MNIST into {root} ({exc}); use --data-dir with local files, or no data flag for the "
-            "embedded default"
-        ) from exc
+        ) from None
     return ds.data, ds.targets
 
 
@@ -136,8 +159,10 @@ def load_mnist(
     """
     if split not in ("train", "test"):
         raise DataError(f"split must be 'train' or 'test', got {split!r}")
-    if image_size < 2 or image_size & (image_size - 1):
-        raise DataError(f"image size must be a power of 2 (4, 8, 16, 32, ...), got {image_size}")
+    try:
+        image_qubits(image_size)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
     if root is None and os.environ.get(ENV_DATA_DIR):
         root = os.environ[ENV_DATA_DIR]
     if root is not None:
@@ -148,17 +173,17 @@ def load_mnist(
                 "--download"
             )
         raw, labels = _torchvision(path, split, download)
-        source = str(path.resolve())
+        source = MNIST
     elif download:
         path = default_cache_dir() / "data"
         path.mkdir(parents=True, exist_ok=True)
         raw, labels = _torchvision(path, split, True)
-        source = f"download:{path}"
+        source = MNIST
     else:
         raw, labels = _embedded(split)
-        source = EMBEDDED
+        source, path = EMBEDDED, None
     labels = torch.as_tensor(labels, dtype=torch.int64)
     if limit is not None:
         idx = balanced_subset(labels, limit)
         raw, labels = raw[idx], labels[idx]
-    return ImageSet(resize(raw, image_size), labels, source, split)
+    return ImageSet(resize(raw, image_size), labels, source, split, None if path is None else str(path.resolve()))

@@ -146,7 +146,7 @@ def reproduce(
     classifier, classifier_path = cached_classifier(
         train_set, ClassifierOptions(epochs=3, batch_size=64) if quick else ClassifierOptions(), progress=progress
     )
-    timings["classifier"] = {"s": round(time.perf_counter() - start, 1), "path": str(classifier_path)}
+    timings["classifier"] = {"s": round(time.perf_counter() - start, 1), "path": classifier_path.name}
     sidecar = classifier_path.with_suffix(".json")
     if sidecar.is_file():  # how long it took to train, when it was trained
         timings["classifier"]["trained_s"] = round(json.loads(sidecar.read_text()).get("seconds", 0.0), 1)
@@ -293,11 +293,7 @@ def _write_tables(out: Path, result: dict[str, Any]) -> None:
 
 
 def _figures(out: Path, models: dict[str, Any], images: torch.Tensor, masks: dict[str, torch.Tensor]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from .figures import new_figure, save_figure, save_image_grid
     from .metrics import scale_reconstruction
 
     idx = torch.arange(5)
@@ -308,17 +304,7 @@ def _figures(out: Path, models: dict[str, Any], images: torch.Tensor, masks: dic
         with torch.no_grad():
             return scale_reconstruction(models[name].reconstruct(x, m), x, m)
 
-    def grid(rows: list[tuple[str, torch.Tensor]], path: Path) -> None:
-        fig, axes = plt.subplots(len(rows), 5, figsize=(7.5, 1.6 * len(rows)), squeeze=False)
-        for r, (label, imgs) in enumerate(rows):
-            for c in range(5):
-                axes[r, c].imshow(imgs[c].numpy(), cmap="gray", vmin=0, vmax=1)
-                axes[r, c].set_xticks([]), axes[r, c].set_yticks([])
-            axes[r, 0].set_ylabel(label, fontsize=8)
-        fig.tight_layout()
-        ckpt.atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110))
-        plt.close(fig)
-
+    grid = save_image_grid
     m25 = masks["qmae-25"][idx]
     grid(
         [
@@ -332,7 +318,7 @@ def _figures(out: Path, models: dict[str, Any], images: torch.Tensor, masks: dic
     )
     grid([(f"QMAE {r}", recon(f"qmae-{r}")) for r in ("12.5", "25", "50")] + [("original", x)], out / "fig7.png")
 
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    fig, ax = new_figure(figsize=(6, 3.2))
     for name in ("qmae-25", "qae-25"):
         lines = (out / "runs" / name / ckpt.METRICS).read_text().splitlines()
         loss = np.array([json.loads(line)["loss"] for line in lines if line.strip()])
@@ -340,9 +326,7 @@ def _figures(out: Path, models: dict[str, Any], images: torch.Tensor, masks: dic
         ax.plot(np.convolve(loss, np.ones(window) / window, mode="valid"), label=name.upper().replace("-25", " 25 %"))
     ax.set_xlabel("optimizer step"), ax.set_ylabel("1 - fidelity (training batch)"), ax.legend()
     ax.set_title("training loss (cf. the paper's Fig. 8)")
-    fig.tight_layout()
-    ckpt.atomic_write(out / "fig8.png", lambda fh: fig.savefig(fh, format="png", dpi=110))
-    plt.close(fig)
+    save_figure(fig, out / "fig8.png")
 
 
 def _report(out: Path, result: dict[str, Any], *, quick: bool, data_dir: str | None) -> None:

@@ -14,13 +14,13 @@ import os
 import platform
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from . import checkpoint as ckpt
-from .data import EMBEDDED, ImageSet, load_mnist
+from .data import EMBEDDED, ENV_DATA_DIR, MNIST, DataError, ImageSet, load_mnist, locate_mnist
 from .masking import mask_patches, masks_from_patches
 
 if TYPE_CHECKING:
@@ -92,15 +92,37 @@ def saved_evaluation_masks(run_dir: str | os.PathLike, model: QMAE, count: int) 
     return masks
 
 
+def _mnist_root(saved: dict[str, Any], source: str) -> str | None:
+    """Where a run's MNIST files are on this machine: ``$QMAE_DATA_DIR`` or the download cache,
+    else the directory the run was trained from if it exists here (its ``--data-dir`` as given,
+    or an absolute path recorded by older versions)."""
+    found = locate_mnist()
+    if found is not None:
+        return str(found)
+    candidates = [saved.get("options", {}).get("data_dir"), source]
+    return next((str(c) for c in candidates if c and c not in (MNIST, EMBEDDED) and Path(c).is_dir()), None)
+
+
 def data_for_run(
     run_dir: str | os.PathLike, *, split: str = "test", data_dir: str | None = None, limit: int | None = None
 ) -> ImageSet:
-    """Images of ``split`` for a run: from ``data_dir`` if given, else from the source it trained on."""
+    """Images of ``split`` for a run: from ``data_dir`` if given, else the dataset it trained on.
+
+    A run records *which* data it trained on (``"mnist"`` or ``"embedded"``), not where the files
+    were on the machine that trained it; MNIST is found here by :func:`_mnist_root`.
+
+    Raises:
+        DataError: the run trained on MNIST and no copy of it is found here.
+    """
     saved = ckpt.load_config(run_dir)
     opts = saved["options"]
     source = str(saved.get("data_source") or EMBEDDED)
-    root = data_dir
-    if root is None and source != EMBEDDED and not source.startswith("download:"):
-        root = source
-    download = root is None and source.startswith("download:")
-    return load_mnist(split, root=root, download=download, image_size=opts["image_size"], limit=limit)
+    if data_dir is None and source == EMBEDDED:
+        return load_mnist(split, image_size=opts["image_size"], limit=limit)
+    root = data_dir or _mnist_root(saved, source.removeprefix("download:"))
+    if root is None and not (opts.get("download") or source.startswith("download:")):
+        raise DataError(
+            f"{run_dir} was trained on MNIST, which is not on this machine: pass --data-dir DIR (torchvision's MNIST "
+            f"layout), set {ENV_DATA_DIR}, or download it once with --download"
+        )
+    return load_mnist(split, root=root, download=root is None, image_size=opts["image_size"], limit=limit)

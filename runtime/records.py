@@ -209,5 +209,7 @@ def record_images(record: JobRecord, model: QMAE, *, training: bool = False) -> 
         split, indices, masks = "train", record.training_indices, record.training_masks
     else:
         split, indices, masks = record.split, record.indices, record.masks
-    data = data_for_run(record.run_dir, split=split, data_dir=record.data_dir)
+    # a record copied from another machine may name a data directory that is not here: search instead
+    data_dir = record.data_dir if record.data_dir and Path(record.data_dir).is_dir() else None
+    data = data_for_run(record.run_dir, split=split, data_dir=data_dir)
     return data.images[indices], masks_from_patches(torch.tensor(masks), model.image_size, model.patch_size)

@@ -1,12 +1,8 @@
-from pathlib import Path
-
 import pytest
 import torch
 
 from qmae_qiskit.data import DataError, balanced_subset, load_mnist
 from qmae_qiskit.masking import num_masked_patches, random_masks
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
 def test_embedded_default_is_split_and_resized():
@@ -23,18 +19,21 @@ def test_limit_is_class_balanced():
     assert torch.bincount(load_mnist("train", limit=50).labels).tolist() == [5] * 10
 
 
-def test_local_torchvision_directory(monkeypatch):
-    if not SHARED.is_dir():
-        pytest.fail(f"the project's MNIST copy is missing at {SHARED}")
-    data = load_mnist("test", root=SHARED, image_size=8, limit=30)
-    assert data.images.shape == (30, 8, 8) and data.source == str(SHARED.resolve())
-    monkeypatch.setenv("QMAE_DATA_DIR", str(SHARED))
-    assert load_mnist("train", limit=10).source == str(SHARED.resolve())
+def test_local_torchvision_directory(monkeypatch, full_mnist):
+    data = load_mnist("test", root=full_mnist, image_size=8, limit=30)
+    assert data.images.shape == (30, 8, 8) and data.source == "mnist" and data.root == str(full_mnist)
+    assert len(load_mnist("test", root=full_mnist).images) == 10_000
+    monkeypatch.setenv("QMAE_DATA_DIR", str(full_mnist))
+    assert load_mnist("train", limit=10).root == str(full_mnist)
 
 
-def test_missing_files_say_how_to_fix(tmp_path):
+def test_missing_files_say_how_to_fix(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="--download"):
         load_mnist("test", root=tmp_path)
+    # a download that cannot reach a mirror says so (here: no network, or a blocked host)
+    monkeypatch.setattr("torchvision.datasets.MNIST.mirrors", ["http://127.0.0.1:9/"])
+    with pytest.raises(DataError, match="could not download MNIST"):
+        load_mnist("test", root=tmp_path, download=True)
     with pytest.raises(DataError, match="power of 2"):
         load_mnist("test", image_size=12)
 

@@ -6,10 +6,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data" / "mnist"
 
 
-def test_quick_hardware_table_is_well_formed(tmp_path):
+def test_quick_hardware_table_is_well_formed(tmp_path, full_mnist):
     out = tmp_path / "hw"
     done = subprocess.run(
         [
@@ -19,7 +18,7 @@ def test_quick_hardware_table_is_well_formed(tmp_path):
             str(out),
             "--quick",
             "--data-dir",
-            str(SHARED),
+            str(full_mnist),
         ],
         capture_output=True,
         text=True,

@@ -10,7 +10,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
-SHARED = ROOT.parent / "shared" / "data" / "mnist"
 
 
 def test_quick_reproduce_writes_every_file(tmp_path, monkeypatch):
@@ -51,7 +50,7 @@ def test_quick_reproduce_writes_every_file(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["qmae-25", "qae-25", "qmae-25-trash"])
-def test_committed_runs_reproduce_the_committed_table(name):
+def test_committed_runs_reproduce_the_committed_table(name, full_mnist):
     committed = json.loads((RESULTS / "table1.json").read_text())["ours"][name]
     done = subprocess.run(
         [
@@ -61,7 +60,7 @@ def test_committed_runs_reproduce_the_committed_table(name):
             "evaluate",
             str(RESULTS / "runs" / name),
             "--data-dir",
-            str(SHARED),
+            str(full_mnist),
             "--json",
             "--no-accuracy",
         ],
