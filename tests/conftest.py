@@ -46,8 +46,8 @@ def _has_mnist(root: Path) -> bool:
 
 
 def _find_full_mnist() -> Path | None:
-    candidates = [Path(os.environ["QMAE_DATA_DIR"])] if os.environ.get("QMAE_DATA_DIR") else []
-    candidates += [ROOT.parent / "shared" / "data" / "mnist", default_cache_dir() / "data"]
+    env = [Path(os.environ["QMAE_DATA_DIR"])] if os.environ.get("QMAE_DATA_DIR") else []
+    candidates = env + [ROOT.parent / "shared" / "data" / "mnist", default_cache_dir() / "data"]  # $QMAE_DATA_DIR first
     for candidate in candidates:
         if _has_mnist(candidate):
             return candidate.resolve()

@@ -23,3 +23,19 @@ def test_readme_opens_with_the_two_commands_ci_uses():
     first = re.search(r"```bash\n(.*?)```", README, re.S).group(1).splitlines()
     assert [line.split()[0:2] for line in first] == [["make", "demo"], ["make", "test"]]
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_links_work_off_github():
+    """The README is also the package's page on PyPI, where relative links break: every link is
+    absolute, and each into this repository names a file that exists."""
+    base = re.search(r"^url = (\S+)", (ROOT / "setup.cfg").read_text(), re.M).group(1).rstrip("/")
+    raw = base.replace("https://github.com/", "https://raw.githubusercontent.com/") + "/main/"
+    links = re.findall(r"!?\[[^\]]*\]\(([^)\s]+)\)", README)
+    assert links
+    for link in links:
+        assert link.startswith(("https://", "http://", "#")), f"relative link in README.md: {link}"
+        for prefix in (base + "/blob/main/", raw):
+            if link.startswith(prefix):
+                assert (ROOT / link[len(prefix) :]).exists(), f"README links to a missing file: {link}"
+    assert (ROOT / "LICENSE").read_text().count("Apache License") >= 1
+    assert "arXiv:2511.17372" in (ROOT / "CITATION.cff").read_text()
