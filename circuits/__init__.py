@@ -27,11 +27,15 @@ from .embedding import (
 )
 from .fidelity import (
     CIRCUIT_VARIANTS,
+    DECODERS,
+    POSTSELECTED_VARIANTS,
     RECONSTRUCTION,
+    RECONSTRUCTION_POSTSELECT,
     VARIANTS,
     FidelityCircuit,
     fidelity_circuit,
     fidelity_from_counts,
+    keep_fraction_from_counts,
     reconstruction_circuit,
     resolve_trash_qubits,
 )
@@ -39,6 +43,10 @@ from .fidelity import (
 __all__ = [
     "BLOCK_PARAMETERS",
     "CIRCUIT_VARIANTS",
+    "DECODERS",
+    "POSTSELECTED_VARIANTS",
+    "RECONSTRUCTION_POSTSELECT",
+    "keep_fraction_from_counts",
     "MAX_QUBITS",
     "PAIR_SETS",
     "RECONSTRUCTION",

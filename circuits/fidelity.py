@@ -1,11 +1,13 @@
-"""The whole QMAE circuit: embed, encode, reset the trash, decode, compare with the original.
+"""The whole QMAE circuit: embed, encode, reset (or measure) the trash, decode, compare with the original.
 
 Variants (``n`` data qubits, ``t`` trash qubits; the qubit counts are for n = 8, t = 1):
 
 ``"paper"`` (``2n + t + 1`` = 18 qubits)
     Section 4 of the paper: the trash qubits are SWAPped with fresh ``|0>`` qubits, a second
     register holds the embedding of the unmasked image, and a SWAP test on an ancilla gives
-    ``<Z_anc> = F``. Unitary up to the final measurement, so statevector estimators are exact.
+    ``<Z_anc> = F``. Unitary up to the final measurement, so statevector estimators are exact; the
+    fresh qubits then hold the trash, so ``<Z_anc (x) |0><0|_fresh>`` and ``<|0><0|_fresh>`` give
+    the post-selected quantities too.
 ``"reset"`` (``2n + 1`` = 17 qubits)
     The design card's hardware form: a mid-circuit ``reset`` of the trash qubits replaces the swap.
 ``"destructive"`` (``2n`` = 16 qubits)
@@ -15,8 +17,24 @@ Variants (``n`` data qubits, ``t`` trash qubits; the qubit counts are for n = 8,
     Reset, decode, then the inverse of the original image's embedding on the same qubits;
     ``F = P(all zeros)``. No second register, no ancilla.
 
-In all variants ``F = <phi| rho_out |phi>`` where ``rho_out`` is the decoder's (mixed) output and
+In these four ``F = <phi| rho_out |phi>`` where ``rho_out`` is the decoder's (mixed) output and
 ``|phi>`` the embedding of the unmasked image: the quantity the exact engine computes.
+
+Post-selected variants: the trash is *measured* instead of reset, and only the shots where it
+reads 0 are kept; the fidelity of the kept shots is ``F_ps = |<eta_0|phi_0>|^2 / P(keep)``
+(:class:`~qmae_qiskit.engines.Branches`). Both are compute-uncompute circuits (the shallowest form
+on hardware), with classical bits ``c[0..n-1]`` the data and ``c[n..n+t-1]`` the trash:
+
+``"postselect"`` (``n`` = 8 qubits)
+    A mid-circuit measurement of the trash qubits (dynamic circuits on IBM devices); a kept shot's
+    trash is then ``|0>``, as the decoder expects. ``F_ps = P(data = 0 | trash = 0)``.
+``"postselect_flag"`` (``n + t`` = 9 qubits)
+    No mid-circuit measurement: a CNOT copies each trash qubit onto a fresh flag qubit, measured at
+    the end with the data; projecting the flag on 0 projects the trash on 0. One more qubit and
+    one CNOT per trash qubit, for devices or simulators without mid-circuit measurement.
+
+Every variant takes the decoder's own weights when the decoder is untied (``decoder="untied"``:
+an independent ``V(phi)^dagger`` of the encoder's form instead of ``U(theta)^dagger``).
 """
 
 from __future__ import annotations
@@ -32,33 +50,42 @@ from .embedding import amplitude_embedding, check_num_qubits, ladder_embedding, 
 
 __all__ = [
     "VARIANTS",
+    "POSTSELECTED_VARIANTS",
     "RECONSTRUCTION",
+    "RECONSTRUCTION_POSTSELECT",
     "CIRCUIT_VARIANTS",
+    "DECODERS",
     "FidelityCircuit",
     "fidelity_circuit",
     "fidelity_from_counts",
+    "keep_fraction_from_counts",
     "reconstruction_circuit",
     "resolve_trash_qubits",
 ]
 
-VARIANTS = ("paper", "reset", "destructive", "compute_uncompute")
+POSTSELECTED_VARIANTS = ("postselect", "postselect_flag")
+VARIANTS = ("paper", "reset", "destructive", "compute_uncompute") + POSTSELECTED_VARIANTS
 RECONSTRUCTION = "reconstruction"
-CIRCUIT_VARIANTS = VARIANTS + (RECONSTRUCTION,)  # every template a model builds (fidelity and reconstruction)
+RECONSTRUCTION_POSTSELECT = "reconstruction_postselect"
+CIRCUIT_VARIANTS = VARIANTS + (RECONSTRUCTION, RECONSTRUCTION_POSTSELECT)  # every template a model builds
+DECODERS = ("tied", "untied")
 
 
 @dataclass(frozen=True)
 class FidelityCircuit:
-    """A fidelity circuit and the roles of its parameters and qubits.
+    """A fidelity (or reconstruction) circuit and the roles of its parameters and qubits.
 
     Attributes:
         circuit: the parameterized circuit.
-        variant: one of :data:`VARIANTS`.
+        variant: one of :data:`CIRCUIT_VARIANTS`.
         masked: embedding parameters of the masked image (the encoder's input).
         original: embedding parameters of the unmasked image (the reference).
-        weights: the encoder weights theta (shared by encoder and decoder).
+        weights: the encoder weights theta (shared with the decoder when it is tied).
         num_data_qubits: ``n``.
-        trash_qubits: which data qubits are reset between encoder and decoder.
+        trash_qubits: which data qubits are reset (or measured) between encoder and decoder.
         ancilla: index of the SWAP-test ancilla, or ``None`` for variants without one.
+        decoder_weights: the untied decoder's weights phi (``None`` when tied).
+        fresh: indices of the fresh qubits that receive the trash (``"paper"``), else ``()``.
     """
 
     circuit: QuantumCircuit
@@ -69,11 +96,18 @@ class FidelityCircuit:
     num_data_qubits: int
     trash_qubits: tuple[int, ...]
     ancilla: int | None
+    decoder_weights: ParameterVector | None = None
+    fresh: tuple[int, ...] = ()
 
     @property
     def input_parameters(self) -> list:
         """Masked then original embedding parameters: the order the engines bind them in."""
         return list(self.masked) + list(self.original)
+
+    @property
+    def weight_parameters(self) -> list:
+        """Encoder then (untied) decoder weights."""
+        return list(self.weights) + (list(self.decoder_weights) if self.decoder_weights is not None else [])
 
 
 def resolve_trash_qubits(
@@ -85,9 +119,14 @@ def resolve_trash_qubits(
         ValueError: latent size outside ``1..n-1``, or a trash list that is empty, repeats a qubit,
             names a qubit outside ``0..n-1``, or disagrees with ``latent_qubits``.
     """
-    if latent_qubits is not None and not 1 <= latent_qubits <= num_qubits - 1:
+    if latent_qubits is not None and (
+        isinstance(latent_qubits, bool)
+        or not isinstance(latent_qubits, int)
+        or not 1 <= latent_qubits <= num_qubits - 1
+    ):
         raise ValueError(
-            f"latent_qubits must be in 1..{num_qubits - 1} for {num_qubits} data qubits, got {latent_qubits}"
+            f"latent_qubits must be in 1..{num_qubits - 1} (an integer) for {num_qubits} data qubits, "
+            f"got {latent_qubits!r}"
         )
     if trash_qubits is None:
         # the highest qubits (the image's row bits, most significant first): resetting the top
@@ -104,6 +143,43 @@ def resolve_trash_qubits(
     return tuple(sorted(trash))
 
 
+class _Parts:
+    """The pieces every variant is built from: embeddings, encoder, decoder and their parameters."""
+
+    def __init__(self, num_qubits: int, trash, latent_qubits, pairs, embedding_layers, decoder_kind: str) -> None:
+        check_num_qubits(num_qubits)
+        if decoder_kind not in DECODERS:
+            raise ValueError(f"unknown decoder {decoder_kind!r}; choose one of {', '.join(DECODERS)}")
+        self.n = num_qubits
+        self.trash = resolve_trash_qubits(num_qubits, latent_qubits, trash)
+        self.pairs = validate_pairs(all_pairs(num_qubits) if pairs is None else pairs, num_qubits)
+        self.embed = _EmbeddingBuilder(num_qubits, embedding_layers)
+        self.masked = ParameterVector("m", self.embed.size)
+        self.original = ParameterVector("o", self.embed.size)
+        self.weights = ParameterVector("θ", BLOCK_PARAMETERS * len(self.pairs))
+        self.encoder = encoder(num_qubits, pairs=self.pairs, parameters=self.weights)
+        self.decoder_weights = None
+        if decoder_kind == "untied":
+            self.decoder_weights = ParameterVector("φ", BLOCK_PARAMETERS * len(self.pairs))
+            self.decoder = decoder(encoder(num_qubits, pairs=self.pairs, parameters=self.decoder_weights))
+        else:
+            self.decoder = decoder(self.encoder)
+
+    def result(self, qc: QuantumCircuit, variant: str, ancilla=None, fresh: Sequence[int] = ()) -> FidelityCircuit:
+        return FidelityCircuit(
+            qc,
+            variant,
+            self.masked,
+            self.original,
+            self.weights,
+            self.n,
+            self.trash,
+            ancilla,
+            self.decoder_weights,
+            tuple(fresh),
+        )
+
+
 def fidelity_circuit(
     num_qubits: int,
     *,
@@ -113,45 +189,40 @@ def fidelity_circuit(
     pairs: Sequence[Sequence[int]] | None = None,
     measure: bool = False,
     embedding_layers: int | None = None,
+    decoder: str = "tied",
 ) -> FidelityCircuit:
     """Build the parameterized QMAE fidelity circuit.
 
     Args:
         num_qubits: data qubits ``n`` (2..12; 8 for a 16x16 image).
-        variant: ``"paper"`` (2n+t+1 qubits), ``"reset"`` (2n+1), ``"destructive"`` (2n) or
-            ``"compute_uncompute"`` (n); see the module docstring.
+        variant: one of :data:`VARIANTS` (see the module docstring).
         latent_qubits: latent size ``k`` (default ``n - 1``); the trash is the highest ``n - k`` qubits.
         trash_qubits: explicit trash qubits instead of ``latent_qubits``.
-        pairs: encoder qubit pairs (all pairs if omitted).
-        measure: add the final measurements a sampler needs (always on for ``"destructive"`` and
-            ``"compute_uncompute"``, whose estimate is a function of all outcomes).
+        pairs: encoder qubit pairs, in order (all pairs if omitted; repeat the list for more layers).
+        measure: add the final measurements a sampler needs (always on for the variants whose
+            estimate is a function of all outcomes: destructive, compute-uncompute, post-selected).
         embedding_layers: ``None`` for the exact RY-tree embeddings, or ``L`` for the approximate
             ladder embeddings (``L * (n - 1)`` CNOTs each; :func:`~.embedding.ladder_embedding`).
+        decoder: ``"tied"`` (``U(theta)^dagger``, the paper's) or ``"untied"`` (``V(phi)^dagger``).
 
     Returns:
         A :class:`FidelityCircuit`.
 
     Raises:
-        ValueError: unknown variant, ``n`` outside 2..12, or invalid latent / trash / pairs.
+        ValueError: unknown variant or decoder, ``n`` outside 2..12, or invalid latent / trash / pairs.
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    check_num_qubits(num_qubits)
-    trash = resolve_trash_qubits(num_qubits, latent_qubits, trash_qubits)
-    pairs = validate_pairs(all_pairs(num_qubits) if pairs is None else pairs, num_qubits)
-    n, t = num_qubits, len(trash)
-
-    embed = _embedding_builder(n, embedding_layers)
-    masked = ParameterVector("m", embed.size)
-    original = ParameterVector("o", embed.size)
-    weights = ParameterVector("θ", BLOCK_PARAMETERS * len(pairs))
-    enc = encoder(n, pairs=pairs, parameters=weights)
+    parts = _Parts(num_qubits, trash_qubits, latent_qubits, pairs, embedding_layers, decoder)
+    n, trash = parts.n, parts.trash
+    if variant in POSTSELECTED_VARIANTS:
+        return _postselected(parts, variant)
 
     data = QuantumRegister(n, "data")
     regs: list = [data]
     fresh = ref = anc = None
     if variant == "paper":
-        fresh = QuantumRegister(t, "fresh")
+        fresh = QuantumRegister(len(trash), "fresh")
         regs.append(fresh)
     if variant in ("paper", "reset", "destructive"):
         ref = QuantumRegister(n, "ref")
@@ -161,16 +232,16 @@ def fidelity_circuit(
         regs.append(anc)
     qc = QuantumCircuit(*regs, name=f"qmae_{variant}")
 
-    qc.compose(embed(masked), data, inplace=True)
+    qc.compose(parts.embed(parts.masked), data, inplace=True)
     if ref is not None:
-        qc.compose(embed(original), ref, inplace=True)
-    qc.compose(enc, data, inplace=True)
+        qc.compose(parts.embed(parts.original), ref, inplace=True)
+    qc.compose(parts.encoder, data, inplace=True)
     for k, q in enumerate(trash):
         if variant == "paper":
             qc.swap(data[q], fresh[k])
         else:
             qc.reset(data[q])
-    qc.compose(decoder(enc), data, inplace=True)
+    qc.compose(parts.decoder, data, inplace=True)
 
     if variant in ("paper", "reset"):
         qc.h(anc[0])
@@ -189,13 +260,40 @@ def fidelity_circuit(
         qc.add_register(creg)
         qc.measure(list(data) + list(ref), creg)
     else:  # compute_uncompute
-        qc.compose(embed(original).inverse(), data, inplace=True)
+        qc.compose(parts.embed(parts.original).inverse(), data, inplace=True)
         creg = ClassicalRegister(n, "c")
         qc.add_register(creg)
         qc.measure(data, creg)
 
     ancilla = qc.find_bit(anc[0]).index if anc is not None else None
-    return FidelityCircuit(qc, variant, masked, original, weights, n, trash, ancilla)
+    fresh_indices = [qc.find_bit(q).index for q in fresh] if fresh is not None else []
+    return parts.result(qc, variant, ancilla, fresh_indices)
+
+
+def _postselected(parts: _Parts, variant: str) -> FidelityCircuit:
+    """The compute-uncompute circuit with the trash measured (``c[n..]``) instead of reset."""
+    n, trash = parts.n, parts.trash
+    data = QuantumRegister(n, "data")
+    creg = ClassicalRegister(n + len(trash), "c")  # c[i] = data_i, c[n + k] = trash qubit k
+    regs: list = [data]
+    flags = None
+    if variant == "postselect_flag":
+        flags = QuantumRegister(len(trash), "flag")
+        regs.append(flags)
+    qc = QuantumCircuit(*regs, creg, name=f"qmae_{variant}")
+    qc.compose(parts.embed(parts.masked), data, inplace=True)
+    qc.compose(parts.encoder, data, inplace=True)
+    for k, q in enumerate(trash):
+        if flags is None:
+            qc.measure(data[q], creg[n + k])  # mid-circuit: a kept shot's trash is |0>
+        else:
+            qc.cx(data[q], flags[k])  # the flag reads what the trash would have
+    qc.compose(parts.decoder, data, inplace=True)
+    qc.compose(parts.embed(parts.original).inverse(), data, inplace=True)
+    qc.measure(data, creg[:n])
+    if flags is not None:
+        qc.measure(flags, creg[n:])
+    return parts.result(qc, variant)
 
 
 def reconstruction_circuit(
@@ -205,30 +303,34 @@ def reconstruction_circuit(
     latent_qubits: int | None = None,
     pairs: Sequence[Sequence[int]] | None = None,
     embedding_layers: int | None = None,
+    decoder: str = "tied",
+    postselect: bool = False,
 ) -> FidelityCircuit:
-    """The reconstruction circuit (``n`` qubits): masked embedding, U, reset the trash, U^dagger,
-    measure the data qubits. The image is the square root of the outcome frequencies.
+    """The reconstruction circuit (``n`` qubits): masked embedding, U, reset the trash, the
+    decoder, measure the data qubits. The image is the square root of the outcome frequencies.
+
+    With ``postselect`` the trash is measured mid-circuit into ``c[n..]`` instead of reset, and
+    the image comes from the shots where it read 0 (variant ``"reconstruction_postselect"``).
 
     Returns:
-        A :class:`FidelityCircuit` with ``variant="reconstruction"`` (``original`` is unused).
+        A :class:`FidelityCircuit` (``original`` is unused).
     """
-    check_num_qubits(num_qubits)
-    trash = resolve_trash_qubits(num_qubits, latent_qubits, trash_qubits)
-    pairs = validate_pairs(all_pairs(num_qubits) if pairs is None else pairs, num_qubits)
-    embed = _embedding_builder(num_qubits, embedding_layers)
-    masked = ParameterVector("m", embed.size)
-    weights = ParameterVector("θ", BLOCK_PARAMETERS * len(pairs))
-    enc = encoder(num_qubits, pairs=pairs, parameters=weights)
-    data = QuantumRegister(num_qubits, "data")
-    creg = ClassicalRegister(num_qubits, "c")
-    qc = QuantumCircuit(data, creg, name="qmae_reconstruction")
-    qc.compose(embed(masked), data, inplace=True)
-    qc.compose(enc, data, inplace=True)
-    for q in trash:
-        qc.reset(data[q])
-    qc.compose(decoder(enc), data, inplace=True)
-    qc.measure(data, creg)
-    return FidelityCircuit(qc, "reconstruction", masked, ParameterVector("o", 0), weights, num_qubits, trash, None)
+    parts = _Parts(num_qubits, trash_qubits, latent_qubits, pairs, embedding_layers, decoder)
+    n, trash = parts.n, parts.trash
+    data = QuantumRegister(n, "data")
+    creg = ClassicalRegister(n + (len(trash) if postselect else 0), "c")
+    variant = RECONSTRUCTION_POSTSELECT if postselect else RECONSTRUCTION
+    qc = QuantumCircuit(data, creg, name=f"qmae_{variant}")
+    qc.compose(parts.embed(parts.masked), data, inplace=True)
+    qc.compose(parts.encoder, data, inplace=True)
+    for k, q in enumerate(trash):
+        if postselect:
+            qc.measure(data[q], creg[n + k])
+        else:
+            qc.reset(data[q])
+    qc.compose(parts.decoder, data, inplace=True)
+    qc.measure(data, creg[:n])
+    return parts.result(qc, variant)
 
 
 class _EmbeddingBuilder:
@@ -246,14 +348,44 @@ class _EmbeddingBuilder:
         return ladder_embedding(self.num_qubits, self.layers, parameters=parameters)
 
 
-def _embedding_builder(num_qubits: int, layers: int | None) -> _EmbeddingBuilder:
-    return _EmbeddingBuilder(num_qubits, layers)
+def _outcomes(
+    counts: Mapping[str, float], width: int | None, variant: str
+) -> tuple[list[list[int]], np.ndarray, float]:
+    """Bits (``bits[i]`` = classical bit ``i``), weights summing to 1, and the number of shots
+    (1 for exact probabilities) of a counts mapping."""
+    keys = [k.replace(" ", "") for k in counts]
+    if not keys:
+        raise ValueError("no counts: the job returned no outcomes")
+    if width is not None and any(len(k) != width for k in keys):
+        raise ValueError(f"{variant!r} counts need {width}-bit outcomes, got {sorted({len(k) for k in keys})}")
+    total = float(sum(counts.values()))
+    bits = [[int(b) for b in reversed(key)] for key in keys]
+    weights = np.array(list(counts.values()), dtype=float) / total
+    shots = total if total > 1.0 + 1e-9 else 1.0
+    return bits, weights, shots
+
+
+def _trash_width(counts: Mapping[str, float], num_qubits: int, variant: str) -> int:
+    width = len(next(iter(counts)).replace(" ", "")) if counts else 0
+    if width <= num_qubits:
+        raise ValueError(
+            f"{variant!r} counts need {num_qubits} data bits and the trash bits after them, got {width}-bit outcomes"
+        )
+    return width - num_qubits
+
+
+def keep_fraction_from_counts(counts: Mapping[str, float], *, num_qubits: int) -> float:
+    """The fraction of shots a post-selected circuit keeps: the trash bits (``c[n..]``) all 0."""
+    t = _trash_width(counts, num_qubits, "postselect")
+    bits, weights, _ = _outcomes(counts, num_qubits + t, "postselect")
+    return float(sum(w for b, w in zip(bits, weights) if not any(b[num_qubits:])))
 
 
 def fidelity_from_counts(counts: Mapping[str, float], *, variant: str, num_qubits: int) -> tuple[float, float]:
     """Fidelity estimate and its shot-noise standard error from measured counts.
 
-    Works with integer counts or with exact probabilities (then the error is that of one shot).
+    Works with integer counts or with exact probabilities (then the error is that of one shot),
+    and with readout-corrected quasi-probabilities.
 
     Args:
         counts: outcome bitstrings (Qiskit order: classical bit 0 rightmost) to counts.
@@ -261,32 +393,36 @@ def fidelity_from_counts(counts: Mapping[str, float], *, variant: str, num_qubit
         num_qubits: data qubits ``n``.
 
     Returns:
-        ``(F, stderr)``.
+        ``(F, stderr)``. For the post-selected variants ``F`` is the fidelity of the kept shots
+        and the error is that of a proportion over the kept shots only (the discarded shots carry
+        no information about it).
 
     Raises:
         ValueError: unknown variant, empty counts, or bitstrings of the wrong width.
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    if variant in POSTSELECTED_VARIANTS:
+        t = _trash_width(counts, num_qubits, variant)
+        bits, weights, shots = _outcomes(counts, num_qubits + t, variant)
+        kept = float(sum(w for b, w in zip(bits, weights) if not any(b[num_qubits:])))
+        passed = float(sum(w for b, w in zip(bits, weights) if not any(b)))
+        if kept <= 0:
+            return 0.0, 1.0  # nothing kept: no information
+        f = passed / kept
+        kept_shots = max(kept * shots, 1.0)
+        return f, float(np.sqrt(max(f * (1 - f), 0.0) / kept_shots))
     width = {"paper": 1, "reset": 1, "destructive": 2 * num_qubits, "compute_uncompute": num_qubits}[variant]
-    keys = [k.replace(" ", "") for k in counts]
-    if not keys:
-        raise ValueError("no counts: the job returned no outcomes")
-    if any(len(k) != width for k in keys):
-        raise ValueError(f"{variant!r} counts need {width}-bit outcomes, got {sorted({len(k) for k in keys})}")
-    total = float(sum(counts.values()))
-    values = np.empty(len(keys))
-    for idx, key in enumerate(keys):
-        bits = [int(b) for b in reversed(key)]  # bits[i] = classical bit i
+    bits, weights, shots = _outcomes(counts, width, variant)
+    values = np.empty(len(bits))
+    for idx, b in enumerate(bits):
         if variant in ("paper", "reset"):
-            values[idx] = 1.0 if bits[0] == 0 else -1.0  # <Z> = P(0) - P(1) = 2 P(0) - 1
+            values[idx] = 1.0 if b[0] == 0 else -1.0  # <Z> = P(0) - P(1) = 2 P(0) - 1
         elif variant == "destructive":
-            parity = sum(a & b for a, b in zip(bits[:num_qubits], bits[num_qubits:])) & 1
+            parity = sum(x & y for x, y in zip(b[:num_qubits], b[num_qubits:])) & 1
             values[idx] = 1.0 - 2.0 * parity
         else:
-            values[idx] = 1.0 if not any(bits) else 0.0
-    weights = np.array(list(counts.values()), dtype=float) / total
+            values[idx] = 1.0 if not any(b) else 0.0
     mean = float(weights @ values)
     var = float(weights @ (values - mean) ** 2)
-    shots = total if total > 1.0 + 1e-9 else 1.0
     return mean, float(np.sqrt(var / shots))

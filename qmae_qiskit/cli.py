@@ -50,6 +50,26 @@ _TRAIN_OPTIONS = {
         help="add this weight times mean(1 - P(trash = 0)) to the paper's loss "
         "(Romero et al.'s compression term; default 0 = the paper's loss)",
     ),
+    "objective": dict(
+        choices=("reset", "postselect"),
+        help="reset the trash qubit (the paper's, default) or measure it and keep the shots where it reads 0",
+    ),
+    "keep_weight": dict(
+        type=float,
+        help="with --objective postselect: weight of mean(1 - P(keep)) in the loss, which holds the kept "
+        "fraction up (default 0.2, chosen on held-out training images)",
+    ),
+    "layers": dict(type=int, help="repetitions of the pair layer, each with its own weights; default 1"),
+    "decoder": dict(
+        choices=("tied", "untied"), help="tied: U^dagger (the paper's, default); untied: an independent decoder"
+    ),
+    "token": dict(choices=("shared", "per-patch"), help="one mask token for every patch (default) or one per patch"),
+    "ansatz": dict(
+        choices=("blocks", "unitary"),
+        help="blocks: the paper's two-qubit blocks (default); unitary: a general unitary, the architecture's "
+        "ceiling (a bound, not a circuit; exact engine, n <= 10)",
+    ),
+    "holdout": dict(type=int, help="keep the last N training images out of training (to choose options on them)"),
     "init_from": dict(
         metavar="RUN_DIR", help="start from a trained run's weights and token (fine-tuning; its architecture is kept)"
     ),

@@ -1,11 +1,16 @@
-"""Every number of the paper's Table 1 for one trained model on held-out images.
+"""Every number of the paper's Table 1, and the inpainting metrics, for one trained model.
 
-``evaluate_run`` is what ``qmae evaluate`` prints: the fidelity (the model's own SWAP-test value),
-cosine similarity, SSIM (scikit-image, and torchmetrics' defaults), PSNR and the ResNet18 accuracy
-on the reconstructions, each a mean with its standard error, with the inference-time ``visible``
-scaling; the ``oracle_*`` keys repeat the image metrics with the oracle scaling, and the
-``postselected_*`` keys with the trash measured and post-selected on 0 instead of reset (not the
-paper's procedure; never mixed into the main keys).
+``evaluate_run`` is what ``qmae evaluate`` prints: the fidelity (the model's own: the SWAP-test
+value with the trash reset, or the fidelity of the kept shots for a post-selected model), cosine
+similarity, SSIM (scikit-image, and torchmetrics' defaults), PSNR and the ResNet18 accuracy on the
+reconstructions, each a mean with its standard error, with the inference-time ``visible`` scaling.
+
+A masked autoencoder exists to fill in what was masked, so every score sits next to what passing
+the input through would score (``input_fidelity``, ``fidelity_gain``, the ``passthrough`` rows for
+zeros, the learned token and the mean training image on the same masks), and the metrics that
+look only at the masked pixels (``masked_psnr``, ``masked_cosine_similarity``). The ``oracle_*``
+keys repeat the image metrics with the oracle scaling; the other trash procedure has its own keys
+(``postselected_*`` or ``reset_*``), never mixed into the main ones.
 """
 
 from __future__ import annotations
@@ -17,11 +22,11 @@ from typing import Any
 
 import torch
 
-from .metrics import image_metrics, mean_stderr, scale_reconstruction
+from .metrics import image_metrics, mean_stderr, scale_reconstruction, state_fidelity
 from .model import QMAE, load_model
 from .runs import data_for_run, saved_evaluation_masks
 
-__all__ = ["EvalResult", "evaluate", "evaluate_images", "evaluate_run"]
+__all__ = ["EvalResult", "evaluate", "evaluate_images", "evaluate_run", "passthrough", "passthrough_fills"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,50 @@ def evaluate(model: QMAE, images: torch.Tensor, masks: torch.Tensor, *, batch_si
     return EvalResult(values.mean().item(), stderr, len(values))
 
 
+def _summaries(out: dict[str, Any], prefix: str, values: dict[str, torch.Tensor]) -> None:
+    for name, v in values.items():
+        out[f"{prefix}{name}"], out[f"{prefix}{name}_stderr"] = mean_stderr(v)
+
+
+def _accuracy(out: dict[str, Any], key: str, classifier, images: torch.Tensor, labels) -> None:
+    from .classifier import accuracy
+
+    out[key], out[f"{key}_stderr"] = accuracy(classifier, images, labels)
+
+
+@torch.no_grad()
+def passthrough(
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    fill: torch.Tensor,
+    *,
+    labels: torch.Tensor | None = None,
+    classifier: torch.nn.Module | None = None,
+    with_ssim: bool = True,
+) -> dict[str, Any]:
+    """The metrics of a *pass-through*: the filled input itself, scored as if it were the output.
+
+    Any inpainting must beat these on the same masks. The fill is already in pixel units: the
+    visible-pixel scaling leaves it unchanged (its visible pixels are the original's).
+
+    Args:
+        images: ``(N, H, W)`` originals.
+        masks: ``(N, H, W)`` bool.
+        fill: ``(N, H, W)`` the images with their masked pixels filled (zeros, a token, ...).
+
+    Returns:
+        ``fidelity`` (the embeddings' state fidelity), the image metrics with ``masked_psnr`` and
+        ``masked_cosine_similarity``, and ``accuracy`` when a classifier is given; each with ``*_stderr``.
+    """
+    out: dict[str, Any] = {"images": len(images)}
+    out["fidelity"], out["fidelity_stderr"] = mean_stderr(state_fidelity(fill.flatten(1), images.flatten(1)))
+    shown = scale_reconstruction(fill.clamp(min=0), images, masks, method="visible")
+    _summaries(out, "", image_metrics(shown, images, masks, torchmetrics_ssim=False, with_ssim=with_ssim))
+    if classifier is not None and labels is not None:
+        _accuracy(out, "accuracy", classifier, shown, labels)
+    return out
+
+
 @torch.no_grad()
 def evaluate_images(
     model: QMAE,
@@ -57,40 +106,74 @@ def evaluate_images(
     labels: torch.Tensor | None = None,
     classifier: torch.nn.Module | None = None,
     batch_size: int = 2000,
+    with_ssim: bool = True,
 ) -> dict[str, Any]:
-    """All metrics for ``images`` under ``masks``.
+    """All metrics for ``images`` under ``masks``, with the model's own procedure (its ``objective``).
 
     Returns:
-        A flat dict: ``fidelity``, ``cosine_similarity``, ``ssim``, ``ssim_torchmetrics``, ``psnr``,
-        ``accuracy`` (when a classifier and labels are given), each with ``*_stderr``, and the
-        ``oracle_*`` image metrics; plus ``images``.
+        A flat dict, each value with ``*_stderr``:
+
+        - ``fidelity``: the model's own (reset: the SWAP-test F; postselect: F of the kept shots);
+          ``input_fidelity``: its filled input's, the pass-through; ``fidelity_gain``: their
+          difference, paired per image; ``keep_probability`` when post-selected;
+        - image metrics of the reconstruction (visible-pixel scaling): ``cosine_similarity``,
+          ``ssim``, ``ssim_torchmetrics``, ``psnr``, and on the masked pixels only ``masked_psnr``,
+          ``masked_cosine_similarity``; ``accuracy`` when a classifier and labels are given;
+        - ``oracle_*``: the image metrics with the oracle scaling;
+        - the other procedure in its own keys, never mixed into the main ones: ``postselected_*``
+          for a reset model (with ``postselected_fidelity`` and ``postselected_keep_probability``),
+          ``reset_*`` for a post-selected one;
+        - ``images``.
     """
-    fids, recons, posts = [], [], []
+    own_ps = model.objective == "postselect"
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("reset", "joint", "kept", "input", "recon", "other")}
     for start in range(0, len(images), batch_size):
         x, m = images[start : start + batch_size], masks[start : start + batch_size]
-        fids.append(model.fidelity(x, m).double())
-        recons.append(model.reconstruct(x, m).detach())
-        posts.append(model.reconstruct(x, m, postselect=True).detach())
-    fidelity, recon, post = torch.cat(fids), torch.cat(recons), torch.cat(posts)
+        b = model.branches(x, m)
+        parts["reset"].append(b.fidelity.double())
+        parts["joint"].append(b.joint.double())
+        parts["kept"].append(b.kept.double())
+        parts["input"].append(state_fidelity(model.fill(x, m).flatten(1), x.flatten(1)))
+        parts["recon"].append(model.reconstruct(x, m).detach())
+        parts["other"].append(model.reconstruct(x, m, postselect=not own_ps).detach())
+    reset, joint, kept, input_fid, recon, other = (torch.cat(parts[k]) for k in parts)
+    postselected = joint / torch.where(kept > 0, kept, torch.ones_like(kept))
+    fidelity = postselected if own_ps else reset
     out: dict[str, Any] = {"images": len(images)}
-    out["fidelity"], out["fidelity_stderr"] = mean_stderr(fidelity)
+    _summaries(out, "", {"fidelity": fidelity, "input_fidelity": input_fid, "fidelity_gain": fidelity - input_fid})
+    if own_ps:
+        _summaries(out, "", {"keep_probability": kept})
     scaled = scale_reconstruction(recon, images, masks, method="visible")
-    for name, values in image_metrics(scaled, images).items():
-        out[name], out[f"{name}_stderr"] = mean_stderr(values)
-    # not the paper's procedure: trash measured and post-selected on 0 instead of reset (own keys)
-    post_scaled = scale_reconstruction(post, images, masks, method="visible")
-    for name, values in image_metrics(post_scaled, images, torchmetrics_ssim=False).items():
-        out[f"postselected_{name}"], out[f"postselected_{name}_stderr"] = mean_stderr(values)
+    _summaries(out, "", image_metrics(scaled, images, masks, with_ssim=with_ssim))
+    # the other procedure (reset <-> post-selected), in its own keys
+    other_prefix = "reset_" if own_ps else "postselected_"
+    other_scaled = scale_reconstruction(other, images, masks, method="visible")
+    _summaries(
+        out, other_prefix, image_metrics(other_scaled, images, masks, torchmetrics_ssim=False, with_ssim=with_ssim)
+    )
+    _summaries(out, other_prefix, {"fidelity": reset if own_ps else postselected})
+    if not own_ps:
+        _summaries(out, other_prefix, {"keep_probability": kept})
     oracle = scale_reconstruction(recon, images, masks, method="oracle")
-    for name, values in image_metrics(oracle, images, torchmetrics_ssim=False).items():
-        out[f"oracle_{name}"], out[f"oracle_{name}_stderr"] = mean_stderr(values)
+    _summaries(out, "oracle_", image_metrics(oracle, images, torchmetrics_ssim=False, with_ssim=with_ssim))
     if classifier is not None and labels is not None:
-        from .classifier import accuracy
-
-        out["accuracy"], out["accuracy_stderr"] = accuracy(classifier, scaled, labels)
-        out["oracle_accuracy"], out["oracle_accuracy_stderr"] = accuracy(classifier, oracle, labels)
-        out["postselected_accuracy"], out["postselected_accuracy_stderr"] = accuracy(classifier, post_scaled, labels)
+        _accuracy(out, "accuracy", classifier, scaled, labels)
+        _accuracy(out, "oracle_accuracy", classifier, oracle, labels)
+        _accuracy(out, f"{other_prefix}accuracy", classifier, other_scaled, labels)
     return out
+
+
+def passthrough_fills(
+    model: QMAE, images: torch.Tensor, masks: torch.Tensor, mean_image: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """The filled inputs every table compares a model with, on the same masks: ``zeros``, the
+    model's learned ``token`` (QMAE only), and the per-pixel ``mean_image`` of the training images
+    written into the masked pixels (the classical fill any inpainting must beat)."""
+    fills = {"zeros": images.masked_fill(masks, 0.0)}
+    if model.token is not None:
+        fills["token"] = model.fill(images, masks).detach()
+    fills["mean_image"] = torch.where(masks, mean_image.to(images.dtype).expand_as(images), images)
+    return fills
 
 
 def evaluate_run(
@@ -103,22 +186,34 @@ def evaluate_run(
     progress: bool = True,
     embedding_layers: int | None = None,
 ) -> dict[str, Any]:
-    """:func:`evaluate_images` for a run directory, with its saved evaluation masks.
+    """:func:`evaluate_images` for a run directory, with its saved evaluation masks, and the
+    pass-through rows on the same masks (:func:`passthrough_fills`).
 
     The classifier is trained on the run's training source the first time (cached afterwards).
     ``embedding_layers`` evaluates with the approximate ladder embedding that hardware runs
     (:mod:`qmae_qiskit.approx_embedding`) instead of the run's own embedding.
+
+    Returns:
+        The keys of :func:`evaluate_images`, plus ``passthrough`` (``{name: metrics}`` for each
+        fill), ``best_passthrough_fidelity``, ``objective``, ``split``, ``source``, ``embedding_layers``.
     """
     model = load_model(run_dir)
     if embedding_layers is not None:
         model.set_embedding(embedding_layers)
     data = data_for_run(run_dir, split=split, data_dir=data_dir, limit=limit)
     masks = saved_evaluation_masks(run_dir, model, len(data.images))
+    train_images = data_for_run(run_dir, split="train", data_dir=data_dir)
     classifier = None
     if with_accuracy:
         from .classifier import cached_classifier
 
-        classifier, _ = cached_classifier(data_for_run(run_dir, split="train", data_dir=data_dir), progress=progress)
+        classifier, _ = cached_classifier(train_images, progress=progress)
     out = evaluate_images(model, data.images, masks, labels=data.labels, classifier=classifier)
-    out.update(split=split, source=data.source, embedding_layers=model.embedding_layers)
+    fills = passthrough_fills(model, data.images, masks, train_images.images.mean(0))
+    out["passthrough"] = {
+        name: passthrough(data.images, masks, fill, labels=data.labels, classifier=classifier)
+        for name, fill in fills.items()
+    }
+    out["best_passthrough_fidelity"] = max(row["fidelity"] for row in out["passthrough"].values())
+    out.update(objective=model.objective, split=split, source=data.source, embedding_layers=model.embedding_layers)
     return out

@@ -20,6 +20,7 @@ __all__ = [
     "masks_from_patches",
     "mask_patches",
     "fill_masked",
+    "token_image",
 ]
 
 
@@ -115,23 +116,33 @@ def mask_patches(masks: torch.Tensor, patch_size: tuple[int, int]) -> torch.Tens
     return torch.stack([row.nonzero().flatten() for row in grid])
 
 
+def token_image(token: torch.Tensor, image_size: int) -> torch.Tensor:
+    """The ``(H, W)`` image a token writes into masked pixels.
+
+    A shared token ``(Hp, Wp)`` (one value per pixel of a patch) is tiled: pixel ``(r, c)`` takes
+    ``token[r % Hp, c % Wp]``, so every masked patch gets the whole token. A per-patch token
+    ``(P, Hp, Wp)`` has one ``(Hp, Wp)`` token per patch position (row-major on the patch grid).
+    """
+    if token.dim() == 2:
+        ph, pw = token.shape
+        return token.repeat(image_size // ph, image_size // pw)
+    _, ph, pw = token.shape
+    rows, cols = image_size // ph, image_size // pw
+    return token.reshape(rows, cols, ph, pw).permute(0, 2, 1, 3).reshape(image_size, image_size)
+
+
 def fill_masked(images: torch.Tensor, mask: torch.Tensor, token: torch.Tensor | None) -> torch.Tensor:
     """Replace the masked pixels by the token (QMAE) or by 0 (QAE, ``token=None``).
-
-    The token is one value per pixel of a patch, tiled over the image: pixel ``(r, c)`` of a
-    masked region takes ``token[r % Hp, c % Wp]``, so every masked patch gets the whole token.
 
     Args:
         images: ``(B, H, W)``.
         mask: ``(B, H, W)`` bool.
-        token: ``(Hp, Wp)`` or ``None``.
+        token: ``(Hp, Wp)`` (shared), ``(P, Hp, Wp)`` (one per patch position; see
+            :func:`token_image`) or ``None``.
 
     Returns:
         ``(B, H, W)`` images (differentiable in ``token``).
     """
     if token is None:
         return images.masked_fill(mask, 0.0)
-    h, w = images.shape[-2:]
-    ph, pw = token.shape
-    tiled = token.repeat(h // ph, w // pw).to(images.dtype)
-    return torch.where(mask, tiled, images)
+    return torch.where(mask, token_image(token, images.shape[-1]).to(images.dtype), images)

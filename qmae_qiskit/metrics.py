@@ -15,7 +15,7 @@ reader can see how much the definition alone moves the number.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import torch
@@ -30,6 +30,11 @@ __all__ = [
     "MetricSummary",
     "image_metrics",
     "mean_stderr",
+    "masked_psnr",
+    "masked_cosine_similarity",
+    "state_fidelity",
+    "paired_interval",
+    "Interval",
 ]
 
 SCALINGS = ("visible", "oracle")
@@ -73,6 +78,26 @@ def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(den > 0, (a * b).sum(1) / den.clamp_min(1e-30), torch.zeros_like(den))
 
 
+def masked_psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR in dB (``data_range=1.0``) over the masked pixels only: where the filling happens."""
+    m = mask.flatten(1).double()
+    mse = ((a.double() - b.double()).square().flatten(1) * m).sum(1) / m.sum(1).clamp_min(1)
+    return 10 * torch.log10(1.0 / mse.clamp_min(1e-12))
+
+
+def masked_cosine_similarity(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-image cosine similarity of the masked pixels only (0 where either is all zero there)."""
+    m = mask.flatten(1)
+    return cosine_similarity(a.flatten(1) * m, b.flatten(1) * m)
+
+
+def state_fidelity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image ``|<a|b>|^2 / (||a||^2 ||b||^2)``: the fidelity of the two amplitude embeddings
+    (0 where either is all zero). For a filled input and its original this is the *pass-through*
+    fidelity, what an autoencoder that returned its input unchanged would score."""
+    return cosine_similarity(a, b).square()
+
+
 def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-image SSIM, scikit-image ``structural_similarity(data_range=1.0, win_size=7)``."""
     from skimage.metrics import structural_similarity
@@ -109,14 +134,59 @@ def mean_stderr(values: torch.Tensor) -> MetricSummary:
 
 
 def image_metrics(
-    recon_scaled: torch.Tensor, images: torch.Tensor, *, torchmetrics_ssim: bool = True
+    recon_scaled: torch.Tensor,
+    images: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    torchmetrics_ssim: bool = True,
+    with_ssim: bool = True,
 ) -> Mapping[str, torch.Tensor]:
-    """Per-image ``cosine_similarity``, ``ssim``, ``psnr`` (and ``ssim_torchmetrics``)."""
-    out = {
-        "cosine_similarity": cosine_similarity(recon_scaled, images),
-        "ssim": ssim(recon_scaled, images),
-        "psnr": psnr(recon_scaled, images),
-    }
-    if torchmetrics_ssim:
-        out["ssim_torchmetrics"] = ssim_torchmetrics(recon_scaled, images)
+    """Per-image ``cosine_similarity``, ``ssim``, ``psnr`` (and ``ssim_torchmetrics``), and with a
+    ``mask`` the inpainting metrics ``masked_psnr`` and ``masked_cosine_similarity``."""
+    out = {"cosine_similarity": cosine_similarity(recon_scaled, images), "psnr": psnr(recon_scaled, images)}
+    if with_ssim:
+        out["ssim"] = ssim(recon_scaled, images)
+        if torchmetrics_ssim:
+            out["ssim_torchmetrics"] = ssim_torchmetrics(recon_scaled, images)
+    if mask is not None:
+        out["masked_psnr"] = masked_psnr(recon_scaled, images, mask)
+        out["masked_cosine_similarity"] = masked_cosine_similarity(recon_scaled, images, mask)
     return out
+
+
+class Interval(NamedTuple):
+    """A mean difference and its confidence interval."""
+
+    mean: float
+    low: float
+    high: float
+    samples: int
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.low > 0 or self.high < 0
+
+
+def paired_interval(
+    a: torch.Tensor | Sequence[float], b: torch.Tensor | Sequence[float], *, level: float = 0.95
+) -> Interval:
+    """The ``level`` confidence interval of ``mean(a - b)`` for paired samples (Student's t).
+
+    Pair what varies together: per image on the same masks, or per seed (then the interval
+    carries the seed-to-seed spread of training, with few degrees of freedom).
+
+    Raises:
+        ValueError: unpaired lengths or fewer than two pairs.
+    """
+    from scipy.stats import t
+
+    d = torch.as_tensor(a, dtype=torch.float64) - torch.as_tensor(b, dtype=torch.float64)
+    if d.dim() != 1 or len(d) < 2:
+        raise ValueError(
+            f"a paired interval needs two equal-length sequences of >= 2 values, got shape {tuple(d.shape)}"
+        )
+    mean, half = d.mean().item(), 0.0
+    sd = d.std(unbiased=True).item()
+    if sd > 0:
+        half = float(t.ppf(0.5 + level / 2, len(d) - 1)) * sd / len(d) ** 0.5
+    return Interval(mean, mean - half, mean + half, len(d))

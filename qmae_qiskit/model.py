@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -27,16 +27,40 @@ from .circuits.ansatz import BLOCK_PARAMETERS, all_pairs, validate_pairs
 from .circuits.embedding import image_qubits
 from .circuits.fidelity import (
     CIRCUIT_VARIANTS,
+    DECODERS,
     RECONSTRUCTION,
+    RECONSTRUCTION_POSTSELECT,
     FidelityCircuit,
     fidelity_circuit,
     reconstruction_circuit,
     resolve_trash_qubits,
 )
-from .engines import ENGINES, make_engine
-from .masking import fill_masked, num_masked_patches, parse_patch_size, random_masks
+from .engines import ENGINES, Branches, make_engine
+from .engines.exact import ANSATZES
+from .masking import fill_masked, num_masked_patches, parse_patch_size, patch_grid, random_masks
 
-__all__ = ["QMAE", "QAE", "load_model"]
+MAX_UNITARY_QUBITS = 10  # a dense 1024 x 1024 matrix exponential per step
+
+__all__ = ["QMAE", "QAE", "OBJECTIVES", "TOKENS", "LossTerms", "load_model"]
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+
+
+OBJECTIVES = ("reset", "postselect")
+
+
+class LossTerms(NamedTuple):
+    """What one training step computes: ``loss`` (scalar), ``fidelity`` and ``kept`` (``(B,)``)."""
+
+    loss: torch.Tensor
+    fidelity: torch.Tensor
+    kept: torch.Tensor
+
+
+TOKENS = ("shared", "per-patch")
 
 
 class QMAE(nn.Module):
@@ -49,20 +73,36 @@ class QMAE(nn.Module):
         latent_qubits: latent size ``k`` (default ``n - 1``); the trash is the highest ``n - k`` qubits.
         trash_qubits: explicit trash qubits instead of ``latent_qubits``.
         pairs: the encoder's qubit pairs (default: all ``n(n-1)/2`` pairs, as in the paper).
+        layers: repetitions of the pair layer, each with its own weights (``15 * len(pairs) *
+            layers`` encoder weights).
+        decoder: ``"tied"`` (``U(theta)^dagger``, the paper's) or ``"untied"`` (an independent
+            decoder ``V(phi)^dagger`` of the same form, initialized equal to the encoder).
+        tokens: ``"shared"`` (one token for every patch, the paper's) or ``"per-patch"`` (one token
+            per patch position). QAE has no token.
+        ansatz: ``"blocks"`` (the paper's two-qubit blocks) or ``"unitary"``: a general unitary
+            ``exp(K)`` (exact engine only, n <= 10). Not a circuit: training it bounds what any
+            circuit of this architecture could reach (the "ceiling").
+        objective: how the trash is handled at inference, and so what :meth:`fidelity` and
+            :meth:`reconstruct` return by default: ``"reset"`` (the paper's) or ``"postselect"``
+            (measure the trash, keep the shots where it reads 0).
         engine: ``"exact"`` (batched torch, default) or ``"estimator"`` (EstimatorQNN on Aer).
-        engine_options: passed to the engine (``dtype`` for exact; ``precision``, ``seed`` for estimator).
+        engine_options: passed to the engine (``dtype`` for exact; ``precision``, ``seed``,
+            ``gradient`` for estimator).
         seed: seed of the initial weights.
-        init_scale: initial weights are uniform in ``[-init_scale, init_scale]``.
+        init_scale: initial block weights are uniform in ``[-init_scale, init_scale]`` (the
+            unitary ansatz starts near the identity instead).
         token_init: initial value of every token pixel.
         embedding_layers: ``None`` (default): the exact amplitude embedding. ``L``: the approximate
             ladder embedding with ``L * (n - 1)`` CNOTs (:mod:`qmae_qiskit.approx_embedding`),
             used by :meth:`fidelity`, :meth:`reconstruct` and the circuits alike, so that what is
             evaluated (or fine-tuned) is what runs on hardware. The fit is not differentiable:
-            with it, only ``theta`` receives gradients (the token stays as trained).
+            with it, only the weights receive gradients (the token stays as trained).
 
     Raises:
         ValueError: an image size that is not a power of 2 in 2..64, an impossible mask ratio or
-            patch size, latent qubits outside ``1..n-1``, invalid pairs, or an unknown engine.
+            patch size, latent qubits outside ``1..n-1``, invalid pairs, an unknown engine,
+            decoder, token layout, ansatz or objective, or a combination that does not exist
+            (the unitary ansatz on the estimator engine or above 10 qubits; tokens for QAE).
     """
 
     uses_token = True
@@ -76,6 +116,11 @@ class QMAE(nn.Module):
         latent_qubits: int | None = None,
         trash_qubits: Sequence[int] | None = None,
         pairs: Sequence[Sequence[int]] | None = None,
+        layers: int = 1,
+        decoder: str = "tied",
+        tokens: str = "shared",
+        ansatz: str = "blocks",
+        objective: str = "reset",
         engine: str = "exact",
         engine_options: dict[str, Any] | None = None,
         seed: int | None = None,
@@ -92,16 +137,41 @@ class QMAE(nn.Module):
         self.trash_qubits = resolve_trash_qubits(self.num_qubits, latent_qubits, trash_qubits)
         self.latent_qubits = self.num_qubits - len(self.trash_qubits)
         self.pairs = validate_pairs(all_pairs(self.num_qubits) if pairs is None else pairs, self.num_qubits)
+        _check_choice("decoder", decoder, DECODERS)
+        _check_choice("tokens", tokens, TOKENS)
+        _check_choice("ansatz", ansatz, ANSATZES)
+        _check_choice("objective", objective, OBJECTIVES)
+        if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
+            raise ValueError(f"layers must be a positive integer, got {layers!r}")
+        if ansatz == "unitary" and self.num_qubits > MAX_UNITARY_QUBITS:
+            raise ValueError(
+                f"the unitary ansatz is a dense 2^n x 2^n matrix: n <= {MAX_UNITARY_QUBITS} (images up to "
+                f"{2 ** (MAX_UNITARY_QUBITS // 2)}x{2 ** (MAX_UNITARY_QUBITS // 2)}), got n = {self.num_qubits}"
+            )
+        if ansatz == "unitary" and (layers != 1 or pairs is not None):
+            raise ValueError("the unitary ansatz has no pairs or layers: it is a general unitary; drop them")
+        if not self.uses_token and tokens != "shared":
+            raise ValueError("QAE has no mask token (masked pixels are zeros): drop tokens=")
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        self.layers, self.decoder, self.tokens, self.ansatz, self.objective = layers, decoder, tokens, ansatz, objective
+        self.encoder_pairs = self.pairs * layers  # layer l's blocks are encoder_pairs[l * len(pairs):]
         self.embedding_layers: int | None = None  # set (and validated) by set_embedding below
         self._fits: dict[tuple[int, str], Any] = {}  # LadderFit by (layers, content hash)
 
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        size = BLOCK_PARAMETERS * len(self.pairs)
-        self.theta = nn.Parameter((2 * torch.rand(size, generator=gen) - 1) * init_scale)  # (15 * pairs,)
+        if ansatz == "unitary":  # near the identity: K = A - A^dagger small
+            dim = 2**self.num_qubits
+            theta = 0.01 * torch.randn(2, dim, dim, generator=gen)
+        else:
+            theta = (2 * torch.rand(BLOCK_PARAMETERS * len(self.encoder_pairs), generator=gen) - 1) * init_scale
+        self.theta = nn.Parameter(theta)  # (15 * pairs * layers,) or (2, 2**n, 2**n)
+        # the untied decoder starts as the tied one (so it can only improve on it) and trains apart
+        self.decoder_theta = nn.Parameter(theta.clone()) if decoder == "untied" else None
         if self.uses_token:
-            self.token = nn.Parameter(torch.full(self.patch_size, float(token_init)))  # (Hp, Wp)
+            rows, cols = patch_grid(image_size, self.patch_size)
+            shape = self.patch_size if tokens == "shared" else (rows * cols, *self.patch_size)
+            self.token = nn.Parameter(torch.full(shape, float(token_init)))  # (Hp, Wp) or (P, Hp, Wp)
         else:
             self.register_parameter("token", None)
         self._circuits: dict[tuple[str, bool], FidelityCircuit] = {}
@@ -114,13 +184,19 @@ class QMAE(nn.Module):
         """Switch the fidelity engine (the parameters stay the same objects). Returns ``self``.
 
         Raises:
-            ValueError: the estimator engine with an approximate embedding (not supported).
+            ValueError: the estimator engine with an approximate embedding or the unitary ansatz.
         """
         if engine != "exact" and self.embedding_layers is not None:
             raise ValueError(
                 "the approximate embedding (embedding_layers) runs on the exact engine only; use engine='exact'"
             )
-        self._engine = make_engine(engine, self.num_qubits, self.pairs, self.trash_qubits, **options)
+        if engine != "exact" and self.ansatz == "unitary":
+            raise ValueError("the unitary ansatz is a bound computed by the exact engine only; use engine='exact'")
+        if engine == "exact":
+            options.setdefault("ansatz", self.ansatz)
+        else:
+            options.setdefault("decoder", self.decoder)
+        self._engine = make_engine(engine, self.num_qubits, self.encoder_pairs, self.trash_qubits, **options)
         self.engine = engine
         return self
 
@@ -143,7 +219,9 @@ class QMAE(nn.Module):
         return self
 
     def config(self) -> dict[str, Any]:
-        """The constructor arguments that rebuild this model's architecture (JSON-serializable)."""
+        """The constructor arguments that rebuild this model's architecture (JSON-serializable).
+        Options at their default (the paper's) are left out, so older runs read back unchanged."""
+        knobs = {"layers": 1, "decoder": "tied", "tokens": "shared", "ansatz": "blocks", "objective": "reset"}
         return {
             "model": "qmae" if self.uses_token else "qae",
             "image_size": self.image_size,
@@ -151,6 +229,7 @@ class QMAE(nn.Module):
             "mask_ratio": self.mask_ratio,
             "trash_qubits": list(self.trash_qubits),
             "pairs": [list(p) for p in self.pairs],
+            **{k: getattr(self, k) for k, default in knobs.items() if getattr(self, k) != default},
             **({"embedding_layers": self.embedding_layers} if self.embedding_layers is not None else {}),
         }
 
@@ -166,7 +245,7 @@ class QMAE(nn.Module):
 
     @property
     def num_parameters(self) -> int:
-        """Trainable parameters: ``15 * pairs`` (+ ``Hp * Wp`` for the token; paper Eq. 7)."""
+        """Trainable parameters: ``15 * pairs * layers`` (twice when untied; + the token's pixels)."""
         return sum(p.numel() for p in self.parameters())
 
     # --- validation ----------------------------------------------------------------------------
@@ -217,27 +296,47 @@ class QMAE(nn.Module):
         """The encoder's input: masked pixels replaced by the token (QAE: by 0). ``(B, H, W)``."""
         return fill_masked(images, mask, self.token)
 
-    def fidelity(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """SWAP-test fidelity (paper Eq. 8) between the decoded masked image and the original.
+    def _postselect(self, postselect: bool | None) -> bool:
+        return self.objective == "postselect" if postselect is None else bool(postselect)
 
-        Args:
-            images: ``(B, H, W)`` float pixels in [0, 1] (any non-negative scale works).
-            mask: ``(B, H, W)`` bool, True where masked.
-
-        Returns:
-            ``(B,)`` fidelities, differentiable in ``theta`` and the token. A masked image with no
-            lit pixel left (possible for QAE) has no quantum state and gets F = 0.
+    def branches(self, images: torch.Tensor, mask: torch.Tensor) -> Branches:
+        """Everything one forward pass gives per image: the reset fidelity, the joint probability
+        of keeping a shot and passing, and the kept fraction ``P(trash = 0)``
+        (:class:`~qmae_qiskit.engines.Branches`), differentiable in the weights and the token.
 
         Raises:
             ValueError: malformed images or mask (see :meth:`_check`).
         """
-        return self._forward(images, mask, with_trash=False)
-
-    def _forward(self, images: torch.Tensor, mask: torch.Tensor, *, with_trash: bool):
         images, mask = self._check(images, mask)
         masked = self.fill(images, mask).flatten(1)  # (B, 2**n)
-        extra = {"with_trash": True} if with_trash else {}  # the exact engine then also returns P(trash = 0)
-        return self._engine.fidelity(self.theta, self.embed(masked), self.embed(images.flatten(1)), **extra)
+        return self._engine.branches(
+            self.theta, self.embed(masked), self.embed(images.flatten(1)), decoder=self.decoder_theta
+        )
+
+    def fidelity(self, images: torch.Tensor, mask: torch.Tensor, *, postselect: bool | None = None) -> torch.Tensor:
+        """The fidelity between the decoded masked image and the original (paper Eq. 8).
+
+        Args:
+            images: ``(B, H, W)`` float pixels in [0, 1] (any non-negative scale works).
+            mask: ``(B, H, W)`` bool, True where masked.
+            postselect: ``False``: the trash is reset (the paper's SWAP-test fidelity); ``True``:
+                the trash is measured and only the shots where it reads 0 are kept, and this is
+                the fidelity of those shots, ``|<eta_0|phi_0>|^2 / P(keep)``; ``None`` (default):
+                the model's own ``objective``.
+
+        Returns:
+            ``(B,)`` fidelities, differentiable in the weights and the token. A masked image with
+            no lit pixel left (possible for QAE) has no quantum state and gets F = 0.
+
+        Raises:
+            ValueError: malformed images or mask (see :meth:`_check`).
+        """
+        b = self.branches(images, mask)
+        return b.postselected if self._postselect(postselect) else b.fidelity
+
+    def keep_probability(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` probability that the trash reads 0: the fraction of shots post-selection keeps."""
+        return self.branches(images, mask).kept
 
     def embed(self, vectors: torch.Tensor) -> torch.Tensor:
         """What the embedding prepares for ``(B, 2**n)`` pixel vectors: the vectors themselves
@@ -269,88 +368,121 @@ class QMAE(nn.Module):
             self._fits[key] = fit_ladder(data, self.embedding_layers)
         return self._fits[key]
 
-    def loss(self, images: torch.Tensor, mask: torch.Tensor, *, trash_weight: float = 0.0) -> torch.Tensor:
-        """Mean of ``1 - F`` over the batch (paper Eq. 9), plus ``trash_weight`` times the mean
-        of ``1 - P(trash = 0)`` (see :meth:`forward_loss`)."""
-        return self.forward_loss(images, mask, trash_weight=trash_weight)[0]
+    def loss(
+        self, images: torch.Tensor, mask: torch.Tensor, *, trash_weight: float = 0.0, keep_weight: float = 0.0
+    ) -> torch.Tensor:
+        """The training loss (see :meth:`forward_loss`)."""
+        return self.forward_loss(images, mask, trash_weight=trash_weight, keep_weight=keep_weight)[0]
 
     def forward_loss(
-        self, images: torch.Tensor, mask: torch.Tensor, *, trash_weight: float = 0.0
+        self, images: torch.Tensor, mask: torch.Tensor, *, trash_weight: float = 0.0, keep_weight: float = 0.0
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training loss and the batch's fidelities.
+        """``(loss, F)``: the first two of :meth:`loss_terms`."""
+        terms = self.loss_terms(images, mask, trash_weight=trash_weight, keep_weight=keep_weight)
+        return terms.loss, terms.fidelity
 
-        ``trash_weight = 0`` is the paper's loss, ``mean(1 - F)``. A positive weight adds
-        ``trash_weight * mean(1 - P(trash = 0))``, the probability that the encoder leaves the trash
-        qubits in ``|0>`` (the compression objective of Romero et al.'s quantum autoencoder, not in
-        the QMAE paper): it pushes the information into the latent qubits, so the reset discards
-        less and the reconstruction carries less of the trash = 1 "ghost".
+    def loss_terms(
+        self, images: torch.Tensor, mask: torch.Tensor, *, trash_weight: float = 0.0, keep_weight: float = 0.0
+    ) -> LossTerms:
+        """The training loss, the batch's fidelities under the model's objective, and ``P(keep)``.
+
+        ``objective="reset"``: ``mean(1 - F)``, the paper's loss (Eq. 9). A positive
+        ``trash_weight`` adds ``trash_weight * mean(1 - P(trash = 0))``, the compression objective
+        of Romero et al.'s quantum autoencoder (not in the QMAE paper): it pushes the information
+        into the latent qubits, so the reset discards less and the reconstruction carries less of
+        the trash = 1 "ghost".
+
+        ``objective="postselect"``: ``mean(1 - F_ps)`` on the kept shots, plus ``keep_weight *
+        mean(1 - P(keep))``: without it the model learns to keep fewer shots (the fidelity of the
+        few it keeps rises), which on hardware costs shots and makes the filled patch less
+        readable; the weight holds the acceptance rate up.
 
         Returns:
-            ``(loss, F)``: a scalar and ``(B,)``.
+            :class:`LossTerms`: the scalar loss, ``(B,)`` fidelities, ``(B,)`` ``P(trash = 0)``.
 
         Raises:
-            ValueError: a negative weight, or a positive one on an engine other than exact.
+            ValueError: a negative or non-finite weight, or the weight of the other objective.
         """
-        if trash_weight < 0 or not math.isfinite(trash_weight):
-            raise ValueError(f"trash_weight must be a finite number >= 0, got {trash_weight}")
-        if trash_weight == 0:
-            fid = self.fidelity(images, mask)
-            return (1.0 - fid).mean(), fid
-        if self.engine != "exact":
-            raise ValueError("trash_weight > 0 needs the exact engine (the estimator engine measures F only)")
-        fid, kept = self._forward(images, mask, with_trash=True)
-        return (1.0 - fid).mean() + trash_weight * (1.0 - kept).mean(), fid
+        for name, weight in (("trash_weight", trash_weight), ("keep_weight", keep_weight)):
+            if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {weight!r}")
+        postselect = self.objective == "postselect"
+        if postselect and trash_weight:
+            raise ValueError("trash_weight is the reset objective's term; with post-selection use keep_weight")
+        if not postselect and keep_weight:
+            raise ValueError(
+                "keep_weight holds the acceptance rate of objective='postselect'; with reset use trash_weight"
+            )
+        b = self.branches(images, mask)
+        fid = b.postselected if postselect else b.fidelity
+        weight = keep_weight if postselect else trash_weight
+        loss = (1.0 - fid).mean()
+        if weight:
+            loss = loss + weight * (1.0 - b.kept).mean()
+        return LossTerms(loss, fid, b.kept)
 
-    def reconstruct(self, images: torch.Tensor, mask: torch.Tensor, *, postselect: bool = False) -> torch.Tensor:
+    def reconstruct(self, images: torch.Tensor, mask: torch.Tensor, *, postselect: bool | None = None) -> torch.Tensor:
         """The image read off the decoder's output state (always computed exactly).
 
-        The output is mixed after the trash reset; each pixel is the square root of its
+        With the trash reset the output is mixed; each pixel is the square root of its
         probability (the diagonal of ``rho_out``). Unscaled: each image has unit L2 norm.
 
         Args:
             images: ``(B, H, W)`` in [0, 1].
             mask: ``(B, H, W)`` bool.
-            postselect: instead of resetting the trash, *measure* it and keep only the trash = 0
-                outcome (a pure state; on hardware, a mid-circuit measurement and discarded shots).
-                Not the paper's procedure: report it separately.
+            postselect: ``True``: measure the trash and keep only the trash = 0 outcome (a pure
+                state; on hardware, a mid-circuit measurement and discarded shots); ``False``:
+                reset it; ``None`` (default): the model's own ``objective``.
 
         Returns:
             ``(B, H, W)``.
         """
         images, mask = self._check(images, mask)
-        engine = (
-            self._engine
-            if self.engine == "exact"
-            else make_engine("exact", self.num_qubits, self.pairs, self.trash_qubits)
+        engine = self._engine if self.engine == "exact" else self._exact_engine()
+        probs = engine.reconstruct(
+            self.theta,
+            self.embed(self.fill(images, mask).flatten(1)),
+            postselect=self._postselect(postselect),
+            decoder=self.decoder_theta,
         )
-        probs = engine.reconstruct(self.theta, self.embed(self.fill(images, mask).flatten(1)), postselect=postselect)
         return probs.sqrt().reshape(images.shape)
+
+    def _exact_engine(self):
+        if getattr(self, "_exact", None) is None:
+            self._exact = make_engine(
+                "exact", self.num_qubits, self.encoder_pairs, self.trash_qubits, ansatz=self.ansatz
+            )
+        return self._exact
 
     # --- circuits ------------------------------------------------------------------------------
 
     def template(self, variant: str = "reset", *, measure: bool = False) -> FidelityCircuit:
-        """The parameterized circuit of this architecture (cached per variant): a fidelity
-        variant of :data:`~qmae_qiskit.circuits.CIRCUIT_VARIANTS` (the fidelity variants and
-        ``"reconstruction"``)."""
+        """The parameterized circuit of this architecture (cached per variant): one of
+        :data:`~qmae_qiskit.circuits.CIRCUIT_VARIANTS` (the fidelity variants, post-selected ones
+        included, and the reconstruction circuits).
+
+        Raises:
+            ValueError: an unknown variant, or the unitary ansatz (a bound, not a circuit).
+        """
         if variant not in CIRCUIT_VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(CIRCUIT_VARIANTS)}")
+        if self.ansatz == "unitary":
+            raise ValueError("the unitary ansatz is a bound on what circuits can do, not a circuit: it has no template")
         key = (variant, measure)
-        if key not in self._circuits and variant == RECONSTRUCTION:
-            self._circuits[key] = reconstruction_circuit(
-                self.num_qubits,
-                trash_qubits=self.trash_qubits,
-                pairs=self.pairs,
-                embedding_layers=self.embedding_layers,
-            )
         if key not in self._circuits:
-            self._circuits[key] = fidelity_circuit(
-                self.num_qubits,
-                variant=variant,
+            common = dict(
                 trash_qubits=self.trash_qubits,
-                pairs=self.pairs,
-                measure=measure,
+                pairs=self.encoder_pairs,
                 embedding_layers=self.embedding_layers,
+                decoder=self.decoder,
             )
+            if variant in (RECONSTRUCTION, RECONSTRUCTION_POSTSELECT):
+                spec = reconstruction_circuit(
+                    self.num_qubits, postselect=variant == RECONSTRUCTION_POSTSELECT, **common
+                )
+            else:
+                spec = fidelity_circuit(self.num_qubits, variant=variant, measure=measure, **common)
+            self._circuits[key] = spec
         return self._circuits[key]
 
     def parameter_values(self, images: torch.Tensor, mask: torch.Tensor, variant: str = "reset") -> np.ndarray:
@@ -365,13 +497,14 @@ class QMAE(nn.Module):
         with torch.no_grad():
             masked = angles(self.fill(images, mask).flatten(1).double())
             original = angles(images.flatten(1).double())
-            theta = self.theta.detach().double().expand(images.shape[0], -1)
-        named = torch.cat([masked, original, theta], dim=1).numpy()
+            weights = [self.theta] + ([self.decoder_theta] if self.decoder_theta is not None else [])
+            weights = torch.cat([w.detach().double() for w in weights]).expand(images.shape[0], -1)
+        named = torch.cat([masked, original, weights], dim=1).numpy()
         # columns of `named`: masked angles, original angles, weights (whatever the circuit uses of them)
         size = masked.shape[1]
         columns = {p: k for k, p in enumerate(spec.masked)}
         columns.update({p: size + k for k, p in enumerate(spec.original)})
-        columns.update({p: 2 * size + k for k, p in enumerate(spec.weights)})
+        columns.update({p: 2 * size + k for k, p in enumerate(spec.weight_parameters)})
         order = [columns[p] for p in spec.circuit.parameters]
         return named[:, order]
 
@@ -383,7 +516,7 @@ class QMAE(nn.Module):
         Args:
             image: ``(H, W)``.
             mask: ``(H, W)`` bool.
-            variant: one of ``"paper"``, ``"reset"``, ``"destructive"``, ``"compute_uncompute"``.
+            variant: a fidelity variant (:data:`~qmae_qiskit.circuits.VARIANTS`) or a reconstruction.
             measure: add the final measurement(s) of the SWAP-test ancilla.
 
         Returns:
@@ -420,14 +553,16 @@ def load_model(run_dir: str | os.PathLike, *, engine: str = "exact", expect: str
     if expect is not None and kind != expect:
         raise CheckpointError(f"{run_dir} holds a {kind.upper()} model, not a {expect.upper()}")
     cls = QMAE if kind == "qmae" else QAE
+    knobs = {k: arch[k] for k in ("layers", "decoder", "tokens", "ansatz", "objective") if k in arch}
     model = cls(
         image_size=arch["image_size"],
         patch_size=tuple(arch["patch_size"]),
         mask_ratio=arch["mask_ratio"],
         trash_qubits=arch["trash_qubits"],
-        pairs=arch["pairs"],
+        pairs=None if arch.get("ansatz") == "unitary" else arch["pairs"],
         engine=engine,
         embedding_layers=arch.get("embedding_layers"),
+        **knobs,
     )
     state = load_checkpoint(run_dir)
     try:

@@ -108,6 +108,9 @@ def data_for_run(
 ) -> ImageSet:
     """Images of ``split`` for a run: from ``data_dir`` if given, else the dataset it trained on.
 
+    ``split`` is ``"train"``, ``"test"``, or ``"holdout"``: the training images the run kept out
+    of training (``--holdout``).
+
     A run records *which* data it trained on (``"mnist"`` or ``"embedded"``), not where the files
     were on the machine that trained it; MNIST is found here by :func:`_mnist_root`.
 
@@ -116,6 +119,12 @@ def data_for_run(
     """
     saved = ckpt.load_config(run_dir)
     opts = saved["options"]
+    if split == "holdout":  # the training images the run left out (--holdout)
+        if not opts.get("holdout"):
+            raise DataError(f"{run_dir} held no training images out (train it with --holdout N)")
+        data = data_for_run(run_dir, split="train", data_dir=data_dir, limit=opts.get("limit"))
+        held = data._replace(images=data.images[-opts["holdout"] :], labels=data.labels[-opts["holdout"] :])
+        return held if limit is None else held._replace(images=held.images[:limit], labels=held.labels[:limit])
     source = str(saved.get("data_source") or EMBEDDED)
     if data_dir is None and source == EMBEDDED:
         return load_mnist(split, image_size=opts["image_size"], limit=limit)

@@ -34,12 +34,15 @@ from .data import ImageSet, load_mnist
 from .engines import ENGINES
 from .evaluation import evaluate
 from .figures import save_loss_plot
-from .model import QAE, QMAE, load_model
+from .model import OBJECTIVES, QAE, QMAE, load_model
 from .runs import saved_evaluation_masks, versions
 
 __all__ = ["TrainConfig", "TrainResult", "train", "resume"]
 
 SCHEDULES = ("constant", "cosine")
+# The acceptance term's default weight with --objective postselect, chosen on held-out training
+# images (docs/study.md, "Choosing the keep weight").
+DEFAULT_KEEP_WEIGHT = 0.2
 
 
 @dataclass
@@ -65,7 +68,17 @@ class TrainConfig:
         init_from: start from this run's weights and token (fine-tuning); the architecture is
             that run's, and the architecture options here are ignored.
         trash_weight: weight of the compression term ``mean(1 - P(trash = 0))`` added to the
-            paper's loss (0, the default, is the paper's loss; see :meth:`QMAE.forward_loss`).
+            paper's loss (0, the default, is the paper's loss; see :meth:`QMAE.loss_terms`).
+        objective: ``"reset"`` (the paper's: the trash is reset, loss ``1 - F``) or
+            ``"postselect"`` (the trash is measured and the shots where it reads 0 kept; loss
+            ``1 - F_ps`` plus the acceptance term).
+        keep_weight: with ``objective="postselect"``, the weight of ``mean(1 - P(keep))`` in the
+            loss, which holds the kept fraction up (``None``: :data:`DEFAULT_KEEP_WEIGHT`).
+        layers, decoder, token, ansatz: architecture knobs of :class:`~qmae_qiskit.QMAE`
+            (``token`` is its ``tokens``: ``"shared"`` or ``"per-patch"``).
+        holdout: keep the last ``holdout`` training images out of training, to choose options on
+            them without touching the test split (:func:`~qmae_qiskit.runs.data_for_run` with
+            ``split="holdout"`` reads them back).
     """
 
     model: str = "qmae"
@@ -89,6 +102,20 @@ class TrainConfig:
     embedding_layers: int | None = None
     init_from: str | None = None
     trash_weight: float = 0.0
+    objective: str = "reset"
+    keep_weight: float | None = None
+    layers: int = 1
+    decoder: str = "tied"
+    token: str = "shared"
+    ansatz: str = "blocks"
+    holdout: int = 0
+
+    @property
+    def keep_term(self) -> float:
+        """The acceptance term's weight in the loss (0 unless post-selected)."""
+        if self.objective != "postselect":
+            return 0.0
+        return DEFAULT_KEEP_WEIGHT if self.keep_weight is None else float(self.keep_weight)
 
     def validate(self) -> None:
         """Check the optimisation and run options; raise ``ValueError`` naming the first bad one.
@@ -109,6 +136,8 @@ class TrainConfig:
             raise ValueError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.limit is not None and self.limit <= 0:
             raise ValueError(f"--limit must be a positive number of images, got {self.limit}")
+        if self.holdout < 0:
+            raise ValueError(f"--holdout must be a number of images >= 0, got {self.holdout}")
         if self.checkpoint_every < 0 or self.eval_limit < 0:
             raise ValueError("--checkpoint-every and --eval-limit must be >= 0")
         try:
@@ -126,8 +155,21 @@ class TrainConfig:
             )
         if not (self.trash_weight >= 0 and math.isfinite(self.trash_weight)):
             raise ValueError(f"--trash-weight must be a number >= 0, got {self.trash_weight}")
-        if self.trash_weight > 0 and self.engine != "exact":
-            raise ValueError("--trash-weight needs --engine exact (the estimator engine measures F only)")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        if self.keep_weight is not None and not (self.keep_weight >= 0 and math.isfinite(self.keep_weight)):
+            raise ValueError(f"--keep-weight must be a number >= 0, got {self.keep_weight}")
+        if self.keep_weight is not None and self.objective != "postselect":
+            raise ValueError("--keep-weight holds the kept fraction of --objective postselect; add that, or drop it")
+        if self.trash_weight > 0 and self.objective == "postselect":
+            raise ValueError(
+                "--trash-weight is the reset objective's compression term; with --objective postselect the same term "
+                "is the acceptance term: use --keep-weight"
+            )
+        if self.ansatz == "unitary" and self.engine != "exact":
+            raise ValueError("--ansatz unitary is a bound computed by the exact engine only; use --engine exact")
+        if self.ansatz == "unitary" and self.pairs != "all":
+            raise ValueError("--ansatz unitary is a general unitary, it has no pairs; drop --pairs")
         if self.init_from is not None and not (Path(self.init_from) / ckpt.CHECKPOINT).is_file():
             raise ValueError(
                 f"--init-from {self.init_from} is not a trained run directory (no {ckpt.CHECKPOINT}); give a directory"
@@ -140,16 +182,24 @@ class TrainConfig:
         Raises:
             ValueError: an impossible architecture (the model's own checks).
         """
-        if self.init_from is not None:
-            return load_model(self.init_from, engine=self.engine).set_embedding(self.embedding_layers)
+        if self.init_from is not None:  # its architecture, this run's objective and embedding
+            model = load_model(self.init_from, engine=self.engine).set_embedding(self.embedding_layers)
+            model.objective = self.objective
+            return model
         cls = QMAE if self.model == "qmae" else QAE
+        blocks = self.ansatz == "blocks"
         return cls(
             embedding_layers=self.embedding_layers,
             image_size=self.image_size,
             patch_size=self.patch_size,
             mask_ratio=self.mask_ratio,
             latent_qubits=self.latent_qubits,
-            pairs=named_pairs(self.pairs, image_qubits(self.image_size)),
+            pairs=named_pairs(self.pairs, image_qubits(self.image_size)) if blocks else None,
+            layers=self.layers,
+            decoder=self.decoder,
+            tokens=self.token,
+            ansatz=self.ansatz,
+            objective=self.objective,
             engine=self.engine,
             seed=self.seed,
         )
@@ -211,6 +261,14 @@ class _Run:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.generator = torch.Generator().manual_seed(config.seed + 1)
         self.train = _load_data(config, "train", config.limit)
+        if config.holdout:  # the last images stay out of training, for choosing options (never the test split)
+            if config.holdout >= len(self.train.images):
+                raise ValueError(
+                    f"--holdout {config.holdout} leaves no training images out of {len(self.train.images)}"
+                )
+            self.train = self.train._replace(
+                images=self.train.images[: -config.holdout], labels=self.train.labels[: -config.holdout]
+            )
         self.steps_per_epoch = math.ceil(len(self.train.images) / config.batch_size)
         self.epoch, self.step, self.perm = 0, 0, None
         self.history: list[dict[str, Any]] = []
@@ -275,7 +333,8 @@ class _Run:
                     lr = _lr_at(cfg, global_step, total)
                     for group in self.optimizer.param_groups:
                         group["lr"] = lr
-                    loss, fid = self.model.forward_loss(batch, mask, trash_weight=cfg.trash_weight)
+                    terms = self.model.loss_terms(batch, mask, trash_weight=cfg.trash_weight, keep_weight=cfg.keep_term)
+                    loss, fid = terms.loss, terms.fidelity
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     self.optimizer.step()
@@ -289,6 +348,8 @@ class _Run:
                         "lr": lr,
                         "images_per_s": rate,
                     }
+                    if cfg.objective == "postselect":
+                        record["keep_probability"] = terms.kept.mean().item()
                     self.history.append(record)
                     metrics.write(json.dumps(record) + "\n")
                     metrics.flush()
@@ -346,13 +407,13 @@ def train(
     """
     config = dataclasses.replace(config or TrainConfig(), **options)
     config.validate()
+    if config.objective == "postselect" and config.keep_weight is None:  # record the weight used, not "default"
+        config = dataclasses.replace(config, keep_weight=config.keep_term)
     if config.init_from is not None:  # fine-tuning keeps the starting run's architecture and data size
         base = ckpt.load_config(config.init_from)
-        kept = {
-            k: base["options"][k]
-            for k in ("model", "image_size", "patch_size", "mask_ratio", "latent_qubits", "pairs")
-            if k in base["options"]
-        }
+        architecture = ("model", "image_size", "patch_size", "mask_ratio", "latent_qubits", "pairs")
+        architecture += ("layers", "decoder", "token", "ansatz")
+        kept = {k: base["options"][k] for k in architecture if k in base["options"]}
         config = dataclasses.replace(config, **kept)
     run_dir = Path(out)
     if (run_dir / ckpt.CONFIG).exists():

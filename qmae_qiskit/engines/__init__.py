@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .branches import Branches
+
 ENGINES = ("exact", "estimator")
 
-__all__ = ["ENGINES", "make_engine"]
+__all__ = ["ENGINES", "Branches", "make_engine"]
 
 
 def make_engine(

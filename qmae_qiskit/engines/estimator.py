@@ -1,9 +1,15 @@
 """The estimator engine: the design card's path, ``EstimatorQNN`` + ``TorchConnector`` on Aer.
 
 The QNN wraps the ``"paper"`` fidelity circuit (unitary up to the end, so a statevector estimator
-is exact; a mid-circuit ``reset`` would make it stochastic) with the observable Z on the SWAP-test
-ancilla, whose expectation is F. Its inputs are the embedding angles of the masked and of the
-original image, its weights the encoder's theta; ``input_gradients=True`` carries the gradient back
+is exact; a mid-circuit ``reset`` would make it stochastic) with three observables, which give every
+field of :class:`~qmae_qiskit.engines.Branches`:
+
+    Z_anc                       -> F, the reset fidelity (the SWAP test)
+    Z_anc (x) |0><0|_fresh      -> joint: the trash (now on the fresh qubits) reads 0 and the test passes
+    |0><0|_fresh                -> kept:  P(trash = 0)
+
+Its inputs are the embedding angles of the masked and of the original image, its weights the
+encoder's theta (then the untied decoder's phi); ``input_gradients=True`` carries the gradient back
 through the angles to the mask token.
 
 Gradients: ``gradient="aer_statevector"`` (default) computes exact gradients from n-qubit Aer state
@@ -31,22 +37,40 @@ from qiskit_machine_learning.neural_networks import EstimatorQNN
 from ..angles import embedding_angles
 from ..circuits.fidelity import fidelity_circuit
 from .aer_gradient import AerStatevectorGradient
+from .branches import Branches
 
 __all__ = ["EstimatorEngine", "GRADIENTS"]
 
 GRADIENTS = ("aer_statevector", "param_shift")
 
 
+def _observables(num_qubits: int, ancilla: int, fresh: Sequence[int]) -> list[SparsePauliOp]:
+    """``Z_anc``, ``Z_anc (x) P0``, ``P0`` with ``P0 = prod_k (I + Z_k) / 2`` on the fresh qubits."""
+    subsets = [[q for j, q in enumerate(fresh) if mask >> j & 1] for mask in range(2 ** len(fresh))]
+    scale = 1.0 / 2 ** len(fresh)
+    projector = [("Z" * len(s), s, scale) for s in subsets]
+    with_anc = [("Z" * (len(s) + 1), s + [ancilla], scale) for s in subsets]
+    return [
+        SparsePauliOp.from_sparse_list([("Z", [ancilla], 1.0)], num_qubits),
+        SparsePauliOp.from_sparse_list(with_anc, num_qubits).simplify(),
+        SparsePauliOp.from_sparse_list(projector, num_qubits).simplify(),
+    ]
+
+
 class EstimatorEngine:
-    """QMAE fidelity through ``EstimatorQNN`` + ``TorchConnector`` on ``qiskit_aer`` EstimatorV2.
+    """QMAE fidelities through ``EstimatorQNN`` + ``TorchConnector`` on ``qiskit_aer`` EstimatorV2.
 
     Args:
         num_qubits: data qubits ``n``.
-        pairs: encoder qubit pairs.
+        pairs: encoder qubit pairs (repeated for more layers).
         trash_qubits: the trash qubits.
+        decoder: ``"tied"`` or ``"untied"`` (the decoder's weights follow the encoder's).
         precision: target precision of the estimates; 0 gives exact statevector values.
         seed: seed of Aer's sampling when ``precision > 0``.
         gradient: ``"aer_statevector"`` (exact, fast) or ``"param_shift"`` (qiskit-machine-learning's).
+
+    Raises:
+        ValueError: a negative precision or an unknown gradient.
     """
 
     name = "estimator"
@@ -57,6 +81,7 @@ class EstimatorEngine:
         pairs: Sequence[tuple[int, int]],
         trash_qubits: Sequence[int],
         *,
+        decoder: str = "tied",
         precision: float = 0.0,
         seed: int | None = None,
         gradient: str = "aer_statevector",
@@ -67,70 +92,102 @@ class EstimatorEngine:
             raise ValueError(f"unknown gradient {gradient!r}; choose one of {', '.join(GRADIENTS)}")
         self.gradient = gradient
         self.num_qubits = num_qubits
-        self.spec = fidelity_circuit(num_qubits, variant="paper", trash_qubits=trash_qubits, pairs=pairs)
+        self.spec = fidelity_circuit(
+            num_qubits, variant="paper", trash_qubits=trash_qubits, pairs=pairs, decoder=decoder
+        )
         circuit = self.spec.circuit
-        label = ["I"] * circuit.num_qubits
-        label[circuit.num_qubits - 1 - self.spec.ancilla] = "Z"  # Pauli labels are big-endian
         options = {"default_precision": precision}
         if seed is not None:
             options["run_options"] = {"seed": seed}
         self.qnn = EstimatorQNN(
             circuit=circuit,
             estimator=EstimatorV2(options=options),
-            observables=SparsePauliOp("".join(label)),
+            observables=_observables(circuit.num_qubits, self.spec.ancilla, self.spec.fresh),
             input_params=self.spec.input_parameters,
-            weight_params=list(self.spec.weights),
+            weight_params=self.spec.weight_parameters,
             input_gradients=True,
             default_precision=precision,
         )
-        self.connector = TorchConnector(self.qnn)
-        self._aer = AerStatevectorGradient(num_qubits, pairs, trash_qubits) if gradient == "aer_statevector" else None
+        # TorchConnector owns its weights; _ConnectorCall copies ours into them and routes the
+        # gradients back, so the model keeps one set of Parameters for every engine.
+        self.connector = TorchConnector(self.qnn) if gradient == "param_shift" else None
+        self._aer = (
+            AerStatevectorGradient(num_qubits, pairs, trash_qubits, decoder=decoder) if self.connector is None else None
+        )
 
-    def _tie(self, theta: torch.nn.Parameter) -> None:
-        # TorchConnector owns a weight Parameter; make it *the model's* theta so that one
-        # optimizer, one state_dict and both engines see the same weights.
-        if self.connector.weight is not theta:
-            self.connector.register_parameter("weight", theta)
-            self.connector._weights = theta  # the name TorchConnector.forward reads
-
-    def fidelity(self, theta: torch.Tensor, masked: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
-        """F for each image (same contract as :meth:`ExactEngine.fidelity`)."""
-        lit = masked.abs().sum(1) > 0
+    def branches(
+        self, theta: torch.Tensor, masked: torch.Tensor, original: torch.Tensor, *, decoder: torch.Tensor | None = None
+    ) -> Branches:
+        """The same contract as :meth:`ExactEngine.branches <qmae_qiskit.engines.exact.ExactEngine.branches>`."""
+        lit = (masked.abs().sum(1) > 0).to(torch.float64)  # an empty masked image has no state: F = 0
+        weights = theta.reshape(-1) if decoder is None else torch.cat([theta.reshape(-1), decoder.reshape(-1)])
         if self._aer is not None:
             psi = masked.double() / masked.double().norm(dim=1, keepdim=True).clamp_min(1e-30)
             chi = original.double() / original.double().norm(dim=1, keepdim=True).clamp_min(1e-30)
-            values = _QNNFidelity.apply(theta, psi, chi, self).to(masked.dtype)  # same dtype as the exact engine
-            return values * lit.to(values.dtype)
-        if not isinstance(theta, torch.nn.Parameter):
-            theta = torch.nn.Parameter(theta.detach().clone(), requires_grad=False)
-        self._tie(theta)
-        inputs = torch.cat([embedding_angles(masked.float()), embedding_angles(original.float())], dim=1)
-        values = self.connector(inputs).reshape(-1)
-        # a masked image with no lit pixel has no state (the circuit would embed |0..0>)
-        return values * lit.to(values.dtype)
+            values = _AerFidelity.apply(weights, psi, chi, self, decoder is not None)
+        else:
+            inputs = torch.cat([embedding_angles(masked.double()), embedding_angles(original.double())], dim=1)
+            values = _ConnectorCall.apply(inputs, weights.double(), self.connector)
+        values = values * lit[:, None]
+        return Branches(*values.to(masked.dtype).unbind(1))
+
+    def fidelity(self, theta: torch.Tensor, masked: torch.Tensor, original: torch.Tensor, **kwargs) -> torch.Tensor:
+        """The reset fidelity of each image (same contract as the exact engine's ``fidelity``)."""
+        return self.branches(theta, masked, original, **kwargs).fidelity
 
 
-class _QNNFidelity(torch.autograd.Function):
-    """Forward: ``EstimatorQNN``. Backward: exact gradients from Aer state vectors."""
+class _ConnectorCall(torch.autograd.Function):
+    """``TorchConnector(inputs)`` with *given* weights, through its public API only.
+
+    ``TorchConnector`` keeps its own ``weight`` Parameter; the model's weights are copied into it
+    for the call, the connector's graph (its parameter-shift backward) is kept, and the backward
+    hands the gradients of its inputs and of its weight back to ours.
+    """
+
+    @staticmethod
+    def forward(ctx, inputs: torch.Tensor, weights: torch.Tensor, connector: TorchConnector) -> torch.Tensor:
+        with torch.no_grad():
+            connector.weight.copy_(weights.to(connector.weight.dtype))
+        leaf = inputs.detach().to(torch.float64).requires_grad_(inputs.requires_grad)
+        with torch.enable_grad():
+            out = connector(leaf)
+        ctx.graph = (leaf, out, connector.weight)
+        return out.detach().to(torch.float64)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        leaf, out, weight = ctx.graph
+        targets = [weight] + ([leaf] if leaf.requires_grad else [])
+        grads = torch.autograd.grad(out, targets, grad.to(out.dtype))
+        dinputs = grads[1].to(torch.float64) if leaf.requires_grad else None
+        return dinputs, grads[0].to(torch.float64), None
+
+
+class _AerFidelity(torch.autograd.Function):
+    """Forward: ``EstimatorQNN`` (the three observables). Backward: exact gradients from Aer state vectors."""
 
     @staticmethod
     def forward(
-        ctx, theta: torch.Tensor, psi: torch.Tensor, chi: torch.Tensor, engine: EstimatorEngine
-    ) -> torch.Tensor:
+        ctx, weights: torch.Tensor, psi: torch.Tensor, chi: torch.Tensor, engine: EstimatorEngine, untied: bool
+    ):
         psi_angles = embedding_angles(psi.detach()).numpy()
         chi_angles = embedding_angles(chi.detach()).numpy()
-        weights = theta.detach().double().numpy()
-        values = engine.qnn.forward(np.concatenate([psi_angles, chi_angles], axis=1), weights).reshape(-1)
-        ctx.engine, ctx.arrays = engine, (weights, psi_angles, chi_angles)
-        ctx.needs = ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
-        return torch.as_tensor(values, dtype=torch.float64)
+        w = weights.detach().double().numpy()
+        values = engine.qnn.forward(np.concatenate([psi_angles, chi_angles], axis=1), w)
+        ctx.engine, ctx.arrays, ctx.untied = engine, (w, psi_angles, chi_angles), untied
+        return torch.as_tensor(np.asarray(values).reshape(len(psi_angles), 3), dtype=torch.float64)
 
     @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        weights, psi_angles, chi_angles = ctx.arrays
-        _, dtheta, dpsi, dchi = ctx.engine._aer.value_and_grad(weights, psi_angles, chi_angles, input_grads=ctx.needs)
-        g = grad_output.detach().double().numpy()
-        grad_theta = torch.as_tensor(g @ dtheta)
-        grad_psi = torch.as_tensor(g[:, None] * dpsi) if dpsi is not None and ctx.needs_input_grad[1] else None
-        grad_chi = torch.as_tensor(g[:, None] * dchi) if dchi is not None and ctx.needs_input_grad[2] else None
-        return grad_theta, grad_psi, grad_chi, None
+    def backward(ctx, grad: torch.Tensor):
+        w, psi_angles, chi_angles = ctx.arrays
+        half = len(w) // 2 if ctx.untied else len(w)
+        theta, phi = w[:half], (w[half:] if ctx.untied else None)
+        needs_inputs = ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
+        g = grad.detach().double().numpy()
+        dtheta, dphi, dpsi, dchi = ctx.engine._aer.backward(
+            theta, phi, psi_angles, chi_angles, g, input_grads=needs_inputs
+        )
+        dweights = torch.as_tensor(np.concatenate([dtheta, dphi]) if ctx.untied else dtheta)
+        grad_psi = torch.as_tensor(dpsi) if dpsi is not None and ctx.needs_input_grad[1] else None
+        grad_chi = torch.as_tensor(dchi) if dchi is not None and ctx.needs_input_grad[2] else None
+        return dweights, grad_psi, grad_chi, None, None

@@ -25,8 +25,9 @@ from collections.abc import Sequence
 import torch
 
 from ..circuits.ansatz import BLOCK_PARAMETERS
+from .branches import Branches
 
-__all__ = ["ExactEngine", "block_matrices", "fuse_pairs", "trash_latent_order"]
+__all__ = ["ANSATZES", "ExactEngine", "block_matrices", "fuse_pairs", "trash_latent_order", "unitary_from_generator"]
 
 # CNOTs in the block's 2-qubit basis index b0 + 2 b1 (Qiskit order: q0 is the low bit).
 _CX10 = torch.tensor([0, 1, 3, 2])  # control q1, target q0: |10> <-> |11>  (indices 2 <-> 3)
@@ -248,21 +249,25 @@ class _BuildUnitary(torch.autograd.Function):
 
 
 class _Overlaps(torch.autograd.Function):
-    """``F_b = sum_t |<eta_b|phi_b,t>|^2`` and ``P_b(trash = 0) = ||phi_b,0||^2`` from complex
-    ``phi`` ``(B, T, A)`` and ``eta`` ``(B, A)``, with the closed-form backward
-    (``dF/dphi_t = 2 <eta|phi_t> eta``, ``dF/deta = 2 sum_t conj(<eta|phi_t>) phi_t``): five ops
-    instead of autograd's ~25 elementwise ones."""
+    """The three numbers of :class:`~qmae_qiskit.engines.Branches` from complex ``phi``
+    ``(B, T, A)`` and ``eta`` ``(B, A)``: ``F = sum_t |<eta|phi_t>|^2``, ``joint = |<eta|phi_0>|^2``
+    and ``kept = ||phi_0||^2``, with the closed-form backward (``d|o_t|^2/dphi_t = 2 o_t eta``,
+    ``d|o_t|^2/deta = 2 conj(o_t) phi_t`` for ``o_t = <eta|phi_t>``): a few ops instead of
+    autograd's ~25 elementwise ones."""
 
     @staticmethod
-    def forward(ctx, phi: torch.Tensor, eta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(ctx, phi: torch.Tensor, eta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         overlap = (phi @ eta.conj().unsqueeze(-1)).squeeze(-1)  # (B, T)
         ctx.save_for_backward(phi, eta, overlap)
-        return overlap.abs().square().sum(1), phi[:, 0].abs().square().sum(1)
+        squares = overlap.abs().square()
+        return squares.sum(1), squares[:, 0], phi[:, 0].abs().square().sum(1)
 
     @staticmethod
-    def backward(ctx, dfid: torch.Tensor, dkept: torch.Tensor):
+    def backward(ctx, dfid: torch.Tensor, djoint: torch.Tensor, dkept: torch.Tensor):
         phi, eta, overlap = ctx.saved_tensors
-        weighted = 2 * dfid[:, None] * overlap  # (B, T)
+        weights = dfid[:, None].expand(overlap.shape).clone()  # dL/d|o_t|^2, (B, T)
+        weights[:, 0] += djoint
+        weighted = 2 * weights * overlap
         dphi = weighted.unsqueeze(-1) * eta.unsqueeze(1)
         dphi[:, 0] += 2 * dkept[:, None] * phi[:, 0]
         deta = (weighted.conj().unsqueeze(1) @ phi).squeeze(1)
@@ -361,13 +366,35 @@ def _cheapest_width(num_qubits: int, pairs: Sequence[tuple[int, int]]) -> int:
     return min(range(2, min(num_qubits, 7) + 1), key=cost)
 
 
+ANSATZES = ("blocks", "unitary")
+
+
+def unitary_from_generator(generator: torch.Tensor, cdtype: torch.dtype = torch.complex64) -> torch.Tensor:
+    """``exp(K)`` for the anti-Hermitian ``K = A - A^dagger``, ``A = generator[0] + i generator[1]``.
+
+    The ``"unitary"`` ansatz: every ``2^n x 2^n`` unitary is reachable, so training it bounds what
+    any circuit of the same architecture could do (an optimization result, not a proof).
+
+    Args:
+        generator: ``(2, 2**n, 2**n)`` real.
+
+    Returns:
+        ``(2**n, 2**n)`` unitary, differentiable in ``generator``.
+    """
+    x, y = generator.to(cdtype.to_real()).unbind(0)
+    k = torch.complex(x - x.transpose(0, 1), y + y.transpose(0, 1))
+    return torch.linalg.matrix_exp(k.to(cdtype))
+
+
 class ExactEngine:
     """Batched, differentiable, exact QMAE fidelity and reconstruction.
 
     Args:
         num_qubits: data qubits ``n``.
-        pairs: the encoder's qubit pairs, in circuit order.
-        trash_qubits: data qubits reset between encoder and decoder.
+        pairs: the encoder's qubit pairs, in circuit order (unused by the ``"unitary"`` ansatz).
+        trash_qubits: data qubits reset (or measured) between encoder and decoder.
+        ansatz: ``"blocks"`` (the paper's 15-parameter blocks, weights ``(15 * len(pairs),)``) or
+            ``"unitary"`` (a general unitary ``exp(K)``, weights ``(2, 2**n, 2**n)``: the ceiling).
         dtype: complex dtype of the simulation (``torch.complex64`` or ``torch.complex128``).
         fuse_width: qubits per fused super-gate (2 applies the blocks one by one; default: the
             cheapest by the cost model of ``_cheapest_width``, 5 for the 28 pairs of n = 8).
@@ -381,23 +408,30 @@ class ExactEngine:
         pairs: Sequence[tuple[int, int]],
         trash_qubits: Sequence[int],
         *,
+        ansatz: str = "blocks",
         dtype: torch.dtype = torch.complex64,
         fuse_width: int | None = None,
     ) -> None:
         if dtype not in (torch.complex64, torch.complex128):
             raise ValueError(f"dtype must be torch.complex64 or torch.complex128, got {dtype}")
-        width = _cheapest_width(num_qubits, pairs) if fuse_width is None else fuse_width
-        if not 2 <= width <= num_qubits:
-            raise ValueError(f"fuse_width must be in 2..{num_qubits}, got {fuse_width}")
+        if ansatz not in ANSATZES:
+            raise ValueError(f"unknown ansatz {ansatz!r}; choose one of {', '.join(ANSATZES)}")
         self.num_qubits = num_qubits
         self.pairs = [tuple(p) for p in pairs]
         self.trash_qubits = tuple(trash_qubits)
+        self.ansatz = ansatz
         self.dtype = dtype
-        self.width = width
         # basis index of (trash value t, latent value a): lets F be a reshape, not a gather per step
         self._order = torch.as_tensor(trash_latent_order(num_qubits, self.trash_qubits))
         # with the default trash (the highest qubits) the order is the identity: skip the gather
         self._identity_order = bool(torch.equal(self._order, torch.arange(2**num_qubits)))
+        if ansatz == "unitary":
+            self.width = None
+            return
+        width = _cheapest_width(num_qubits, pairs) if fuse_width is None else fuse_width
+        if not 2 <= width <= num_qubits:
+            raise ValueError(f"fuse_width must be in 2..{num_qubits}, got {fuse_width}")
+        self.width = width
         self._plan(width)
 
     def _plan(self, width: int) -> None:
@@ -452,11 +486,15 @@ class ExactEngine:
 
     def unitary(self, theta: torch.Tensor) -> torch.Tensor:
         """The encoder's ``(2**n, 2**n)`` unitary ``U`` (Qiskit's index order)."""
+        if self.ansatz == "unitary":
+            return unitary_from_generator(theta, self.dtype)
         return _BuildUnitary.apply(self.super_gates(theta), self._perms, self._final_unitary)
 
     def unitary_transpose(self, theta: torch.Tensor) -> torch.Tensor:
         """``U^T``, built directly: its rows are U's columns, so ``view_as_real(U^T)`` is the real
         ``(2^n, 2 * 2^n)`` matrix that maps a real state to ``U psi``'s (re, im) pairs, no copy."""
+        if self.ansatz == "unitary":
+            return unitary_from_generator(theta, self.dtype).transpose(0, 1).contiguous()
         return _BuildUnitary.apply(
             self.super_gates(theta).flip(0).transpose(1, 2), self._perms_t, self._final_unitary_t
         )
@@ -470,59 +508,102 @@ class ExactEngine:
         # an all-zero masked image has no state: it contributes F = 0 (see QMAE.fidelity)
         return v / torch.where(norm > 0, norm, torch.ones_like(norm))
 
-    def fidelity(self, theta: torch.Tensor, masked: torch.Tensor, original: torch.Tensor, *, with_trash: bool = False):
-        """F for each image of the batch.
+    def _states(self, theta: torch.Tensor, decoder: torch.Tensor | None, psi: torch.Tensor, chi: torch.Tensor):
+        """``phi = U psi`` as ``(B, T, latent)`` and ``eta_0`` (the trash = 0 part of ``V chi``,
+        ``V = U`` when tied) as ``(B, latent)``, complex."""
+        batch, dim = psi.shape
+        latent = 2 ** (self.num_qubits - len(self.trash_qubits))
+        if self.ansatz == "blocks" and (2 if decoder is None else 1) * batch <= dim:
+            # few images: apply the super-gates to them directly, no U
+            if decoder is None:
+                out = self.apply(theta, torch.cat([psi, chi]).to(self.dtype))
+                phi, eta = out[:batch], out[batch:]
+            else:
+                phi, eta = self.apply(theta, psi.to(self.dtype)), self.apply(decoder, chi.to(self.dtype))
+            if not self._identity_order:
+                phi, eta = phi[:, self._order], eta[:, self._order]
+            return phi.reshape(batch, -1, latent), eta[:, :latent]
+
+        # Build U once and use that the images are *real*: U psi is one real product with
+        # view_as_real(U^T), half the work of a complex one, whose result is already U psi's
+        # (re, im) pairs, so it is viewed as complex without a copy.
+        def real_view(weights: torch.Tensor) -> torch.Tensor:
+            ut = self.unitary_transpose(weights)
+            if not self._identity_order:
+                ut = ut[:, self._order]  # U's rows ordered (trash value, latent value)
+            return torch.view_as_real(ut).reshape(dim, 2 * dim)  # w[j, (i, re/im)] = U[i, j]
+
+        w = real_view(theta)
+        wd = w if decoder is None else real_view(decoder)
+        phi = torch.view_as_complex((psi @ w).view(batch, -1, latent, 2))  # (B, T, latent), no copy
+        eta0 = torch.view_as_complex((chi @ wd[:, : 2 * latent]).view(batch, latent, 2))
+        return phi, eta0
+
+    def branches(
+        self, theta: torch.Tensor, masked: torch.Tensor, original: torch.Tensor, *, decoder: torch.Tensor | None = None
+    ) -> Branches:
+        """Everything one forward pass gives, per image of the batch.
 
         Args:
-            theta: encoder weights, ``(15 * len(pairs),)``.
+            theta: encoder weights (``(15 * len(pairs),)``, or ``(2, 2**n, 2**n)`` for the unitary ansatz).
             masked: ``(B, 2**n)`` real encoder inputs (the masked, token-filled images).
             original: ``(B, 2**n)`` real references (the unmasked images).
-            with_trash: also return ``P(trash = 0)`` after the encoder, ``||phi_0||^2`` (the
-                compression fidelity of Romero et al.'s quantum autoencoder).
+            decoder: the decoder's own weights (untied), or ``None`` for ``U^dagger`` (tied).
+
+        Returns:
+            :class:`~qmae_qiskit.engines.Branches` of ``(B,)`` tensors: the reset fidelity, the
+            joint probability of keeping the shot and passing, and ``P(trash = 0)``.
+        """
+        psi = self._normalize(masked, theta.device)
+        chi = self._normalize(original, theta.device)
+        phi, eta0 = self._states(theta, decoder, psi, chi)
+        return Branches(*_Overlaps.apply(phi, eta0))
+
+    def fidelity(
+        self,
+        theta: torch.Tensor,
+        masked: torch.Tensor,
+        original: torch.Tensor,
+        *,
+        with_trash: bool = False,
+        decoder: torch.Tensor | None = None,
+    ):
+        """The reset fidelity ``F`` for each image (and, ``with_trash``, ``P(trash = 0)``): the
+        paper's quantity, from :meth:`branches`.
 
         Returns:
             ``(B,)`` real fidelities in [0, 1] (and ``(B,)`` trash-zero probabilities).
         """
-        batch, dim = masked.shape[0], 2**self.num_qubits
-        latent = 2 ** (self.num_qubits - len(self.trash_qubits))
-        psi = self._normalize(masked, theta.device)
-        chi = self._normalize(original, theta.device)
-        if 2 * batch > dim:
-            # Build U once and use that the images are *real*: U psi is one real product with
-            # view_as_real(U^T), half the work of a complex one, whose result is already U psi's
-            # (re, im) pairs, so it is viewed as complex without a copy.
-            ut = self.unitary_transpose(theta)
-            if not self._identity_order:
-                ut = ut[:, self._order]  # U's rows ordered (trash value, latent value)
-            w = torch.view_as_real(ut).reshape(dim, 2 * dim)  # w[j, (i, re/im)] = U[i, j]
-            phi = torch.view_as_complex((psi @ w).view(batch, -1, latent, 2))  # (B, T, latent), no copy
-            eta0 = torch.view_as_complex((chi @ w[:, : 2 * latent]).view(batch, latent, 2))
-        else:  # few images: apply the super-gates to them directly, no U
-            out = self._reorder_rows(self.apply(theta, torch.cat([psi, chi]).to(self.dtype)).transpose(0, 1)).transpose(
-                0, 1
-            )
-            phi, eta0 = out[:batch].reshape(batch, -1, latent), out[batch:, :latent]
-        fid, kept = _Overlaps.apply(phi, eta0)
-        return (fid, kept) if with_trash else fid
+        b = self.branches(theta, masked, original, decoder=decoder)
+        return (b.fidelity, b.kept) if with_trash else b.fidelity
 
-    def reconstruct(self, theta: torch.Tensor, masked: torch.Tensor, *, postselect: bool = False) -> torch.Tensor:
+    def reconstruct(
+        self,
+        theta: torch.Tensor,
+        masked: torch.Tensor,
+        *,
+        postselect: bool = False,
+        decoder: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Pixel probabilities of the decoder's output (the diagonal of ``rho_out``).
 
         Args:
             postselect: keep only the trash = 0 branch (measure the trash and discard the other
                 outcomes) instead of resetting it.
+            decoder: the untied decoder's weights (``None``: ``U^dagger``).
 
         Returns:
             ``(B, 2**n)`` real, each row summing to 1 (0 for an all-zero input).
         """
         reordered = self._reorder_rows(self.unitary(theta))
+        back = reordered if decoder is None else self._reorder_rows(self.unitary(decoder))
         phi = self._normalize(masked, theta.device).to(self.dtype) @ reordered.transpose(0, 1)
         phi = phi.reshape(masked.shape[0], -1, 2 ** (self.num_qubits - len(self.trash_qubits)))
         latent_dim = phi.shape[-1]
         if postselect:
             phi = phi[:, :1]
-        # put each trash branch back at trash = 0 and decode: U^dagger (phi_t (x) |0>)
-        decoded = phi @ reordered[:latent_dim].conj()  # (B, T, 2**n)
+        # put each trash branch back at trash = 0 and decode: V^dagger (phi_t (x) |0>)
+        decoded = phi @ back[:latent_dim].conj()  # (B, T, 2**n)
         probs = decoded.abs().square().sum(1)
         if postselect:
             total = probs.sum(1, keepdim=True)

@@ -1,5 +1,6 @@
 """The exact engine is trustworthy because these tests pin it to Qiskit's own results."""
 
+import numpy as np
 import pytest
 import torch
 from qiskit import transpile
@@ -132,3 +133,156 @@ def test_fidelity_from_counts_rules():
         fidelity_from_counts({"01": 3}, variant="destructive", num_qubits=2)
     with pytest.raises(ValueError, match="variant"):
         fidelity_from_counts({"0": 1}, variant="bogus", num_qubits=2)
+
+
+# --- the architecture knobs and the post-selected circuits, pinned to Qiskit ---------------------
+
+KNOBS = [
+    dict(layers=2),
+    dict(decoder="untied"),
+    dict(tokens="per-patch"),
+    dict(latent_qubits=2, decoder="untied", layers=2, tokens="per-patch"),
+]
+
+
+def _randomized(model, seed):
+    """Random token and decoder weights, so that a knob that did nothing would show."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        if model.token is not None:
+            model.token.copy_(torch.rand(model.token.shape, generator=g))
+        if model.decoder_theta is not None:
+            model.decoder_theta.copy_(torch.rand(model.decoder_theta.shape, generator=g) * 6 - 3)
+    return model
+
+
+def _postselect_run(circuit):
+    """Evolve a Statevector through ``circuit``, keeping the branch where each *mid-circuit*
+    measurement reads 0 (projecting there, unnormalized). Returns the final state, the qubits
+    measured at the end, and the kept probability."""
+    state = Statevector.from_int(0, 2**circuit.num_qubits)
+    final, kept = [], 1.0
+    data = circuit.data
+    for i, inst in enumerate(data):
+        qubits = [circuit.find_bit(q).index for q in inst.qubits]
+        name = inst.operation.name
+        if name == "barrier":
+            continue
+        if name == "measure":
+            later = {
+                circuit.find_bit(q).index
+                for nxt in data[i + 1 :]
+                if nxt.operation.name != "measure"
+                for q in nxt.qubits
+            }
+            if qubits[0] in later:  # mid-circuit: keep the branch where it reads 0
+                amps = state.data.copy()
+                amps[(np.arange(len(amps)) >> qubits[0]) & 1 == 1] = 0
+                state, kept = Statevector(amps), float(np.sum(np.abs(amps) ** 2))
+            else:
+                final += qubits
+            continue
+        state = state.evolve(inst.operation, qargs=qubits)
+    return state, final, kept
+
+
+def _postselected_probabilities(circuit):
+    """Exact ``(P(every bit 0), P(every mid-circuit bit 0))`` of a post-selected circuit."""
+    state, final, kept = _postselect_run(circuit)
+    probs = np.abs(state.data) ** 2
+    zero = np.ones(len(probs), dtype=bool)
+    for q in final:
+        zero &= (np.arange(len(probs)) >> q) & 1 == 0
+    return float(probs[zero].sum()), kept
+
+
+@pytest.mark.parametrize("knobs", KNOBS, ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()))
+def test_knobs_match_statevector_on_the_paper_circuit(mnist4, knobs):
+    """Every Branches field, for each knob, from the 18-qubit-style circuit (here n = 4) of Qiskit."""
+    model = _randomized(_model(4, "2x2", 0.25, seed=11, **knobs), 11)
+    mask = model.random_mask(4, generator=torch.Generator().manual_seed(3))
+    model.set_engine("exact", dtype=torch.complex128)
+    b = model.branches(mnist4[:4], mask)
+    spec = model.template("paper")
+    for i in range(4):
+        state = Statevector(model.circuit(mnist4[i], mask[i], variant="paper"))
+        probs = state.probabilities_dict([spec.ancilla, *spec.fresh])  # key: fresh bits then ancilla (little-endian)
+        width = len(spec.fresh) + 1
+        p = {int(k, 2): v for k, v in probs.items()}
+        anc0_fresh0 = p.get(0, 0.0)
+        anc1_fresh0 = p.get(1, 0.0)
+        kept = anc0_fresh0 + anc1_fresh0
+        z = sum(v * (1 if k % 2 == 0 else -1) for k, v in p.items())
+        assert b.fidelity[i].item() == pytest.approx(z, abs=1e-6)
+        assert b.kept[i].item() == pytest.approx(kept, abs=1e-6)
+        assert b.joint[i].item() == pytest.approx(anc0_fresh0 - anc1_fresh0, abs=1e-6)
+        assert width == 1 + len(model.trash_qubits)
+
+
+@pytest.mark.parametrize("variant", ["postselect", "postselect_flag"])
+@pytest.mark.parametrize("knobs", [{}, dict(latent_qubits=2, decoder="untied", layers=2)], ids=["paper", "knobs"])
+def test_postselected_circuits_match_the_exact_engine(mnist4, variant, knobs):
+    """F of the kept shots and the kept fraction, exactly (1e-6): the flag variant by Statevector,
+    the mid-circuit variant by projecting the state at its mid-circuit measurement."""
+    from qmae_qiskit.circuits import keep_fraction_from_counts
+
+    model = _randomized(_model(4, "2x2", 0.25, seed=12, objective="postselect", **knobs), 12)
+    mask = model.random_mask(5, generator=torch.Generator().manual_seed(8))
+    model.set_engine("exact", dtype=torch.complex128)
+    exact = model.fidelity(mnist4[:5], mask).detach().numpy()
+    kept = model.keep_probability(mnist4[:5], mask).detach().numpy()
+    t = len(model.trash_qubits)
+    assert model.template(variant).circuit.num_qubits == 4 + (t if variant == "postselect_flag" else 0)
+    for b in range(5):
+        circuit = model.circuit(mnist4[b], mask[b], variant=variant, measure=True)
+        if variant == "postselect_flag":
+            probs = _exact_probabilities(circuit)
+            f, _ = fidelity_from_counts(probs, variant=variant, num_qubits=4)
+            k = keep_fraction_from_counts(probs, num_qubits=4)
+        else:
+            passed, k = _postselected_probabilities(circuit)
+            f = passed / k
+        assert f == pytest.approx(exact[b], abs=1e-6)
+        assert k == pytest.approx(kept[b], abs=1e-6)
+
+
+def test_postselected_reconstruction_circuit_matches_the_exact_engine(mnist4):
+    model = _randomized(_model(4, "2x2", 0.25, seed=13, decoder="untied"), 13)
+    mask = model.random_mask(3, generator=torch.Generator().manual_seed(2))
+    model.set_engine("exact", dtype=torch.complex128)
+    exact = model.reconstruct(mnist4[:3], mask, postselect=True).detach().square().flatten(1).numpy()
+    assert model.template("reconstruction_postselect").circuit.num_clbits == 4 + 1
+    for b in range(3):
+        state, final, kept = _postselect_run(model.circuit(mnist4[b], mask[b], variant="reconstruction_postselect"))
+        assert final == [0, 1, 2, 3] and kept > 0
+        probs = np.abs(state.data) ** 2  # the data qubits are the circuit's only qubits
+        np.testing.assert_allclose(probs / probs.sum(), exact[b], atol=1e-6)
+
+
+@pytest.mark.parametrize("gradient", ["aer_statevector", "param_shift"])
+def test_estimator_engine_agrees_on_postselection_with_an_untied_decoder(mnist4, gradient):
+    """Values and gradients of the post-selected loss (with the acceptance term), an untied decoder
+    and per-patch tokens, through EstimatorQNN, equal the exact engine's."""
+    model = _randomized(
+        _model(4, "2x2", 0.25, seed=14, objective="postselect", decoder="untied", tokens="per-patch"), 14
+    )
+    images = mnist4[:3]
+    mask = model.random_mask(3, generator=torch.Generator().manual_seed(6))
+
+    def grads(engine, **options):
+        model.set_engine(engine, **options)
+        model.zero_grad()
+        loss = model.loss(images, mask, keep_weight=0.7)
+        loss.backward()
+        return [
+            loss.detach().double(),
+            model.theta.grad.clone(),
+            model.decoder_theta.grad.clone(),
+            model.token.grad.clone(),
+        ]
+
+    exact = grads("exact", dtype=torch.complex128)
+    est = grads("estimator", gradient=gradient)
+    torch.testing.assert_close(est[0], exact[0], atol=1e-5, rtol=0)
+    for e, x in zip(est[1:], exact[1:]):
+        assert torch.linalg.norm(e.double() - x.double()) <= 1e-4 * torch.linalg.norm(x.double()) + 1e-6

@@ -118,3 +118,56 @@ def test_fidelity_backward_matches_finite_differences(trash, batch):
     x = torch.rand(batch, 16, dtype=torch.float64, requires_grad=True)
     y = torch.rand(batch, 16, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t, a, b: engine.fidelity(t, a, b, with_trash=True), (theta, x, y))
+
+
+@pytest.mark.parametrize("untied", [False, True])
+@pytest.mark.parametrize("batch", [2, 12])
+def test_branches_backward_matches_finite_differences(batch, untied):
+    """F, joint and kept (the post-selected objective's pieces), tied and untied decoders, on both paths."""
+    engine = ExactEngine(4, all_pairs(4), (2, 3), dtype=torch.complex128)
+    theta = torch.randn(90, dtype=torch.float64, requires_grad=True)
+    dec = torch.randn(90, dtype=torch.float64, requires_grad=True)
+    x = torch.rand(batch, 16, dtype=torch.float64, requires_grad=True)
+    y = torch.rand(batch, 16, dtype=torch.float64, requires_grad=True)
+
+    def run(t, d, a, b):
+        return tuple(engine.branches(t, a, b, decoder=d if untied else None))
+
+    assert torch.autograd.gradcheck(run, (theta, dec, x, y))
+
+
+def test_branches_are_consistent_and_the_tied_decoder_is_the_untied_one_with_equal_weights():
+    torch.manual_seed(4)
+    engine = ExactEngine(4, all_pairs(4), (3,), dtype=torch.complex128)
+    theta = torch.randn(90, dtype=torch.float64)
+    x, y = torch.rand(20, 16, dtype=torch.float64), torch.rand(20, 16, dtype=torch.float64)
+    b = engine.branches(theta, x, y)
+    assert (b.joint <= b.fidelity + 1e-12).all() and (b.joint <= b.kept + 1e-12).all()
+    assert ((b.postselected >= 0) & (b.postselected <= 1 + 1e-12)).all()
+    same = engine.branches(theta, x, y, decoder=theta.clone())
+    for got, want in zip(same, b):
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+    other = engine.branches(theta, x, y, decoder=torch.randn(90, dtype=torch.float64))
+    assert not torch.allclose(other.fidelity, b.fidelity)
+    torch.testing.assert_close(other.kept, b.kept)  # the decoder does not change what the trash holds
+
+
+def test_unitary_ansatz_is_a_unitary_that_reproduces_any_circuit():
+    """The ceiling's U = exp(K): unitary, differentiable, and when K is the log of a blocks circuit's
+    U it gives that circuit's fidelities (so the bound covers every circuit of the architecture)."""
+    from qmae_qiskit.engines.exact import unitary_from_generator
+
+    torch.manual_seed(5)
+    blocks = ExactEngine(4, all_pairs(4), (3,), dtype=torch.complex128)
+    theta = torch.randn(90, dtype=torch.float64)
+    u = blocks.unitary(theta).detach()
+    vals, vecs = torch.linalg.eig(u)  # K = log U: the eigenvalues of a unitary lie on the circle
+    k = vecs @ torch.diag(torch.log(vals)) @ torch.linalg.inv(vecs)
+    generator = torch.stack([(k / 2).real, (k / 2).imag])  # K = A - A^dagger with A = K / 2
+    torch.testing.assert_close(unitary_from_generator(generator, torch.complex128), u, atol=1e-9, rtol=0)
+    ceiling = ExactEngine(4, [], (3,), ansatz="unitary", dtype=torch.complex128)
+    x, y = torch.rand(6, 16, dtype=torch.float64), torch.rand(6, 16, dtype=torch.float64)
+    for got, want in zip(ceiling.branches(generator, x, y), blocks.branches(theta, x, y)):
+        torch.testing.assert_close(got, want, atol=1e-8, rtol=0)
+    small = torch.randn(2, 16, 16, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda g: tuple(ceiling.branches(g, x[:3], y[:3])), (small,))
