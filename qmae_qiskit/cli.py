@@ -57,7 +57,7 @@ _TRAIN_OPTIONS = {
     "keep_weight": dict(
         type=float,
         help="with --objective postselect: weight of mean(1 - P(keep)) in the loss, which holds the kept "
-        "fraction up (default 0.2, chosen on held-out training images)",
+        "fraction up (default 0.05, chosen on held-out training images)",
     ),
     "layers": dict(type=int, help="repetitions of the pair layer, each with its own weights; default 1"),
     "decoder": dict(

@@ -42,7 +42,7 @@ __all__ = ["TrainConfig", "TrainResult", "train", "resume"]
 SCHEDULES = ("constant", "cosine")
 # The acceptance term's default weight with --objective postselect, chosen on held-out training
 # images (docs/study.md, "Choosing the keep weight").
-DEFAULT_KEEP_WEIGHT = 0.2
+DEFAULT_KEEP_WEIGHT = 0.05
 
 
 @dataclass

@@ -48,10 +48,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--variant",
         choices=VARIANTS,
         default=None,
-        help="fidelity circuit (default reset; compute_uncompute with --profile best)",
+        help="fidelity circuit (default reset; compute_uncompute with --profile best); postselect and "
+        "postselect_flag measure the trash and score the shots where it reads 0",
     )
     s.add_argument(
-        "--reconstruct", action="store_true", help="sample the reconstruction circuit instead (8 data qubits measured)"
+        "--reconstruct",
+        action="store_true",
+        help="sample the reconstruction circuit instead (8 data qubits measured; for a run trained with "
+        "--objective postselect, the trash is measured and only the shots where it reads 0 are used)",
     )
     s.add_argument("--dd", action="store_true", help="dynamical decoupling (real hardware)")
     s.add_argument("--twirling", action="store_true", default=None, help="Pauli twirling of gates and measurements")
@@ -234,20 +238,23 @@ def _jobs(args: argparse.Namespace) -> int:
 
 
 def _print_result(result) -> None:
+    reconstruction = result.record.variant.startswith("reconstruction")
     for row in result.images:
         err = f" ± {row['stderr']:.4f}" if row["stderr"] is not None else ""
-        label = (
-            "fidelity"
-            if result.record.variant != "reconstruction"
-            else "distribution fidelity with the exact reconstruction"
-        )
-        exact = f"  (exact {row['exact']:.4f})" if result.record.variant != "reconstruction" else ""
+        label = "distribution fidelity with the exact reconstruction" if reconstruction else "fidelity"
+        exact = "" if reconstruction else f"  (exact {row['exact']:.4f})"
         if row.get("raw") is not None and abs(row["raw"] - row["fidelity"]) > 0:
             exact = f"  (unmitigated {row['raw']:.4f}){exact}"
         if row.get("exact_embedded") is not None:
             exact += f"  (exact with the approximate embedding {row['exact_embedded']:.4f})"
+        if row.get("keep_fraction") is not None:
+            expected = f", exact {row['exact_keep']:.3f}" if row.get("exact_keep") is not None else ""
+            exact += f"  (kept {row['keep_fraction']:.3f} of the shots{expected})"
         print(f"  image {row['index']:>5}: {label} {row['fidelity']:.4f}{err}{exact}")
-    print(f"  mean {result.mean_fidelity:.4f} ± {result.mean_stderr:.4f}; exact simulator {result.mean_exact:.4f}")
+    kept = f"; kept {result.mean_keep_fraction:.3f} of the shots" if result.mean_keep_fraction is not None else ""
+    print(
+        f"  mean {result.mean_fidelity:.4f} ± {result.mean_stderr:.4f}; exact simulator {result.mean_exact:.4f}{kept}"
+    )
     if result.png:
         print(f"  images: {result.png}")
 

@@ -76,6 +76,7 @@ class JobRecord:
             images (train split), their masks, and the exact values of the circuit that ran.
         training_exact_full: the training circuits' exact values under the full embedding (the
             regression target with ``cdr_target="full"``).
+        exact_keep: post-selected variants: the exact fraction of shots kept, per image.
         status: ``submitting``, ``submitted``, ``done``, ``failed`` or ``cancelled``.
         error: the failure, if any.
         created: ISO time of submission.
@@ -100,6 +101,7 @@ class JobRecord:
     training_masks: list[list[int]] | None = None
     training_exact: list[float] | None = None
     training_exact_full: list[float] | None = None
+    exact_keep: list[float] | None = None
     job_id: str | None = None
     status: str = "submitting"
     error: str | None = None

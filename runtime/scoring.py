@@ -16,7 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from ..circuits.fidelity import RECONSTRUCTION, fidelity_from_counts
+from ..circuits.fidelity import (
+    POSTSELECTED_VARIANTS,
+    RECONSTRUCTION,
+    RECONSTRUCTION_POSTSELECT,
+    fidelity_from_counts,
+    keep_fraction_from_counts,
+)
 from ..figures import new_figure, save_figure
 from .backends import get_backend
 from .mitigation import Counts, Estimate, ReadoutCalibration, measured_qubits, mitigated_estimates
@@ -48,6 +54,7 @@ class FetchResult:
             the measured pixel distribution with the exact one (reconstruction jobs).
         mean_fidelity, mean_stderr, mean_exact: averages over the images.
         png: path of the reconstructed-images figure (reconstruction jobs).
+        mean_keep_fraction: post-selected jobs: the mean fraction of shots kept (``None`` otherwise).
     """
 
     record: JobRecord
@@ -56,6 +63,7 @@ class FetchResult:
     mean_stderr: float
     mean_exact: float
     png: str | None = None
+    mean_keep_fraction: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The JSON object ``qmae fetch --json`` prints."""
@@ -71,6 +79,7 @@ class FetchResult:
             "mean_exact": self.mean_exact,
             "images": self.images,
             "png": self.png,
+            "mean_keep_fraction": self.mean_keep_fraction,
         }
 
 
@@ -116,19 +125,30 @@ def _fidelity_rows(record: JobRecord, by_scale: Mapping[int, list[Counts]]) -> l
         rows.append(
             {"index": index, "fidelity": f, "stderr": err, "exact": exact, "raw": raw, "exact_embedded": embedded[i]}
         )
+        if record.variant in POSTSELECTED_VARIANTS:  # the shots kept, measured and exact
+            rows[-1]["keep_fraction"] = keep_fraction_from_counts(by_scale[1][i], num_qubits=record.num_qubits)
+            rows[-1]["exact_keep"] = record.exact_keep[i] if record.exact_keep else None
     return rows
 
 
 def _reconstruction_rows(record: JobRecord, counts: list[Counts], png: str) -> list[dict[str, Any]]:
+    n = record.num_qubits
     rows, measured = [], []
-    for index, c, exact in zip(record.indices, counts, record.exact):
-        p = np.zeros(2**record.num_qubits)
+    for i, (index, c, exact) in enumerate(zip(record.indices, counts, record.exact)):
+        p = np.zeros(2**n)
+        total = 0.0
         for key, v in c.items():
-            p[int(key.replace(" ", ""), 2)] = v
-        p /= p.sum()
+            bits = key.replace(" ", "")
+            total += v
+            if "1" not in bits[:-n]:  # post-selected: only the shots whose trash bits (c[n..]) read 0
+                p[int(bits[-n:], 2)] += v
+        kept = p.sum() / total
+        p /= max(p.sum(), 1e-300)
         measured.append(np.sqrt(p))
         fidelity = float(np.sqrt(p * np.asarray(exact)).sum() ** 2)  # classical fidelity with the exact distribution
         rows.append({"index": index, "fidelity": fidelity, "stderr": None, "exact": 1.0})
+        if record.variant == RECONSTRUCTION_POSTSELECT:
+            rows[-1].update(keep_fraction=float(kept), exact_keep=record.exact_keep[i] if record.exact_keep else None)
     originals, _ = record_images(record, model_for(record))
     _plot(record, np.stack(measured), np.sqrt(np.asarray(record.exact)), originals.numpy(), png)
     return rows
@@ -137,13 +157,14 @@ def _reconstruction_rows(record: JobRecord, counts: list[Counts], png: str) -> l
 def score(record: JobRecord, by_scale: Mapping[int, list[Counts]], png: str | os.PathLike | None = None) -> FetchResult:
     """Interpret a job's counts (per ZNE scale, per binding) with the mitigation its record names."""
     figure = None
-    if record.variant != RECONSTRUCTION:
+    if record.variant not in (RECONSTRUCTION, RECONSTRUCTION_POSTSELECT):
         rows = _fidelity_rows(record, by_scale)
     else:
         figure = str(png or jobs_dir() / f"{record.record_id}.png")
         rows = _reconstruction_rows(record, by_scale[1], figure)
     fids = [r["fidelity"] for r in rows]
     errs = [r["stderr"] or 0.0 for r in rows]
+    kept = [r["keep_fraction"] for r in rows if "keep_fraction" in r]
     return FetchResult(
         record,
         rows,
@@ -151,6 +172,7 @@ def score(record: JobRecord, by_scale: Mapping[int, list[Counts]], png: str | os
         float(np.sqrt(np.sum(np.square(errs))) / len(errs)),
         float(np.mean([r["exact"] for r in rows])),
         figure,
+        float(np.mean(kept)) if kept else None,
     )
 
 

@@ -24,6 +24,7 @@ import torch
 from qiskit import QuantumCircuit
 
 from ..checkpoint import CHECKPOINT
+from ..circuits.fidelity import POSTSELECTED_VARIANTS, RECONSTRUCTION, RECONSTRUCTION_POSTSELECT
 from ..masking import mask_patches
 from ..model import QMAE, load_model
 from ..runs import data_for_run, saved_evaluation_masks
@@ -155,8 +156,10 @@ def submit(
         run_dir: a trained run.
         backend: ``aer``, a fake device (``fake_fez``) or a real one (``ibm_fez``).
         images, shots: the first ``images`` test images, ``shots`` each.
-        variant: fidelity circuit (default ``"reset"``; ``--profile`` may choose another).
-        reconstruct: sample the reconstruction circuit instead.
+        variant: fidelity circuit (default ``"reset"``; ``--profile`` may choose another); the
+            post-selected variants (``"postselect"``, ``"postselect_flag"``) score the kept shots.
+        reconstruct: sample the reconstruction circuit instead (post-selected for a run trained
+            with ``objective="postselect"``).
         dynamical_decoupling, twirling: runtime Sampler options.
         optimization_level, seed: transpiler level; simulator seed in local mode.
         data_dir: MNIST directory (default: the run's source).
@@ -218,7 +221,9 @@ def submit(
     model.set_embedding(embedding_layers)  # validates it
     model.set_embedding(None)
     the_backend = get_backend(backend)
-    variant = "reconstruction" if reconstruct else variant
+    if reconstruct:  # a post-selected model is read off its kept shots
+        variant = RECONSTRUCTION_POSTSELECT if model.objective == "postselect" else RECONSTRUCTION
+    postselected = variant in POSTSELECTED_VARIANTS or variant == RECONSTRUCTION_POSTSELECT
     masks = saved_evaluation_masks(run_dir, model, images)
     record = JobRecord(
         record_id=time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8],
@@ -254,11 +259,14 @@ def submit(
 
     def exact_values() -> list[Any]:
         with torch.no_grad():
-            if variant == "reconstruction":
-                return model.reconstruct(imgs, msks).square().flatten(1).tolist()
-            return model.fidelity(imgs, msks).tolist()
+            if reconstruct:
+                return model.reconstruct(imgs, msks, postselect=postselected).square().flatten(1).tolist()
+            return model.fidelity(imgs, msks, postselect=postselected).tolist()
 
     record.exact = exact_values()  # the full embedding: what the user wants to know
+    if postselected:
+        with torch.no_grad():
+            record.exact_keep = model.keep_probability(imgs, msks).tolist()
     if embedding_layers is not None:
         model.set_embedding(embedding_layers)
         record.exact_embedded = exact_values()
@@ -269,8 +277,9 @@ def submit(
         record.training_masks = mask_patches(model.random_mask(cdr, generator=generator), model.patch_size).tolist()
         with torch.no_grad():
             training = record_images(record, model, training=True)
-            record.training_exact = model.fidelity(*training).tolist()  # of the circuit that runs
-            record.training_exact_full = model.set_embedding(None).fidelity(*training).tolist()
+            # of the circuit that runs, then under the full embedding
+            record.training_exact = model.fidelity(*training, postselect=postselected).tolist()
+            record.training_exact_full = model.set_embedding(None).fidelity(*training, postselect=postselected).tolist()
             model.set_embedding(embedding_layers)
     save_record(record)  # before anything can fail remotely: `fetch` can always complete it
     job = run_pubs(record, model, the_backend)

@@ -145,3 +145,46 @@ def test_unknown_backend_lists_the_local_ones():
         get_backend("fake_fezz")
     with pytest.raises(JobError):
         load_record("missing")
+
+
+@pytest.fixture(scope="module")
+def run4_postselect(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "qmae4-ps"
+    train(
+        out=out, image_size=4, patch_size="2x2", epochs=1, limit=256, batch_size=32, eval_limit=0, progress=False,
+        objective="postselect", decoder="untied",
+    )  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("variant", ["postselect", "postselect_flag"])
+def test_postselected_job_scores_the_kept_shots(run4_postselect, variant):
+    """On noiseless Aer, F of the kept shots agrees with the exact engine within 4 sigma, and the
+    kept fraction with P(trash = 0); the error counts only the kept shots."""
+    record = submit(run4_postselect, backend="aer", images=3, shots=8000, variant=variant, seed=3)
+    result = fetch(record.record_id)
+    assert record.exact_keep is not None and result.mean_keep_fraction is not None
+    for row, keep in zip(result.images, record.exact_keep):
+        assert abs(row["fidelity"] - row["exact"]) <= 4 * row["stderr"] + 1e-9
+        assert abs(row["keep_fraction"] - keep) <= 4 * (keep * (1 - keep) / 8000) ** 0.5 + 1e-9
+        kept_shots = row["keep_fraction"] * 8000
+        assert row["stderr"] == pytest.approx((row["fidelity"] * (1 - row["fidelity"]) / kept_shots) ** 0.5, rel=1e-6)
+
+
+def test_postselected_run_reconstructs_from_its_kept_shots(run4_postselect, tmp_path):
+    record = submit(run4_postselect, backend="aer", images=2, shots=8000, reconstruct=True)
+    assert record.variant == "reconstruction_postselect"
+    result = fetch(record.record_id, png=tmp_path / "ps.png")
+    assert all(row["fidelity"] > 0.98 and 0 < row["keep_fraction"] <= 1 for row in result.images)
+    assert (tmp_path / "ps.png").stat().st_size > 1000
+
+
+def test_postselected_job_runs_on_a_fake_device_with_the_best_profile(run4_postselect):
+    """Local testing mode on fake_fez: mid-circuit measurement, readout mitigation and CDR together."""
+    record = submit(
+        run4_postselect, backend="fake_fez", images=2, shots=2000, variant="postselect", profile="best", cdr=4
+    )
+    result = fetch(record.record_id)
+    assert record.options["readout_mitigation"] and record.options["embedding_layers"] == 16
+    assert len(result.images) == 2 and 0 < result.mean_keep_fraction <= 1
+    assert all(0.0 <= row["raw"] <= 1.0 for row in result.images)
