@@ -118,14 +118,29 @@ def _parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser(
         "reproduce",
-        help="re-run the paper's evaluation section (Table 1, Figs. 6-8, REPORT.md)",
-        description="Train or reuse QMAE/QAE at 25 %% and QMAE at 12.5 %% and 50 %%, evaluate on the test split, "
-        "write tables, figures and an honest report.",
+        help="re-run the paper's evaluation section, with the inpainting table (REPORT.md)",
+        description="Train or reuse QMAE/QAE at 25 %% (reset, + trash term, post-selected) and QMAE at 12.5 %% and "
+        "50 %%, evaluate on the test split next to the pass-through rows, write tables, figures and an honest report.",
     )
     rp.add_argument("--out", required=True, metavar="DIR")
     rp.add_argument("--quick", action="store_true", help="small subsets and one epoch: checks the pipeline in minutes")
     rp.add_argument("--data-dir", help="MNIST in torchvision's layout (else $QMAE_DATA_DIR or the embedded sample)")
+    rp.add_argument("--seeds", type=int, default=1, help="seeds per configuration: rows become mean ± std (default 1)")
     rp.add_argument("--no-progress", action="store_true")
+
+    st = sub.add_parser(
+        "study",
+        help="inpainting across architectures and seeds, with the ceiling and the pass-through rows",
+        description="Train or reuse QMAE at 25 %% over objective x layers x latent x decoder x token and the "
+        "general-unitary ceiling, score every run on the test split, write results.json, report.md and figures.",
+    )
+    st.add_argument("--out", required=True, metavar="DIR")
+    st.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
+    st.add_argument("--ceiling-seeds", type=int, default=1, help="seeds per ceiling configuration (default 1)")
+    st.add_argument("--data-dir", help="MNIST in torchvision's layout (else $QMAE_DATA_DIR or the embedded sample)")
+    st.add_argument("--limit", type=int, help="score on the first N test images (default: all)")
+    st.add_argument("--quick", action="store_true", help="one epoch, a few configurations: checks the pipeline")
+    st.add_argument("--no-progress", action="store_true")
 
     cl = sub.add_parser("classifier", help="the ResNet18 digit classifier (train / cache)")
     cl_sub = cl.add_subparsers(dest="classifier_command", required=True)
@@ -199,17 +214,36 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
-    result = reproduce(args.out, quick=args.quick, data_dir=args.data_dir, progress=not args.no_progress)
-    q, a = result["ours"]["qmae-25"], result["ours"]["qae-25"]
-    print(
-        f"QMAE 25 %: fidelity {q['fidelity']:.3f}, cosine {q['cosine_similarity']:.3f}, SSIM {q['ssim']:.3f}, accuracy"
-        f" {100 * q['accuracy']:.2f} %"
+    result = reproduce(
+        args.out, quick=args.quick, data_dir=args.data_dir, progress=not args.no_progress, seeds=args.seeds
     )
-    print(
-        f"QAE  25 %: fidelity {a['fidelity']:.3f}, cosine {a['cosine_similarity']:.3f}, SSIM {a['ssim']:.3f}, accuracy"
-        f" {100 * a['accuracy']:.2f} %"
+    for name in ("qmae-25", "qae-25", "qmae-25-postselect"):
+        s = {k: v["mean"] for k, v in result["summary"][name].items()}
+        print(
+            f"{name:<19} fidelity {s['fidelity']:.3f} (gain {s['fidelity_gain']:+.3f}), masked PSNR "
+            f"{s['masked_psnr']:.2f} dB, accuracy {100 * s['accuracy']:.2f} %"
+        )
+    fill = result["passthrough"]["mean_image"]
+    print(f"{'mean-image fill':<19} fidelity {fill['fidelity']:.3f}, masked PSNR {fill['masked_psnr']:.2f} dB")
+    print(f"wrote {args.out}/inpainting.md, table1.md, table1.csv, table1.json, fig6-8.png, inpainting.png, REPORT.md")
+    return 0
+
+
+def _study(args: argparse.Namespace) -> int:
+    from .study import study
+
+    result = study(
+        args.out,
+        seeds=args.seeds,
+        ceiling_seeds=args.ceiling_seeds,
+        data_dir=args.data_dir,
+        limit=args.limit,
+        quick=args.quick,
+        progress=not args.no_progress,
     )
-    print(f"wrote {args.out}/table1.md, table1.csv, table1.json, fig6.png, fig7.png, fig8.png, REPORT.md")
+    for v in result["verdicts"]:
+        print(f"- {v['sentence']}")
+    print(f"wrote {args.out}/results.json, report.md, reconstructions_*.png")
     return 0
 
 
@@ -244,6 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _evaluate(args)
         if args.command == "reproduce":
             return _reproduce(args)
+        if args.command == "study":
+            return _study(args)
         if args.command == "classifier":
             return _classifier(args)
         from .runtime.commands import run_command

@@ -58,10 +58,14 @@ def _summaries(out: dict[str, Any], prefix: str, values: dict[str, torch.Tensor]
         out[f"{prefix}{name}"], out[f"{prefix}{name}_stderr"] = mean_stderr(v)
 
 
-def _accuracy(out: dict[str, Any], key: str, classifier, images: torch.Tensor, labels) -> None:
-    from .classifier import accuracy
+def _accuracy(out: dict[str, Any], key: str, classifier, images: torch.Tensor, labels) -> torch.Tensor:
+    """Fill ``out[key]`` (and its stderr) with the classifier's accuracy; returns per-image correctness."""
+    from .classifier import predict
 
-    out[key], out[f"{key}_stderr"] = accuracy(classifier, images, labels)
+    correct = (predict(classifier, images) == labels).double()
+    mean = correct.mean().item()
+    out[key], out[f"{key}_stderr"] = mean, (mean * (1 - mean) / max(len(correct), 1)) ** 0.5
+    return correct
 
 
 @torch.no_grad()
@@ -73,6 +77,7 @@ def passthrough(
     labels: torch.Tensor | None = None,
     classifier: torch.nn.Module | None = None,
     with_ssim: bool = True,
+    per_image: bool = False,
 ) -> dict[str, Any]:
     """The metrics of a *pass-through*: the filled input itself, scored as if it were the output.
 
@@ -86,14 +91,18 @@ def passthrough(
 
     Returns:
         ``fidelity`` (the embeddings' state fidelity), the image metrics with ``masked_psnr`` and
-        ``masked_cosine_similarity``, and ``accuracy`` when a classifier is given; each with ``*_stderr``.
+        ``masked_cosine_similarity``, and ``accuracy`` when a classifier is given; each with ``*_stderr``;
+        with ``per_image``, ``per_image``: the per-image values (``correct`` for the accuracy).
     """
     out: dict[str, Any] = {"images": len(images)}
-    out["fidelity"], out["fidelity_stderr"] = mean_stderr(state_fidelity(fill.flatten(1), images.flatten(1)))
+    values = {"fidelity": state_fidelity(fill.flatten(1), images.flatten(1))}
     shown = scale_reconstruction(fill.clamp(min=0), images, masks, method="visible")
-    _summaries(out, "", image_metrics(shown, images, masks, torchmetrics_ssim=False, with_ssim=with_ssim))
+    values.update(image_metrics(shown, images, masks, torchmetrics_ssim=False, with_ssim=with_ssim))
+    _summaries(out, "", values)
     if classifier is not None and labels is not None:
-        _accuracy(out, "accuracy", classifier, shown, labels)
+        values["correct"] = _accuracy(out, "accuracy", classifier, shown, labels)
+    if per_image:
+        out["per_image"] = values
     return out
 
 
@@ -107,6 +116,8 @@ def evaluate_images(
     classifier: torch.nn.Module | None = None,
     batch_size: int = 2000,
     with_ssim: bool = True,
+    per_image: bool = False,
+    extras: bool = True,
 ) -> dict[str, Any]:
     """All metrics for ``images`` under ``masks``, with the model's own procedure (its ``objective``).
 
@@ -123,20 +134,31 @@ def evaluate_images(
         - the other procedure in its own keys, never mixed into the main ones: ``postselected_*``
           for a reset model (with ``postselected_fidelity`` and ``postselected_keep_probability``),
           ``reset_*`` for a post-selected one;
-        - ``images``.
+        - ``input_accuracy``: the classifier on the filled input itself (the pass-through);
+        - ``images``; with ``per_image``, ``per_image``: the model's per-image values
+          (``correct`` for the accuracy), for paired comparisons.
+
+        ``extras=False`` leaves out the ``oracle_*`` and other-procedure keys (faster, for studies).
     """
     own_ps = model.objective == "postselect"
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("reset", "joint", "kept", "input", "recon", "other")}
+    parts: dict[str, list[torch.Tensor]] = {
+        k: [] for k in ("reset", "joint", "kept", "input", "filled", "recon", "other")
+    }
     for start in range(0, len(images), batch_size):
         x, m = images[start : start + batch_size], masks[start : start + batch_size]
         b = model.branches(x, m)
+        filled = model.fill(x, m).detach()
         parts["reset"].append(b.fidelity.double())
         parts["joint"].append(b.joint.double())
         parts["kept"].append(b.kept.double())
-        parts["input"].append(state_fidelity(model.fill(x, m).flatten(1), x.flatten(1)))
+        parts["input"].append(state_fidelity(filled.flatten(1), x.flatten(1)))
+        parts["filled"].append(filled.clamp(0, 1))
         parts["recon"].append(model.reconstruct(x, m).detach())
-        parts["other"].append(model.reconstruct(x, m, postselect=not own_ps).detach())
-    reset, joint, kept, input_fid, recon, other = (torch.cat(parts[k]) for k in parts)
+        if extras:
+            parts["other"].append(model.reconstruct(x, m, postselect=not own_ps).detach())
+    reset, joint, kept, input_fid, filled, recon = (
+        torch.cat(parts[k]) for k in ("reset", "joint", "kept", "input", "filled", "recon")
+    )
     postselected = joint / torch.where(kept > 0, kept, torch.ones_like(kept))
     fidelity = postselected if own_ps else reset
     out: dict[str, Any] = {"images": len(images)}
@@ -144,22 +166,26 @@ def evaluate_images(
     if own_ps:
         _summaries(out, "", {"keep_probability": kept})
     scaled = scale_reconstruction(recon, images, masks, method="visible")
-    _summaries(out, "", image_metrics(scaled, images, masks, with_ssim=with_ssim))
-    # the other procedure (reset <-> post-selected), in its own keys
+    own = image_metrics(scaled, images, masks, with_ssim=with_ssim)
+    _summaries(out, "", own)
+    values = {"fidelity": fidelity, "input_fidelity": input_fid, "keep_probability": kept, **own}
     other_prefix = "reset_" if own_ps else "postselected_"
-    other_scaled = scale_reconstruction(other, images, masks, method="visible")
-    _summaries(
-        out, other_prefix, image_metrics(other_scaled, images, masks, torchmetrics_ssim=False, with_ssim=with_ssim)
-    )
-    _summaries(out, other_prefix, {"fidelity": reset if own_ps else postselected})
-    if not own_ps:
-        _summaries(out, other_prefix, {"keep_probability": kept})
-    oracle = scale_reconstruction(recon, images, masks, method="oracle")
-    _summaries(out, "oracle_", image_metrics(oracle, images, torchmetrics_ssim=False, with_ssim=with_ssim))
+    if extras:  # the other procedure (reset <-> post-selected) in its own keys, and the oracle scaling
+        other_scaled = scale_reconstruction(torch.cat(parts["other"]), images, masks, method="visible")
+        other = image_metrics(other_scaled, images, masks, torchmetrics_ssim=False, with_ssim=with_ssim)
+        _summaries(out, other_prefix, {**other, "fidelity": reset if own_ps else postselected})
+        if not own_ps:
+            _summaries(out, other_prefix, {"keep_probability": kept})
+        oracle = scale_reconstruction(recon, images, masks, method="oracle")
+        _summaries(out, "oracle_", image_metrics(oracle, images, torchmetrics_ssim=False, with_ssim=with_ssim))
     if classifier is not None and labels is not None:
-        _accuracy(out, "accuracy", classifier, scaled, labels)
-        _accuracy(out, "oracle_accuracy", classifier, oracle, labels)
-        _accuracy(out, f"{other_prefix}accuracy", classifier, other_scaled, labels)
+        values["correct"] = _accuracy(out, "accuracy", classifier, scaled, labels)
+        values["input_correct"] = _accuracy(out, "input_accuracy", classifier, filled, labels)
+        if extras:
+            _accuracy(out, "oracle_accuracy", classifier, oracle, labels)
+            _accuracy(out, f"{other_prefix}accuracy", classifier, other_scaled, labels)
+    if per_image:
+        out["per_image"] = values
     return out
 
 

@@ -98,20 +98,30 @@ def state_fidelity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return cosine_similarity(a, b).square()
 
 
+def _window(size: int, preferred: int) -> int:
+    """The SSIM window: ``preferred``, or the largest odd side that fits a smaller image (4x4: 3)."""
+    return min(preferred, size if size % 2 else size - 1)
+
+
 def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image SSIM, scikit-image ``structural_similarity(data_range=1.0, win_size=7)``."""
+    """Per-image SSIM, scikit-image ``structural_similarity(data_range=1.0, win_size=7)`` (a
+    smaller odd window on images smaller than 7x7)."""
     from skimage.metrics import structural_similarity
 
+    win = _window(a.shape[-1], SSIM_WINDOW)
     a_np, b_np = a.double().numpy(), b.double().numpy()
-    return torch.tensor([structural_similarity(x, y, data_range=1.0, win_size=SSIM_WINDOW) for x, y in zip(a_np, b_np)])
+    return torch.tensor([structural_similarity(x, y, data_range=1.0, win_size=win) for x, y in zip(a_np, b_np)])
 
 
 def ssim_torchmetrics(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image SSIM as torchmetrics computes it with its defaults (the paper's library)."""
+    """Per-image SSIM as torchmetrics computes it with its defaults (the paper's library; its
+    11x11 gaussian window shrinks to the largest odd side on images smaller than that)."""
     from torchmetrics.functional.image import structural_similarity_index_measure
 
+    kernel = _window(a.shape[-1], 11)
+    sigma = 1.5 * kernel / 11  # torchmetrics sizes its gaussian window from sigma: keep it within the image
     return structural_similarity_index_measure(
-        a.unsqueeze(1).float(), b.unsqueeze(1).float(), reduction="none"
+        a.unsqueeze(1).float(), b.unsqueeze(1).float(), reduction="none", kernel_size=kernel, sigma=sigma
     ).double()
 
 

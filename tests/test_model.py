@@ -142,3 +142,75 @@ def test_training_with_the_trash_term_keeps_more_in_the_latent(tmp_path):
     assert kept[3.0] > kept[0.0]
     with pytest.raises(ValueError, match="--trash-weight"):
         train(out=tmp_path / "bad", image_size=4, patch_size="2x2", trash_weight=-1, progress=False)
+
+
+def test_knobs_round_trip_through_a_run_directory(tmp_path, mnist16):
+    """A trained run with every knob reads back as the same model: same fidelities, same config."""
+    from qmae_qiskit import load_model, train
+
+    result = train(
+        out=tmp_path / "run", epochs=1, limit=64, batch_size=32, eval_limit=0, progress=False,
+        objective="postselect", layers=2, decoder="untied", token="per-patch", latent_qubits=6,
+    )  # fmt: skip
+    model = load_model(tmp_path / "run")
+    assert (model.objective, model.layers, model.decoder, model.tokens) == ("postselect", 2, "untied", "per-patch")
+    assert model.theta.shape == (15 * 28 * 2,) and model.decoder_theta.shape == model.theta.shape
+    assert model.token.shape == (4, 8, 8) and model.trash_qubits == (6, 7)
+    mask = model.random_mask(4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(model.fidelity(mnist16[:4], mask), result.model.fidelity(mnist16[:4], mask))
+    assert not torch.equal(model.theta, model.decoder_theta)  # the untied decoder trained apart
+
+
+def test_per_patch_tokens_fill_each_patch_with_its_own_token():
+    model = QMAE(image_size=4, patch_size=(2, 2), mask_ratio=0.5, tokens="per-patch", seed=0)
+    with torch.no_grad():
+        model.token.copy_(torch.arange(4.0)[:, None, None].expand(4, 2, 2) + 1)
+    images = torch.full((1, 4, 4), 0.5)
+    mask = torch.zeros(1, 4, 4, dtype=torch.bool)
+    mask[0, :2, 2:] = True  # patch 1 (row 0, column 1)
+    mask[0, 2:, :2] = True  # patch 2 (row 1, column 0)
+    filled = model.fill(images, mask)[0]
+    assert (filled[:2, 2:] == 2).all() and (filled[2:, :2] == 3).all()
+    assert (filled[:2, :2] == 0.5).all() and (filled[2:, 2:] == 0.5).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"objective": "sometimes"}, "unknown objective"),
+        ({"decoder": "loose"}, "unknown decoder"),
+        ({"tokens": "each"}, "unknown tokens"),
+        ({"ansatz": "magic"}, "unknown ansatz"),
+        ({"layers": 0}, "layers must be a positive integer"),
+        ({"ansatz": "unitary", "image_size": 64}, "n <= 10"),
+        ({"ansatz": "unitary", "layers": 2}, "no pairs or layers"),
+        ({"ansatz": "unitary", "engine": "estimator"}, "exact engine only"),
+    ],
+)
+def test_knob_errors_name_the_problem(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        QMAE(**kwargs)
+    with pytest.raises(ValueError, match="QAE has no mask token"):
+        QAE(tokens="per-patch")
+
+
+def test_objective_decides_the_default_procedure(mnist16):
+    model = QMAE(seed=1, objective="postselect")
+    mask = model.random_mask(3, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        b = model.branches(mnist16[:3], mask)
+        torch.testing.assert_close(model.fidelity(mnist16[:3], mask), b.joint / b.kept)
+        torch.testing.assert_close(model.fidelity(mnist16[:3], mask, postselect=False), b.fidelity)
+        torch.testing.assert_close(
+            model.reconstruct(mnist16[:3], mask), model.reconstruct(mnist16[:3], mask, postselect=True)
+        )
+    loss, fid = model.forward_loss(mnist16[:3], mask, keep_weight=0.5)
+    expected = (1 - b.joint / b.kept).mean() + 0.5 * (1 - b.kept).mean()
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
+    with pytest.raises(ValueError, match="use keep_weight"):
+        model.loss(mnist16[:3], mask, trash_weight=1.0)
+    with pytest.raises(ValueError, match="with reset use trash_weight"):
+        QMAE(seed=1).loss(mnist16[:3], mask, keep_weight=1.0)
+    with pytest.raises(ValueError, match="unitary ansatz is a bound"):
+        QMAE(ansatz="unitary", image_size=4, patch_size="2x2").template("reset")

@@ -224,3 +224,49 @@ def test_package_level_train_returns_model_and_history(tmp_path):
     )
     assert isinstance(result.model, qmae_qiskit.QMAE) and len(result.history) == 2
     assert qmae_qiskit.QMAE.load(tmp_path / "run").theta.equal(result.model.theta)
+
+
+def test_postselected_training_records_its_acceptance_weight_and_kept_fraction(tmp_path):
+    from qmae_qiskit.training import DEFAULT_KEEP_WEIGHT
+
+    result = train(
+        out=tmp_path / "ps", objective="postselect", image_size=4, patch_size="2x2", epochs=1, limit=64,
+        batch_size=16, eval_limit=0, progress=False,
+    )  # fmt: skip
+    config = json.loads((tmp_path / "ps" / "config.json").read_text())
+    assert (
+        config["options"]["keep_weight"] == DEFAULT_KEEP_WEIGHT and config["architecture"]["objective"] == "postselect"
+    )
+    assert all(0 < h["keep_probability"] <= 1 for h in result.history)
+
+
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["--keep-weight", "0.5"], "--keep-weight holds the kept fraction of --objective postselect"),
+        (["--objective", "postselect", "--trash-weight", "1"], "use --keep-weight"),
+        (["--objective", "postselect", "--keep-weight", "-1"], "--keep-weight must be a number >= 0"),
+        (["--ansatz", "unitary", "--engine", "estimator"], "exact engine only"),
+        (["--ansatz", "unitary", "--pairs", "line"], "it has no pairs"),
+        (["--layers", "0"], "layers must be a positive integer"),
+        (["--holdout", "-2"], "--holdout must be"),
+    ],
+)
+def test_inpainting_options_are_checked_in_one_line(tmp_path, capsys, argv, match):
+    assert main(["train", "--out", str(tmp_path / "x"), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and match in err[0], err
+    assert not (tmp_path / "x").exists()
+
+
+def test_holdout_keeps_the_last_training_images_out(tmp_path):
+    from qmae_qiskit.runs import data_for_run
+
+    result = train(
+        out=tmp_path / "h", image_size=4, patch_size="2x2", epochs=1, limit=100, holdout=30, batch_size=10,
+        eval_limit=0, progress=False,
+    )  # fmt: skip
+    assert len(result.history) == 7  # 70 training images, batch 10
+    held = data_for_run(tmp_path / "h", split="holdout")
+    full = data_for_run(tmp_path / "h", split="train", limit=100)
+    assert torch.equal(held.images, full.images[-30:])

@@ -1,0 +1,409 @@
+"""``qmae study``: does a quantum masked autoencoder fill in the patch? Across architectures and seeds.
+
+The grid: objective (reset, postselect) x layers (1, 2) x latent qubits (7, 6, 5) x decoder (tied,
+untied) x token (shared, per-patch), 48 configurations of QMAE at 25 % (one 8x8 patch of a 16x16
+image), each trained for ``seeds`` seeds with the same options as ``qmae reproduce`` (exact engine,
+Adam lr 0.02 cosine, batch 32, 3 epochs; post-selected runs with the default acceptance weight).
+Next to them the **ceiling**: the same channel with a general unitary instead of the circuit
+(``--ansatz unitary``, latent 7, both objectives, tied and untied decoders, shared and per-patch
+tokens where listed in :data:`CEILINGS`), a bound on what any circuit of the architecture could
+reach; and the **pass-through** rows on the same masks (zeros, the mean training image; each
+model's own filled input is its ``input_fidelity``).
+
+Every run is scored on the test split (all 10,000 MNIST test images by default) with the saved
+evaluation masks: fidelity, the gain over its own filled input, masked-region PSNR, P(keep) and
+ResNet18 accuracy. Writes ``results.json``, ``report.md`` (tables, knob effects and verdicts, each
+decided by a paired 95 % interval) and ``reconstructions_*.png`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import checkpoint as ckpt
+from .experiments import RunSpec, over_seeds, train_or_reuse, verdict
+
+__all__ = ["GRID", "CEILINGS", "study"]
+
+KNOBS = {
+    "objective": ("reset", "postselect"),
+    "layers": (1, 2),
+    "latent_qubits": (7, 6, 5),
+    "decoder": ("tied", "untied"),
+    "token": ("shared", "per-patch"),
+}
+METRICS = ("fidelity", "input_fidelity", "fidelity_gain", "masked_psnr", "masked_cosine_similarity", "keep_probability")
+METRICS += ("accuracy", "input_accuracy")
+
+
+def _name(options: dict[str, Any]) -> str:
+    o = options
+    return f"{o['objective']}-L{o['layers']}-k{o['latent_qubits']}-{o['decoder']}-{o['token']}"
+
+
+GRID = tuple(
+    RunSpec(_name(dict(zip(KNOBS, values))), dict(zip(KNOBS, values))) for values in itertools.product(*KNOBS.values())
+)
+# The ceiling: a general 256 x 256 unitary (exact engine). Batch 128: the matrix exponential costs
+# the same at any batch, so larger batches buy more images per second for this bound.
+CEILINGS = tuple(
+    RunSpec(f"ceiling-{objective}-{decoder}-{token}", dict(objective=objective, decoder=decoder, token=token))
+    for objective, decoder, token in (
+        ("reset", "tied", "shared"),
+        ("postselect", "tied", "shared"),
+        ("reset", "tied", "per-patch"),
+        ("postselect", "tied", "per-patch"),
+        ("reset", "untied", "shared"),
+        ("postselect", "untied", "shared"),
+    )
+)
+CEILING_OPTIONS = {"ansatz": "unitary", "latent_qubits": 7, "layers": 1, "batch_size": 128}
+
+
+def _common(quick: bool, data_dir: str | None) -> dict[str, Any]:
+    base = dict(model="qmae", mask_ratio=0.25, patch_size="8x8", eval_limit=0, data_dir=data_dir)
+    return {**base, **(dict(epochs=1, limit=1000, batch_size=64) if quick else dict(epochs=3, batch_size=32))}
+
+
+def study(
+    out: str | os.PathLike,
+    *,
+    seeds: int = 3,
+    ceiling_seeds: int = 1,
+    data_dir: str | None = None,
+    limit: int | None = None,
+    quick: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Train (or reuse) every configuration and write the study; see the module docstring.
+
+    Args:
+        out: output directory (runs in ``out/runs``, reused when finished).
+        seeds: seeds per grid configuration.
+        ceiling_seeds: seeds per ceiling configuration (a bound: the best seed is what counts).
+        data_dir: MNIST in torchvision's layout (else ``$QMAE_DATA_DIR`` or the embedded sample).
+        limit: score on the first ``limit`` test images (default: all).
+        quick: one epoch on 1,000 images, the grid's first 4 configurations and one ceiling:
+            checks the pipeline, not results.
+        progress: progress bars while training.
+
+    Returns:
+        The ``results.json`` content.
+    """
+    from .classifier import ClassifierOptions, cached_classifier
+    from .evaluation import evaluate_images, passthrough, passthrough_fills
+    from .model import load_model
+    from .runs import data_for_run, saved_evaluation_masks, versions
+
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1 or ceiling_seeds < 1:
+        raise ValueError(f"--seeds and --ceiling-seeds must be positive integers, got {seeds!r}, {ceiling_seeds!r}")
+    wall = time.perf_counter()
+    out = Path(out)
+    common = _common(quick, data_dir)
+    grid, ceilings = (GRID[:4], CEILINGS[:1]) if quick else (GRID, CEILINGS)
+    plan = [(spec, seed, {}) for spec in grid for seed in range(seeds)]
+    plan += [(spec, seed, CEILING_OPTIONS) for spec in ceilings for seed in range(ceiling_seeds)]
+    dirs: dict[str, list[Path]] = {}
+    timings: dict[str, float] = {}
+    for spec, seed, extra in plan:
+        spec = RunSpec(spec.name, {**spec.options, **extra})
+        path, seconds, how = train_or_reuse(spec, out / "runs", seed, common=common, progress=progress)
+        dirs.setdefault(spec.name, []).append(path)
+        if how != "reused":
+            timings[path.name] = round(seconds, 1)
+    train_s = _training_seconds(out, timings)
+
+    first = next(iter(dirs.values()))[0]
+    test = data_for_run(first, split="test", data_dir=data_dir, limit=500 if quick else limit)
+    train_set = data_for_run(first, split="train", data_dir=data_dir, limit=1000 if quick else None)
+    classifier, _ = cached_classifier(
+        train_set, ClassifierOptions(epochs=3, batch_size=64) if quick else ClassifierOptions(), progress=progress
+    )
+    masks = saved_evaluation_masks(first, load_model(first), len(test.images))
+    start = time.perf_counter()
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for name, paths in dirs.items():
+        rows[name] = []
+        for path in paths:
+            model = load_model(path)
+            row = evaluate_images(
+                model, test.images, masks, labels=test.labels, classifier=classifier, with_ssim=False, extras=False
+            )
+            row.update(run=path.name, parameters=model.num_parameters, train_s=train_s.get(path.name))
+            rows[name].append(row)
+    fills = passthrough_fills(load_model(first), test.images, masks, train_set.images.mean(0))
+    pass_rows = {
+        name: passthrough(test.images, masks, fills[name], labels=test.labels, classifier=classifier, with_ssim=False)
+        for name in ("zeros", "mean_image")
+    }
+    evaluation_s = round(time.perf_counter() - start, 1)
+
+    configs = {spec.name: dict(spec.options) for spec in grid}
+    configs.update({spec.name: {**spec.options, **CEILING_OPTIONS} for spec in ceilings})
+    result = {
+        "configs": configs,
+        "rows": rows,
+        "summary": {name: over_seeds(r, METRICS) for name, r in rows.items()},
+        "passthrough": pass_rows,
+        "effects": _effects(rows, configs, seeds),
+        "seeds": seeds,
+        "ceiling_seeds": ceiling_seeds,
+        "test_images": len(test.images),
+        "test_source": test.source,
+        "quick": quick,
+        "timings": {"train_s": train_s, "train_total_s": round(sum(train_s.values()), 1), "evaluation_s": evaluation_s},
+        "versions": versions(),
+    }
+    result["verdicts"] = _verdicts(result)
+    result["timings"]["total_s"] = round(time.perf_counter() - wall, 1)
+    ckpt.write_json(out / "results.json", result)
+    _figures(out, dirs, test.images, masks, fills, result)
+    ckpt.atomic_write(out / "report.md", lambda fh: fh.write(report(result).encode()))
+    return result
+
+
+def _training_seconds(out: Path, now: dict[str, float]) -> dict[str, float]:
+    """Training seconds per run: measured now, or kept from the last study that trained it."""
+    try:
+        before = json.loads((out / "results.json").read_text())["timings"]["train_s"]
+    except (OSError, KeyError, json.JSONDecodeError):
+        before = {}
+    return {**before, **now}
+
+
+def _effects(
+    rows: dict[str, list[dict[str, Any]]], configs: dict[str, dict[str, Any]], seeds: int
+) -> list[dict[str, Any]]:
+    """Each knob's effect on each metric: pairs of grid configurations that differ in that knob
+    alone, the difference per pair and seed, its mean and paired 95 % interval."""
+    from .metrics import paired_interval
+
+    grid = {name: c for name, c in configs.items() if "ansatz" not in c}
+    out = []
+    for knob, values in KNOBS.items():
+        for value in values[1:]:
+            for key in ("fidelity", "fidelity_gain", "masked_psnr", "accuracy"):
+                a, b = [], []
+                for name, c in grid.items():
+                    if c[knob] != values[0]:
+                        continue
+                    other = _name({**c, knob: value})
+                    if other not in rows or name not in rows:
+                        continue
+                    for x, y in zip(rows[other], rows[name]):  # same seed
+                        a.append(x[key])
+                        b.append(y[key])
+                if len(a) < 2:
+                    continue
+                i = paired_interval(a, b)
+                out.append({"knob": knob, "from": values[0], "to": value, "metric": key, **i._asdict()})
+    return out
+
+
+def _best(result: dict[str, Any], key: str, *, grid_only: bool = True) -> str:
+    names = [n for n, c in result["configs"].items() if not (grid_only and "ansatz" in c)]
+    return max(names, key=lambda n: result["summary"][n][key]["mean"])
+
+
+def _verdicts(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The study's questions, each decided by a paired 95 % interval over seeds (against the
+    fills, which have no seed, over seeds too), or called undecided."""
+    rows, fill = result["rows"], result["passthrough"]["mean_image"]
+    out = []
+
+    def add(claim: str, a: list[float], b: list[float], unit: str = "") -> None:
+        if len(a) < 2:
+            out.append(
+                {"claim": claim, "sentence": f"{claim}: one seed, no interval (run with --seeds 3)", "holds": None}
+            )
+            return
+        v = verdict(claim, a, b, unit=unit)
+        out.append({"claim": claim, "sentence": v.sentence(), "holds": v.holds, **v.interval._asdict()})
+
+    best_psnr = _best(result, "masked_psnr")
+    best_acc = _best(result, "accuracy")
+    best_gain = _best(result, "fidelity_gain")
+    r = rows[best_psnr]
+    add(
+        f"The best circuit on masked PSNR ({best_psnr}) beats the mean-image fill there",
+        [x["masked_psnr"] for x in r],
+        [fill["masked_psnr"]] * len(r),
+        " dB",
+    )
+    r = rows[best_acc]
+    add(
+        f"The best circuit on accuracy ({best_acc}) beats its own filled input's accuracy",
+        [100 * x["accuracy"] for x in r],
+        [100 * x["input_accuracy"] for x in r],
+        " pp",
+    )
+    add(
+        f"The best circuit on accuracy ({best_acc}) beats the mean-image fill's accuracy",
+        [100 * x["accuracy"] for x in r],
+        [100 * fill["accuracy"]] * len(r),
+        " pp",
+    )
+    r = rows[best_gain]
+    add(
+        f"The best circuit on fidelity gain ({best_gain}) beats its own filled input",
+        [x["fidelity"] for x in r],
+        [x["input_fidelity"] for x in r],
+    )
+    add(
+        f"The best circuit on fidelity gain ({best_gain}) beats the mean-image fill's fidelity",
+        [x["fidelity"] for x in r],
+        [fill["fidelity"]] * len(r),
+    )
+    return out
+
+
+def _fmt(entry: dict[str, Any] | None, *, pct: bool = False, digits: int = 3, signed: bool = False) -> str:
+    if not entry:
+        return "–"
+    scale = 100 if pct else 1
+    spread = entry.get("std", entry.get("stderr"))
+    value = f"{scale * entry['mean']:{'+' if signed else ''}.{2 if pct else digits}f}"
+    return (
+        value + (f" ± {scale * spread:.{2 if pct else digits}f}" if spread is not None else "") + (" %" if pct else "")
+    )
+
+
+TABLE_HEADER = [
+    "configuration",
+    "fidelity",
+    "gain over its input",
+    "masked PSNR (dB)",
+    "P(keep)",
+    "accuracy",
+    "input accuracy",
+    "weights",
+    "train (s)",
+]
+
+
+def _table_row(label: str, s: dict[str, Any], row: dict[str, Any]) -> list[str]:
+    return [
+        label,
+        _fmt(s.get("fidelity")),
+        _fmt(s.get("fidelity_gain"), signed=True),
+        _fmt(s.get("masked_psnr"), digits=2),
+        _fmt(s.get("keep_probability")) if "keep_probability" in row else "–",
+        _fmt(s.get("accuracy"), pct=True),
+        _fmt(s.get("input_accuracy"), pct=True),
+        f"{row['parameters']:,}",
+        f"{row['train_s']:.0f}" if row.get("train_s") is not None else "–",
+    ]
+
+
+def report(result: dict[str, Any]) -> str:
+    """The generated tables of ``report.md``: every configuration, the ceilings, the pass-through
+    rows, the knobs' effects and the verdicts."""
+    md = lambda header, rows: "\n".join(  # noqa: E731
+        ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+    )
+    lines = ["# Inpainting study: generated tables", ""]
+    if result["quick"]:
+        lines += ["**Quick run**: one epoch on 1,000 images, a few configurations. A smoke test, not results.", ""]
+    lines += [
+        f"{result['test_images']} test images ({result['test_source']}), the same saved masks for every row; "
+        f"{result['seeds']} seeds per configuration (ceilings: {result['ceiling_seeds']}); ± is the standard deviation "
+        "over seeds (the standard error over images for single-seed rows and the pass-through rows). Configuration "
+        "names: objective-Llayers-klatent-decoder-token. *P(keep)*: the fraction of shots post-selection keeps. "
+        "*Input accuracy*: the classifier on the model's own filled input.",
+        "",
+    ]
+    passes = result["passthrough"]
+    pass_rows = [
+        [f"pass-through: {name.replace('_', ' ')}", f"{r['fidelity']:.3f} ± {r['fidelity_stderr']:.3f}", "–",
+         f"{r['masked_psnr']:.2f} ± {r['masked_psnr_stderr']:.2f}", "–", f"{100 * r['accuracy']:.2f} %", "–", "–", "–"]
+        for name, r in passes.items()
+    ]  # fmt: skip
+    ceilings = [
+        _table_row(
+            f"**ceiling** {name.removeprefix('ceiling-')} (general unitary)",
+            result["summary"][name],
+            result["rows"][name][0],
+        )
+        for name, c in result["configs"].items()
+        if "ansatz" in c and name in result["rows"]
+    ]
+    for objective in KNOBS["objective"]:
+        names = [n for n, c in result["configs"].items() if c.get("objective") == objective and "ansatz" not in c]
+        names = [n for n in names if n in result["rows"]]
+        if not names:
+            continue
+        lines += [f"## Objective: {objective}", ""]
+        body = [_table_row(n, result["summary"][n], result["rows"][n][0]) for n in names]
+        body += [row for row in ceilings if f" {objective}-" in row[0]] + pass_rows
+        lines += [md(TABLE_HEADER, body), ""]
+    lines += [
+        "## What each knob does",
+        "",
+        "Pairs of configurations that differ in one knob only; the difference per pair and seed, its mean and paired "
+        "95 % interval.",
+        "",
+    ]
+
+    def effect_row(e: dict[str, Any]) -> list[str]:
+        word = "undecided" if e["low"] <= 0 <= e["high"] else ("raises it" if e["low"] > 0 else "lowers it")
+        interval = f"[{e['low']:+.4f}, {e['high']:+.4f}]"
+        return [
+            e["knob"],
+            f"{e['from']} -> {e['to']}",
+            e["metric"],
+            f"{e['mean']:+.4f}",
+            interval,
+            str(e["samples"]),
+            word,
+        ]
+
+    effect_rows = [effect_row(e) for e in result["effects"]]
+    lines += [md(["knob", "change", "metric", "mean difference", "95 % interval", "pairs", "verdict"], effect_rows), ""]
+    lines += ["## Verdicts", ""] + [f"- {v['sentence']}." for v in result["verdicts"]]
+    t = result["timings"]
+    lines += [
+        "",
+        f"Compute: training {t['train_total_s'] / 60:.1f} min over {len(t['train_s'])} runs, evaluation "
+        f"{t['evaluation_s'] / 60:.1f} min, this call {t['total_s'] / 60:.1f} min (runs trained earlier are reused).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _figures(
+    out: Path,
+    dirs: dict[str, list[Path]],
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    fills: dict[str, torch.Tensor],
+    result: dict[str, Any],
+) -> None:
+    """Reconstructions of the first 6 test images by every configuration (seed 0), per objective."""
+    from .figures import save_image_grid
+    from .metrics import scale_reconstruction
+    from .model import load_model
+
+    idx = torch.arange(6)
+    x, m = images[idx], masks[idx]
+    for objective in KNOBS["objective"]:
+        names = [n for n, c in result["configs"].items() if c.get("objective") == objective and n in dirs]
+        if not names:
+            continue
+        rows = [("masked", x * ~m), ("mean-image fill", fills["mean_image"][idx])]
+        for name in names:
+            with torch.no_grad():
+                rows.append(
+                    (
+                        name.replace(f"{objective}-", "").replace("ceiling-", "ceiling "),
+                        scale_reconstruction(load_model(dirs[name][0]).reconstruct(x, m), x, m),
+                    )
+                )
+        rows.append(("original", x))
+        save_image_grid(rows, out / f"reconstructions_{objective}.png")

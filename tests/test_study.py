@@ -1,0 +1,47 @@
+"""``qmae study --quick`` runs the grid's machinery end to end and decides only what it can."""
+
+import json
+import os
+import subprocess
+import sys
+
+from qmae_qiskit.study import CEILINGS, GRID, KNOBS
+
+
+def test_the_grid_is_every_combination_of_the_knobs():
+    assert len(GRID) == 2 * 2 * 3 * 2 * 2 == len({s.name for s in GRID})
+    assert {tuple(sorted(s.options)) for s in GRID} == {tuple(sorted(KNOBS))}
+    assert {s.options["objective"] for s in CEILINGS} == {"reset", "postselect"}
+
+
+def test_quick_study_writes_results_report_and_figures(tmp_path):
+    out = tmp_path / "study"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "qmae_qiskit.cli",
+            "study",
+            "--out",
+            str(out),
+            "--quick",
+            "--seeds",
+            "2",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((out / "results.json").read_text())
+    assert len(result["rows"]) == 4 + 1 and all(len(r) == 2 for n, r in result["rows"].items() if "ceiling" not in n)
+    ceiling = next(n for n in result["rows"] if n.startswith("ceiling"))
+    assert result["configs"][ceiling]["ansatz"] == "unitary" and result["rows"][ceiling][0]["parameters"] > 100_000
+    for v in result["verdicts"]:
+        assert (v["holds"] is None) == ("undecided" in v["sentence"] or "no interval" in v["sentence"])
+    assert {e["knob"] for e in result["effects"]} >= {"decoder", "token"}
+    report = (out / "report.md").read_text()
+    assert "ceiling" in report and "pass-through: mean image" in report and "What each knob does" in report
+    assert (out / "reconstructions_reset.png").stat().st_size > 1000
