@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,8 @@ import torch
 __all__ = ["CheckpointError", "atomic_write", "write_json", "save_checkpoint", "load_checkpoint", "load_config"]
 
 CONFIG = "config.json"
+# what config.json's "architecture" must hold (the model's other options have defaults)
+ARCHITECTURE_KEYS = ("model", "image_size", "patch_size", "mask_ratio", "trash_qubits", "pairs")
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 EVAL_MASKS = "eval_masks.npz"
@@ -71,9 +74,22 @@ def load_config(run_dir: str | os.PathLike) -> dict[str, Any]:
             f"{run_dir} is not a run directory (no {CONFIG}); train one with 'qmae train --out {run_dir}'"
         )
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"unreadable {path}: {exc}") from exc
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"unreadable {path}: {exc}") from None
+    problem = None
+    if not isinstance(config, dict):
+        problem = f"a JSON {type(config).__name__}, not an object"
+    elif not isinstance(config.get("options"), dict):
+        problem = "no 'options' object"
+    elif not isinstance(config.get("architecture"), dict):
+        problem = "no 'architecture' object"
+    else:
+        missing = [k for k in ARCHITECTURE_KEYS if k not in config["architecture"]]
+        problem = f"no architecture.{', architecture.'.join(missing)}" if missing else None
+    if problem:
+        raise CheckpointError(f"{path} is not a qmae-qiskit run config ({problem}); restore it or train a new run")
+    return config
 
 
 def load_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -86,9 +102,16 @@ def load_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint in {run_dir} ({CHECKPOINT} is missing); the run saved none yet")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only: a checkpoint is tensors and numbers; unpickling anything else could run code
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{path} holds more than tensors and numbers (not a qmae-qiskit checkpoint, possibly crafted); "
+            "refusing to load it"
+        ) from None
     except Exception as exc:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(f"corrupt or unreadable checkpoint {path}: {type(exc).__name__}: {exc}") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CheckpointError(f"corrupt or unreadable checkpoint {path}: {type(exc).__name__}: {first}") from None
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path} is not a qmae-qiskit checkpoint")
     return state

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .checkpoint import CheckpointError
 from .data import ENV_DATA_DIR, DataError
@@ -76,9 +78,19 @@ _TRAIN_OPTIONS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (the usage stays available with --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"qmae: error: {message} (see '{self.prog} --help')\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qmae", description="Quantum masked autoencoders on Qiskit.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="qmae", description="Quantum masked autoencoders on Qiskit.")
+    parser.add_argument(
+        "--verbose", "-v", action="store_true", help="log progress (transpiling, jobs, waiting) at INFO"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     tr = sub.add_parser(
         "train", help="train a QMAE or QAE into a run directory", description="Train a QMAE or QAE (Adam on 1 - F)."
@@ -271,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return bench_main(argv[1:])
     args = _parser().parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
         if args.command == "train":
             return _train(args)
@@ -285,12 +299,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .runtime.commands import run_command
 
         return run_command(args)
-    except (ValueError, DataError, CheckpointError, FileNotFoundError) as exc:
+    except (ValueError, DataError, CheckpointError) as exc:
         print(f"qmae: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file system that refuses: read-only, full, a name too long, ...
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"qmae: error: {exc.strerror or exc}{where}; check the path and that it is writable", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         print(f"qmae: {exc or 'interrupted'}", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not a bad input: one line, the traceback on request
+        if os.environ.get("QMAE_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(
+            f"qmae: error: unexpected {type(exc).__name__}: {first} "
+            "(QMAE_DEBUG=1 shows the traceback; please report it)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -117,19 +117,31 @@ def _embedded(split: str) -> tuple[torch.Tensor, torch.Tensor]:
 def _torchvision(root: Path, split: str, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
     from torchvision.datasets import MNIST
 
+    raw = root / "MNIST" / "raw"
+    needed = [raw / f"{p}-{kind}-ubyte" for p in ("train", "t10k") for kind in ("images-idx3", "labels-idx1")]
     try:
         ds = MNIST(str(root), train=(split == "train"), download=download)
-    except (RuntimeError, OSError) as exc:
-        if download:  # torchvision raises RuntimeError("Error downloading ...") when every mirror fails
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if download and isinstance(exc, (RuntimeError, OSError)) and "Dataset not found" not in first:
+            # torchvision raises RuntimeError("Error downloading ...") when every mirror fails
             raise DataError(
                 f"could not download MNIST into {root} ({first}); without internet use --data-dir with local files "
                 "(torchvision's layout), or no data flag for the embedded sample"
             ) from None
-        # torchvision: "Dataset not found. You can use download=True ..."
+        missing = [f.name for f in needed if not f.is_file()]
+        if missing or "Dataset not found" in first:
+            # torchvision checks all four files, whatever the split
+            raise DataError(
+                f"no complete MNIST under {root} (missing {', '.join(missing) or 'files'} in {raw}, torchvision's "
+                f"layout): pass --download to fetch them, or point --data-dir / {ENV_DATA_DIR} at a directory that "
+                "has them"
+            ) from None
+        split_files = [f for f in needed if f.name.startswith("train" if split == "train" else "t10k")]
         raise DataError(
-            f"no MNIST files under {root} (expected torchvision's layout {root}/MNIST/raw/*-ubyte): "
-            f"pass --download to fetch them, or point --data-dir / {ENV_DATA_DIR} at a directory that has them"
+            f"unreadable MNIST file {split_files[0]} or {split_files[1].name} "
+            f"({type(exc).__name__}{': ' + first if str(exc).strip() else ''}); "
+            "restore the official files, or delete them and download again with --download"
         ) from None
     return ds.data, ds.targets
 

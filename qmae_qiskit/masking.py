@@ -8,6 +8,7 @@ QMAE and QAE are scored on the same masks.
 
 from __future__ import annotations
 
+import operator
 from fractions import Fraction
 
 import torch
@@ -94,6 +95,13 @@ def random_masks(
         ``(batch, H, W)`` bool, True where a pixel is masked; ``num_masked`` patches per image,
         chosen uniformly without replacement.
     """
+    try:
+        count = operator.index(batch)  # ints, numpy and torch integers; not floats or bools' ambiguity
+    except TypeError:
+        count = -1
+    if isinstance(batch, bool) or count < 0:
+        raise ValueError(f"the number of masks must be an integer >= 0, got {batch!r}")
+    batch = count
     rows, cols = patch_grid(image_size, patch_size)
     scores = torch.rand(batch, rows * cols, generator=generator)
     chosen = scores.argsort(dim=1)[:, :num_masked]  # a uniform random subset per image

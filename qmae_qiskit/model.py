@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -263,10 +264,20 @@ class QMAE(nn.Module):
                 f"this model takes {s}x{s} images, got {images.shape[1]}x{images.shape[2]}; resize them "
                 "(qmae_qiskit.data does)"
             )
+        if images.shape[0] == 0:
+            raise ValueError(f"images is an empty batch (shape {tuple(images.shape)}); pass at least one image")
+        if images.dtype == torch.uint8:
+            raise ValueError("images are uint8 (0-255); pass float pixels in [0, 1] (images / 255)")
         if not torch.is_floating_point(images):
             images = images.float()
         if torch.isnan(images).any() or torch.isinf(images).any():
             raise ValueError("images contain NaN or inf pixels")
+        if (images > 1 + 1e-6).any():
+            # the token and every default live on the [0, 1] scale: 0-255 pixels would silently change the fill
+            raise ValueError(
+                f"images have pixels above 1 (max {images.max().item():g}); pixels are in [0, 1]: divide by 255 "
+                "(qmae_qiskit.data.resize does)"
+            )
         if (images < 0).any():
             raise ValueError(
                 "images contain negative pixels; amplitude embedding here needs pixels >= 0 (scale to [0, 1])"
@@ -287,7 +298,11 @@ class QMAE(nn.Module):
     # --- the model -----------------------------------------------------------------------------
 
     def random_mask(self, batch: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``(batch, H, W)`` bool: ``num_masked`` random patches per image."""
+        """``(batch, H, W)`` bool: ``num_masked`` random patches per image.
+
+        Raises:
+            ValueError: ``batch`` is not a non-negative integer.
+        """
         return random_masks(
             batch, self.image_size, self.patch_size, self.num_masked, generator=generator, device=self.theta.device
         )
@@ -317,7 +332,7 @@ class QMAE(nn.Module):
         """The fidelity between the decoded masked image and the original (paper Eq. 8).
 
         Args:
-            images: ``(B, H, W)`` float pixels in [0, 1] (any non-negative scale works).
+            images: ``(B, H, W)`` float pixels in [0, 1].
             mask: ``(B, H, W)`` bool, True where masked.
             postselect: ``False``: the trash is reset (the paper's SWAP-test fidelity); ``True``:
                 the trash is measured and only the shots where it reads 0 are kept, and this is
@@ -546,27 +561,33 @@ def load_model(run_dir: str | os.PathLike, *, engine: str = "exact", expect: str
         CheckpointError: not a run directory, a corrupt checkpoint, or the wrong model kind.
     """
     config = load_config(run_dir)
-    arch = config.get("architecture")
-    if not arch:
-        raise CheckpointError(f"{run_dir}/{CONFIG} has no 'architecture' entry")
+    arch = config["architecture"]
     kind = arch["model"]
     if expect is not None and kind != expect:
         raise CheckpointError(f"{run_dir} holds a {kind.upper()} model, not a {expect.upper()}")
     cls = QMAE if kind == "qmae" else QAE
     knobs = {k: arch[k] for k in ("layers", "decoder", "tokens", "ansatz", "objective") if k in arch}
-    model = cls(
-        image_size=arch["image_size"],
-        patch_size=tuple(arch["patch_size"]),
-        mask_ratio=arch["mask_ratio"],
-        trash_qubits=arch["trash_qubits"],
-        pairs=None if arch.get("ansatz") == "unitary" else arch["pairs"],
-        engine=engine,
-        embedding_layers=arch.get("embedding_layers"),
-        **knobs,
-    )
+    try:
+        model = cls(
+            image_size=arch["image_size"],
+            patch_size=tuple(arch["patch_size"]),
+            mask_ratio=arch["mask_ratio"],
+            trash_qubits=arch["trash_qubits"],
+            pairs=None if arch.get("ansatz") == "unitary" else arch["pairs"],
+            engine=engine,
+            embedding_layers=arch.get("embedding_layers"),
+            **knobs,
+        )
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{Path(run_dir) / CONFIG} describes no valid model: {exc}") from None
     state = load_checkpoint(run_dir)
     try:
         model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint in {run_dir} does not match its config: {exc}") from exc
+    except (RuntimeError, TypeError) as exc:
+        first = str(exc).strip().splitlines()
+        detail = first[1].strip() if len(first) > 1 else first[0] if first else ""
+        raise CheckpointError(
+            f"the checkpoint in {run_dir} does not match its config.json ({detail}); were they copied from "
+            "different runs?"
+        ) from None
     return model

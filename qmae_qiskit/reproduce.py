@@ -26,6 +26,7 @@ import torch
 
 from . import checkpoint as ckpt
 from .experiments import RunSpec, Verdict, compare, over_seeds, train_or_reuse, verdict
+from .runs import writer_lock
 
 __all__ = ["PAPER", "RUNS", "reproduce"]
 
@@ -99,18 +100,24 @@ def reproduce(
 
     Raises:
         ValueError: ``seeds < 1``.
+        RunLockedError: another ``qmae reproduce`` is writing ``out``.
     """
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"--seeds must be a positive integer, got {seeds!r}")
+    out = Path(out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    with writer_lock(out):  # one reproduce per output directory
+        return _reproduce(out, quick=quick, data_dir=data_dir, progress=progress, seeds=seeds)
+
+
+def _reproduce(out: Path, *, quick: bool, data_dir: str | None, progress: bool, seeds: int) -> dict[str, Any]:
     from .classifier import ClassifierOptions, accuracy, cached_classifier
     from .evaluation import evaluate_images, passthrough, passthrough_fills
     from .model import load_model
     from .runs import data_for_run, saved_evaluation_masks, versions
 
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"--seeds must be a positive integer, got {seeds!r}")
     wall = time.perf_counter()
-    out = Path(out)
     runs = out / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
     previous = _previous_timings(out)
     timings: dict[str, Any] = {}
     dirs: dict[str, list[Path]] = {}

@@ -10,6 +10,7 @@ them imports the training loop.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 from importlib import metadata
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from .model import QMAE
 
 __all__ = [
+    "RunLockedError",
+    "writer_lock",
+    "check_new_run_dir",
     "EVAL_SEED",
     "versions",
     "evaluation_masks",
@@ -74,21 +78,41 @@ def save_masks(path: str | os.PathLike, masks: torch.Tensor, patch_size: tuple[i
 
 
 def load_masks(path: str | os.PathLike, model: QMAE) -> torch.Tensor:
-    """Masks saved by :func:`save_masks`, as ``(N, H, W)`` bool for ``model``'s architecture."""
-    with np.load(path) as data:
-        idx = torch.as_tensor(data["patches"].astype(np.int64))
-    return masks_from_patches(idx, model.image_size, model.patch_size)
+    """Masks saved by :func:`save_masks`, as ``(N, H, W)`` bool for ``model``'s architecture.
+
+    Raises:
+        CheckpointError: not a mask file (never unpickled), or masks of another architecture.
+    """
+    fix = "delete it: the masks are drawn again from their seed"
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            idx, size, patch = data["patches"], int(data["image_size"]), tuple(int(v) for v in data["patch"])
+    except Exception as exc:  # numpy raises several types for foreign files (and would suggest unpickling)
+        raise ckpt.CheckpointError(
+            f"{path} is not a readable evaluation-mask file ({type(exc).__name__}); {fix}"
+        ) from None
+    rows, cols = (model.image_size // p for p in model.patch_size)
+    shape_ok = idx.ndim == 2 and idx.shape[1] == model.num_masked and idx.size and idx.max() < rows * cols
+    if size != model.image_size or patch != model.patch_size or not shape_ok:
+        raise ckpt.CheckpointError(
+            f"{path} holds masks of another architecture ({size}x{size} images, {patch[0]}x{patch[-1]} patches); {fix}"
+        )
+    return masks_from_patches(torch.as_tensor(idx.astype(np.int64)), model.image_size, model.patch_size)
 
 
 def saved_evaluation_masks(run_dir: str | os.PathLike, model: QMAE, count: int) -> torch.Tensor:
-    """The run's evaluation masks for ``count`` images (drawn and saved on first use)."""
+    """The run's evaluation masks for ``count`` images (drawn and saved on first use; on a
+    read-only run they are drawn, identically, and kept in memory)."""
     path = Path(run_dir) / ckpt.EVAL_MASKS
     if path.is_file():
         masks = load_masks(path, model)
         if len(masks) >= count:
             return masks[:count]
     masks = evaluation_masks(count, model)
-    save_masks(path, masks, model.patch_size)
+    try:
+        save_masks(path, masks, model.patch_size)
+    except OSError:  # a read-only run: the masks come from a fixed seed, the same every time
+        pass
     return masks
 
 
@@ -135,3 +159,70 @@ def data_for_run(
             f"layout), set {ENV_DATA_DIR}, or download it once with --download"
         )
     return load_mnist(split, root=root, download=root is None, image_size=opts["image_size"], limit=limit)
+
+
+LOCK = ".lock"  # held (flock) by the one process that writes the run
+WRITER = ".writer"  # who holds it: "pid host", for the error a second writer gets
+
+
+class RunLockedError(ValueError):
+    """Another process is writing this run directory."""
+
+
+@contextlib.contextmanager
+def writer_lock(run_dir: str | os.PathLike):
+    """Hold the run directory's exclusive writer lock for the block (one writer per run).
+
+    A second ``qmae train``, ``--resume`` or ``reproduce`` on the same directory is refused at
+    once, naming the process that holds it; the lock is released on every exit path (the
+    operating system releases it even after ``kill -9``). While holding it, leftovers of writes
+    that a kill interrupted (``.*.tmp``) are removed.
+
+    Raises:
+        RunLockedError: another process holds the lock.
+        OSError: the directory cannot be written (read-only, ...).
+    """
+    from filelock import FileLock, Timeout
+
+    path = Path(run_dir)
+    lock = FileLock(str(path / LOCK), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:  # (a subclass of OSError: first)
+        try:
+            holder = (path / WRITER).read_text().strip() or "unknown"
+        except OSError:
+            holder = "unknown"
+        raise RunLockedError(
+            f"{path} is being written by another process (pid {holder}); wait for it to finish, or stop it "
+            "and continue with --resume"
+        ) from None
+    except OSError as exc:  # read-only, missing, not a directory
+        raise ValueError(
+            f"cannot write to the run directory {path} ({exc.strerror}); copy the run somewhere writable"
+        ) from None
+    try:
+        (path / WRITER).write_text(f"{os.getpid()} {platform.node()}\n")
+        for leftover in path.glob(".*.tmp"):  # an atomic write killed half-way (kill -9): nobody else writes here
+            leftover.unlink(missing_ok=True)
+        yield path
+    finally:
+        (path / WRITER).unlink(missing_ok=True)
+        lock.release()
+
+
+def check_new_run_dir(run_dir: str | os.PathLike) -> Path:
+    """``run_dir`` if a new run may be written there: absent, or an empty directory.
+
+    Raises:
+        ValueError: it is a file, already holds a run (use ``--resume``), or is a directory with
+            other files (not a run of ours: nothing is written into it).
+    """
+    path = Path(run_dir)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {path} is a file, not a directory; choose a new run directory")
+    if (path / ckpt.CONFIG).exists():
+        raise ValueError(f"{path} already holds a run; continue it with --resume {path} or choose another --out")
+    if path.is_dir() and any(p.name not in (LOCK, WRITER) for p in path.iterdir()):
+        raise ValueError(f"--out {path} is a directory with other files in it (not a run of ours); choose a new one")
+    return path

@@ -29,6 +29,7 @@ import torch
 
 from . import checkpoint as ckpt
 from .experiments import RunSpec, over_seeds, train_or_reuse, verdict
+from .runs import writer_lock
 
 __all__ = ["GRID", "CEILINGS", "study"]
 
@@ -96,16 +97,28 @@ def study(
 
     Returns:
         The ``results.json`` content.
+
+    Raises:
+        ValueError: non-positive seeds.
+        RunLockedError: another ``qmae study`` is writing ``out``.
     """
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1 or ceiling_seeds < 1:
+        raise ValueError(f"--seeds and --ceiling-seeds must be positive integers, got {seeds!r}, {ceiling_seeds!r}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with writer_lock(out):  # one study per output directory
+        return _study(out, seeds, ceiling_seeds, data_dir, limit, quick, progress)
+
+
+def _study(
+    out: Path, seeds: int, ceiling_seeds: int, data_dir: str | None, limit: int | None, quick: bool, progress: bool
+) -> dict[str, Any]:
     from .classifier import ClassifierOptions, cached_classifier
     from .evaluation import evaluate_images, passthrough, passthrough_fills
     from .model import load_model
     from .runs import data_for_run, saved_evaluation_masks, versions
 
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1 or ceiling_seeds < 1:
-        raise ValueError(f"--seeds and --ceiling-seeds must be positive integers, got {seeds!r}, {ceiling_seeds!r}")
     wall = time.perf_counter()
-    out = Path(out)
     common = _common(quick, data_dir)
     grid, ceilings = (GRID[:4], CEILINGS[:1]) if quick else (GRID, CEILINGS)
     plan = [(spec, seed, {}) for spec in grid for seed in range(seeds)]

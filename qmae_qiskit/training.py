@@ -13,6 +13,7 @@ bit-for-bit the weights of an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -35,7 +36,7 @@ from .engines import ENGINES
 from .evaluation import evaluate
 from .figures import save_loss_plot
 from .model import OBJECTIVES, QAE, QMAE, load_model
-from .runs import saved_evaluation_masks, versions
+from .runs import check_new_run_dir, saved_evaluation_masks, versions, writer_lock
 
 __all__ = ["TrainConfig", "TrainResult", "train", "resume"]
 
@@ -233,18 +234,33 @@ def _load_data(config: TrainConfig, split: str, limit: int | None) -> ImageSet:
 
 
 class _StopFlag:
-    """SIGINT handler for the duration of a run (main thread only; elsewhere Ctrl-C is default)."""
+    """SIGINT handling for the duration of a run (main thread only; elsewhere Ctrl-C is default).
+
+    The first Ctrl-C only raises a flag: the step in flight finishes and the run saves at that
+    step boundary. A second one stops at once, but never inside a save (``shield``): the
+    checkpoint only ever holds a completed step.
+    """
 
     def __init__(self) -> None:
         self.raised = False
+        self.shielded = False
         self._previous = None
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
 
     def _handle(self, signum, frame) -> None:
-        if self.raised:  # a second Ctrl-C: stop now
+        if self.raised and not self.shielded:  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
         self.raised = True
+
+    @contextlib.contextmanager
+    def shield(self):
+        """Ctrl-C is recorded but does not interrupt the block (a checkpoint being written)."""
+        self.shielded = True
+        try:
+            yield
+        finally:
+            self.shielded = False
 
     def restore(self) -> None:
         if self._previous is not None:
@@ -306,10 +322,9 @@ class _Run:
     def run(self) -> TrainResult:
         cfg = self.config
         total = cfg.epochs * self.steps_per_epoch
-        images = self.train.images
         metrics = open(self.run_dir / ckpt.METRICS, "a")
-        # Ctrl-C only raises a flag: the step in flight finishes, so the checkpoint is consistent
-        stop = _StopFlag()
+        self.stop = _StopFlag()
+        self.boundary = True  # the state is at a step boundary: what a checkpoint may hold
         bar = tqdm(
             total=total,
             initial=self.epoch * self.steps_per_epoch + self.step,
@@ -319,69 +334,82 @@ class _Run:
         )
         try:
             while self.epoch < cfg.epochs:
-                if self.perm is None:
-                    self.perm = torch.randperm(len(images), generator=self.generator)
                 bar.set_description(f"epoch {self.epoch + 1}/{cfg.epochs}")
                 while self.step < self.steps_per_epoch:
-                    t0 = time.perf_counter()
-                    idx = self.perm[self.step * cfg.batch_size : (self.step + 1) * cfg.batch_size]
-                    batch = images[idx].to(self.device)
-                    mask = self.model.random_mask(len(idx), generator=self.generator).to(
-                        self.device
-                    )  # drawn on the CPU: same masks on any device
-                    global_step = self.epoch * self.steps_per_epoch + self.step
-                    lr = _lr_at(cfg, global_step, total)
-                    for group in self.optimizer.param_groups:
-                        group["lr"] = lr
-                    terms = self.model.loss_terms(batch, mask, trash_weight=cfg.trash_weight, keep_weight=cfg.keep_term)
-                    loss, fid = terms.loss, terms.fidelity
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    self.optimizer.step()
-                    self.step += 1
-                    rate = len(idx) / (time.perf_counter() - t0)
-                    record = {
-                        "epoch": self.epoch,
-                        "step": global_step,
-                        "loss": loss.item(),
-                        "fidelity": fid.mean().item(),
-                        "lr": lr,
-                        "images_per_s": rate,
-                    }
-                    if cfg.objective == "postselect":
-                        record["keep_probability"] = terms.kept.mean().item()
-                    self.history.append(record)
+                    record = self._step(total)
                     metrics.write(json.dumps(record) + "\n")
                     metrics.flush()
+                    self.boundary = True
                     bar.update(1)
-                    bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{rate:.0f}")
-                    if stop.raised:
+                    bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{record['images_per_s']:.0f}")
+                    if self.stop.raised:
                         raise KeyboardInterrupt
                     if (
                         cfg.checkpoint_every
                         and self.step % cfg.checkpoint_every == 0
                         and self.step < self.steps_per_epoch
                     ):
-                        self.save()
+                        self._save_shielded()
                 self.epoch, self.step, self.perm = self.epoch + 1, 0, None
                 if cfg.eval_limit:
                     self.eval_fidelity = self._evaluate()
                     bar.write(f"epoch {self.epoch}: held-out fidelity {self.eval_fidelity:.4f}")
-                self.save()
+                self._save_shielded()
         except KeyboardInterrupt:
-            self.save()
             bar.close()
-            raise KeyboardInterrupt(
-                f"interrupted; checkpoint saved. Continue with: qmae train --resume {self.run_dir}"
-            ) from None
+            if self.boundary:
+                self._save_shielded()
+                message = "interrupted; checkpoint saved"
+            else:  # a second Ctrl-C inside a step: the last checkpoint (a completed step) stands
+                message = "interrupted mid-step; the last checkpoint stands (its steps are redone on resume)"
+            raise KeyboardInterrupt(f"{message}. Continue with: qmae train --resume {self.run_dir}") from None
         finally:
-            stop.restore()
+            self.stop.restore()
             metrics.close()
             bar.close()
         save_loss_plot(
             self.history, self.run_dir / "loss.png", title=f"{cfg.model.upper()} training loss", ylabel="1 - fidelity"
         )
         return TrainResult(self.model, self.history, self.run_dir, self.eval_fidelity)
+
+    def _save_shielded(self) -> None:
+        with self.stop.shield():
+            self.save()
+
+    def _step(self, total: int) -> dict[str, Any]:
+        """One Adam step; returns its metrics record. Between its first change of the state (the
+        generator draws) and the record appended to the history, the state is mid-step."""
+        cfg, images = self.config, self.train.images
+        self.boundary = False
+        if self.perm is None:
+            self.perm = torch.randperm(len(images), generator=self.generator)
+        t0 = time.perf_counter()
+        idx = self.perm[self.step * cfg.batch_size : (self.step + 1) * cfg.batch_size]
+        batch = images[idx].to(self.device)
+        # the masks are drawn on the CPU: the same masks on any device
+        mask = self.model.random_mask(len(idx), generator=self.generator).to(self.device)
+        global_step = self.epoch * self.steps_per_epoch + self.step
+        lr = _lr_at(cfg, global_step, total)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        terms = self.model.loss_terms(batch, mask, trash_weight=cfg.trash_weight, keep_weight=cfg.keep_term)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms.loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        rate = len(idx) / (time.perf_counter() - t0)
+        record = {
+            "epoch": self.epoch,
+            "step": global_step,
+            "loss": terms.loss.item(),
+            "fidelity": terms.fidelity.mean().item(),
+            "lr": lr,
+            "images_per_s": rate,
+        }
+        if cfg.objective == "postselect":
+            record["keep_probability"] = terms.kept.mean().item()
+        self.history.append(record)
+        return record
 
     def _evaluate(self) -> float:
         held_out = _load_data(self.config, "test", self.config.eval_limit)
@@ -403,7 +431,8 @@ def train(
         A :class:`TrainResult` with the trained model and the per-step history.
 
     Raises:
-        ValueError: a bad option; ``out`` already holds a run.
+        ValueError: a bad option; ``out`` is a file, already holds a run, or holds other files.
+        RunLockedError: another process is writing ``out``.
     """
     config = dataclasses.replace(config or TrainConfig(), **options)
     config.validate()
@@ -415,22 +444,25 @@ def train(
         architecture += ("layers", "decoder", "token", "ansatz")
         kept = {k: base["options"][k] for k in architecture if k in base["options"]}
         config = dataclasses.replace(config, **kept)
-    run_dir = Path(out)
-    if (run_dir / ckpt.CONFIG).exists():
-        raise ValueError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
-    run = _Run(config, run_dir, progress=progress)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt.write_json(
-        run_dir / ckpt.CONFIG,
-        {
-            "options": dataclasses.asdict(config),
-            "architecture": run.model.config(),
-            "data_source": run.train.source,
-            "train_images": len(run.train.images),
-            "versions": versions(),
-        },
-    )
-    return run.run()
+    run_dir = check_new_run_dir(out)
+    run = _Run(config, run_dir, progress=progress)  # everything that can fail before anything is written
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot create --out {run_dir} ({exc.strerror}); choose a writable path") from None
+    with writer_lock(run_dir):
+        check_new_run_dir(run_dir)  # a writer that finished while we prepared
+        ckpt.write_json(
+            run_dir / ckpt.CONFIG,
+            {
+                "options": dataclasses.asdict(config),
+                "architecture": run.model.config(),
+                "data_source": run.train.source,
+                "train_images": len(run.train.images),
+                "versions": versions(),
+            },
+        )
+        return run.run()
 
 
 def resume(run_dir: str | os.PathLike, *, progress: bool = True, **overrides: Any) -> TrainResult:
@@ -441,22 +473,47 @@ def resume(run_dir: str | os.PathLike, *, progress: bool = True, **overrides: An
         overrides: options given again; each must equal the saved one.
 
     Raises:
-        CheckpointError: not a run directory, or an unreadable checkpoint.
+        CheckpointError: not a run directory, an unreadable checkpoint, or a ``config.json``
+            whose options are not valid.
         ValueError: an option that contradicts the saved configuration.
+        RunLockedError: another process is writing the run (it is still training).
     """
     run_dir = Path(run_dir)
     saved = ckpt.load_config(run_dir)
-    config = TrainConfig(**saved["options"])
+    config = saved_config(run_dir, saved)
     for name, value in overrides.items():
         if value is not None and getattr(config, name) != value:
             raise ValueError(
                 f"--{name.replace('_', '-')} {value} contradicts the saved run ({getattr(config, name)}); drop it to "
                 "resume, or start a new run with --out"
             )
-    state = ckpt.load_checkpoint(run_dir) if (run_dir / ckpt.CHECKPOINT).exists() else None
-    run = _Run(config, run_dir, progress=progress)
-    if state is not None:
-        run.restore(state)
-    else:  # killed before the first checkpoint: start over from the saved options
-        (run_dir / ckpt.METRICS).unlink(missing_ok=True)
-    return run.run()
+    with writer_lock(run_dir):
+        state = ckpt.load_checkpoint(run_dir) if (run_dir / ckpt.CHECKPOINT).exists() else None
+        run = _Run(config, run_dir, progress=progress)
+        if state is not None:
+            run.restore(state)
+        else:  # killed before the first checkpoint: start over from the saved options
+            (run_dir / ckpt.METRICS).unlink(missing_ok=True)
+        return run.run()
+
+
+def saved_config(run_dir: str | os.PathLike, saved: dict[str, Any] | None = None) -> TrainConfig:
+    """The :class:`TrainConfig` a run was trained with, checked.
+
+    Raises:
+        CheckpointError: ``config.json`` names an unknown option, or an option with a bad value.
+    """
+    saved = ckpt.load_config(run_dir) if saved is None else saved
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(saved["options"]) - known)
+    if unknown:
+        raise ckpt.CheckpointError(
+            f"{Path(run_dir) / ckpt.CONFIG} holds unknown options {unknown} (written by another version of "
+            "qmae-qiskit?); remove them or train a new run"
+        )
+    config = TrainConfig(**saved["options"])
+    try:
+        config.validate()
+    except ValueError as exc:
+        raise ckpt.CheckpointError(f"{Path(run_dir) / ckpt.CONFIG} holds an invalid option: {exc}") from None
+    return config

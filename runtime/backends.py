@@ -30,24 +30,53 @@ def fake_backend_names() -> tuple[str, ...]:
         return tuple(sorted(b.name for b in FakeProviderForBackendV2().backends()))
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
 def runtime_service() -> Any:
-    """``QiskitRuntimeService()`` with a one-line error when there is no account or no network."""
+    """``QiskitRuntimeService()`` with a one-line error that names the real cause: no account, an
+    unreachable service (no network), or a token or instance the service refused.
+
+    Raises:
+        BackendError: the service cannot be had (the token is never part of the message).
+    """
     from qiskit_ibm_runtime import QiskitRuntimeService
 
+    local = "; or use a local backend (aer, fake_fez, ...)"
     try:
         return QiskitRuntimeService()
     except (
         Exception
-    ) as exc:  # the client raises several types (AccountNotFoundError, IBMNotAuthorizedError, requests errors)
-        kind = type(exc).__name__
-        if "Account" in kind or "account" in str(exc).lower():
+    ) as exc:  # the client raises several types (AccountNotFoundError, InvalidAccountError, requests errors)
+        chain = _causes(exc)
+        names = " ".join(type(c).__name__ for c in chain)
+        if "AccountNotFound" in names or ("Account" in names and "no account" in str(exc).lower()):
             raise BackendError(
                 "no IBM Quantum account: save one with QiskitRuntimeService.save_account(token=..., instance=...) "
-                "or set QISKIT_IBM_TOKEN and QISKIT_IBM_INSTANCE; or use a local backend (aer, fake_fez, ...)"
+                "or set QISKIT_IBM_TOKEN and QISKIT_IBM_INSTANCE" + local
+            ) from None
+        unreachable = next(
+            (c for c in chain if "Connection" in type(c).__name__ or "NameResolution" in type(c).__name__), None
+        )
+        if unreachable is not None:
+            host = getattr(getattr(unreachable, "request", None), "url", None) or ""
+            raise BackendError(
+                f"cannot reach IBM Quantum{' (' + host.split('/')[2] + ')' if '//' in host else ''}: the network or "
+                "a proxy refused the connection, so the account could not be checked; check the connection" + local
+            ) from None
+        if "instances" in str(exc).lower() or "token" in str(exc).lower():
+            raise BackendError(
+                "IBM Quantum did not accept the account: its instances could not be retrieved (an expired or mistyped "
+                "token, or an instance the token has no access to); check QISKIT_IBM_TOKEN / QISKIT_IBM_INSTANCE or "
+                "the saved account" + local
             ) from None
         raise BackendError(
-            f"cannot reach IBM Quantum ({kind}); check the network and your account, or use a local backend (aer, "
-            "fake_fez, ...)"
+            f"cannot use IBM Quantum ({type(exc).__name__}); check the network and your account{local}"
         ) from None
 
 

@@ -69,7 +69,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--readout-mitigation",
         action="store_true",
         default=None,
-        help="correct the counts with an mthree readout calibration (same Batch)",
+        help="correct the counts with mthree's readout calibration (balanced method; its circuits run as a "
+        "second job in the same Batch)",
+    )
+    s.add_argument(
+        "--calibration-shots",
+        type=int,
+        metavar="N",
+        help="shots of the readout calibration (default: mthree's own, min(max_shots, 10000))",
     )
     s.add_argument(
         "--zne",
@@ -170,6 +177,7 @@ def _submit(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         embedding_layers=args.embedding_layers,
         readout_mitigation=args.readout_mitigation,
+        calibration_shots=args.calibration_shots,
         zne=args.zne,
         extrapolation=args.extrapolation,
         cdr=args.cdr,
@@ -225,7 +233,8 @@ def _jobs(args: argparse.Namespace) -> int:
 
     records = list_jobs()
     if args.json:
-        print(json.dumps([{k: v for k, v in asdict(r).items() if k not in ("exact", "masks")} for r in records]))
+        bulky = ("exact", "masks", "exact_embedded", "training_masks", "training_exact", "training_exact_full")
+        print(json.dumps([{k: v for k, v in asdict(r).items() if k not in bulky} for r in records]))
         return 0
     if not records:
         print(f"no job records in {jobs_dir()}")

@@ -24,6 +24,7 @@ Twirling and dynamical decoupling are options of the runtime Sampler (:mod:`.sub
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,9 @@ __all__ = [
     "extrapolate",
     "measured_qubits",
     "ReadoutCalibration",
+    "CalibrationPlan",
+    "calibration_plan",
+    "CALIBRATION_METHOD",
 ]
 
 EXTRAPOLATIONS = ("exponential", "linear")
@@ -157,6 +161,95 @@ def measured_qubits(circuit: QuantumCircuit) -> list[int]:
     return [mapping[k] for k in sorted(mapping)]
 
 
+CALIBRATION_METHOD = "balanced"  # what mthree picks on hardware; explicit, so local testing mode measures the same
+
+
+@dataclass(frozen=True)
+class CalibrationPlan:
+    """mthree's calibration of some physical qubits, as circuits to run.
+
+    Attributes:
+        qubits: the physical qubits measured (the job's ISA circuit's measured qubits).
+        method: mthree's calibration method (``"balanced"``).
+        shots: mthree's calibration shots (its own default unless asked: ``min(max_shots, 10000)``).
+        circuits: the calibration circuits mthree builds, in its order.
+        circuit_shots: shots per circuit, as mthree asks for them.
+    """
+
+    qubits: list[int]
+    method: str
+    shots: int
+    circuits: list[Any]
+    circuit_shots: list[int]
+
+    def as_record(self) -> dict[str, Any]:
+        """What a job record keeps to rebuild the calibration from counts later (no circuits)."""
+        return {"qubits": self.qubits, "method": self.method, "shots": self.shots, "circuit_shots": self.circuit_shots}
+
+
+class _Stop(Exception):
+    """Raised by the recording backend instead of running: mthree records it as a job error."""
+
+
+class _CountsBackend:
+    """A stand-in for the backend that mthree's ``cals_from_system`` runs its circuits on.
+
+    mthree builds its calibration circuits and reads their counts through ``backend.run``; with
+    this stand-in the circuits run elsewhere (our executor Sampler, asynchronously, in the job's
+    Batch) and mthree's own code turns their counts into the calibration. Recording: ``run``
+    keeps the circuits and shots. Replaying: ``run`` hands back the counts, in order. Everything
+    else (``configuration()``, ``name``, ...) is the real backend's.
+    """
+
+    def __init__(self, backend: Any, counts: Sequence[Mapping[str, int]] | None = None) -> None:
+        self._backend, self._counts = backend, list(counts) if counts is not None else None
+        self.runs: list[tuple[list[Any], int]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+    def run(self, circuits: Sequence[Any], shots: int | None = None, **options: Any) -> Any:
+        circuits = list(circuits)
+        self.runs.append((circuits, int(shots)))
+        if self._counts is None:
+            return _DoneJob(None)
+        done = sum(len(c) for c, _ in self.runs[:-1])
+        if done + len(circuits) > len(self._counts):
+            raise ValueError(f"the calibration counts cover {len(self._counts)} circuits; mthree asked for more")
+        return _DoneJob(self._counts[done : done + len(circuits)])
+
+
+class _DoneJob:
+    def __init__(self, counts: list[Mapping[str, int]] | None) -> None:
+        self._counts = counts
+
+    def result(self) -> _DoneJob:
+        if self._counts is None:
+            raise _Stop
+        return self
+
+    def get_counts(self) -> list[dict[str, int]]:
+        return [dict(c) for c in self._counts]
+
+
+def calibration_plan(
+    backend: Any, qubits: Sequence[int], *, shots: int | None = None, method: str = CALIBRATION_METHOD
+) -> CalibrationPlan:
+    """mthree's calibration circuits for ``qubits`` on ``backend``, built by mthree itself (its
+    public ``cals_from_system`` against a backend that records instead of running)."""
+    import mthree
+
+    # a qubit measured twice (a post-selected circuit's trash: mid-circuit, then with the data) is
+    # calibrated once; the correction then maps each classical bit to its qubit
+    qubits = list(dict.fromkeys(int(q) for q in qubits))
+    recorder = _CountsBackend(backend)
+    mit = mthree.M3Mitigation(recorder)
+    mit.cals_from_system(qubits, shots=shots, method=method, async_cal=False)
+    circuits = [c for group, _ in recorder.runs for c in group]
+    circuit_shots = [n for group, n in recorder.runs for _ in group]
+    return CalibrationPlan(list(qubits), method, int(mit.cal_shots), circuits, circuit_shots)
+
+
 class ReadoutCalibration:
     """An ``mthree`` readout calibration of some physical qubits, saved to (and read from) a file.
 
@@ -172,15 +265,17 @@ class ReadoutCalibration:
         self._mit.cals_from_file(str(self.path))
 
     @staticmethod
-    def calibrate(
-        backend: Any, qubits: Sequence[int], path: str | Path, *, shots: int = 4096, mode: Any = None
+    def from_counts(
+        backend: Any, plan: Mapping[str, Any], counts: Sequence[Mapping[str, int]], path: str | Path
     ) -> ReadoutCalibration:
-        """Run mthree's calibration circuits on ``backend`` (in ``mode``, a runtime Batch, on
-        hardware) and save them to ``path``."""
+        """Build the calibration with mthree's own code from the counts of its circuits (run
+        however they were: our Sampler, in the job's Batch) and save it to ``path``."""
         import mthree
 
-        mit = mthree.M3Mitigation(backend)
-        mit.cals_from_system(list(qubits), shots=shots, async_cal=False, runtime_mode=mode)
+        mit = mthree.M3Mitigation(_CountsBackend(backend, counts))
+        mit.cals_from_system(list(plan["qubits"]), shots=plan["shots"], method=plan["method"], async_cal=False)
+        if mit.single_qubit_cals is None or any(mit.single_qubit_cals[q] is None for q in plan["qubits"]):
+            raise ValueError(f"mthree built no calibration from the counts ({getattr(mit, '_job_error', None)})")
         mit.cals_to_file(str(path))
         return ReadoutCalibration(path)
 

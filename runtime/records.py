@@ -11,6 +11,7 @@ mthree calibration (``<record_id>.m3.json``).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -40,10 +41,13 @@ __all__ = [
     "read_records",
     "save_counts",
     "saved_counts",
+    "saved_calibration_counts",
     "record_images",
 ]
 
 ENV_JOBS_DIR = "QMAE_JOBS_DIR"
+
+log = logging.getLogger(__name__)
 
 
 class JobError(ValueError):
@@ -77,6 +81,9 @@ class JobRecord:
         training_exact_full: the training circuits' exact values under the full embedding (the
             regression target with ``cdr_target="full"``).
         exact_keep: post-selected variants: the exact fraction of shots kept, per image.
+        calibration: readout mitigation: mthree's calibration plan (physical qubits, method,
+            shots) whose circuits ran as a second job in the same Batch.
+        calibration_job_id: the provider's id of that calibration job.
         status: ``submitting``, ``submitted``, ``done``, ``failed`` or ``cancelled``.
         error: the failure, if any.
         created: ISO time of submission.
@@ -102,6 +109,8 @@ class JobRecord:
     training_exact: list[float] | None = None
     training_exact_full: list[float] | None = None
     exact_keep: list[float] | None = None
+    calibration: dict[str, Any] | None = None
+    calibration_job_id: str | None = None
     job_id: str | None = None
     status: str = "submitting"
     error: str | None = None
@@ -152,14 +161,37 @@ def record_files() -> list[Path]:
     return [p for p in jobs_dir().glob("*.json") if not p.name.endswith((".result.json", ".m3.json"))]
 
 
+def _read(path: Path) -> JobRecord:
+    """The record in ``path``.
+
+    Raises:
+        JobError: unreadable, not JSON, not a JSON object, or not a record's fields.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise JobError(
+            f"job record {path} is unreadable ({type(exc).__name__}); move it out of {path.parent}"
+        ) from None
+    if not isinstance(data, dict):
+        raise JobError(f"job record {path} is a JSON {type(data).__name__}, not a record; move it out of {path.parent}")
+    try:
+        return JobRecord(**data)
+    except TypeError as exc:
+        raise JobError(
+            f"job record {path} does not hold a record's fields ({exc}); move it out of {path.parent}"
+        ) from None
+
+
 def read_records() -> list[JobRecord]:
-    """Every readable record, newest first (an unreadable file is skipped)."""
+    """Every readable record, newest first; an unreadable file is skipped with a one-line warning
+    naming it (one bad file never hides the others)."""
     records = []
     for path in sorted(record_files(), reverse=True):
         try:
-            records.append(JobRecord(**json.loads(path.read_text())))
-        except (OSError, json.JSONDecodeError, TypeError):
-            continue
+            records.append(_read(path))
+        except JobError as exc:
+            log.warning("skipped: %s", exc)
     return records
 
 
@@ -170,39 +202,49 @@ def load_record(job_or_record_id: str) -> JobRecord:
         JobError: no such record here, or an unreadable one.
     """
     path = record_path(job_or_record_id)
-    if not path.is_file():
-        for candidate in record_files():
-            try:
-                data = json.loads(candidate.read_text())
-            except (OSError, json.JSONDecodeError):
-                continue
-            if data.get("job_id") == job_or_record_id:
-                path = candidate
-                break
-        else:
-            raise JobError(
-                f"no job record {job_or_record_id!r} in {jobs_dir()}; list them with `qmae jobs`. For a job "
-                "submitted on another machine, copy its record file (<record_id>.json in that machine's jobs "
-                "directory) here: the record says how to read the counts"
-            )
-    try:
-        return JobRecord(**json.loads(path.read_text()))
-    except (OSError, json.JSONDecodeError, TypeError) as exc:
-        raise JobError(f"job record {path} is unreadable ({exc}); remove it") from None
+    if path.is_file():
+        return _read(path)
+    for record in read_records():  # by the provider's job id (unreadable files are skipped, with a warning)
+        if record.job_id == job_or_record_id:
+            return record
+    raise JobError(
+        f"no job record {job_or_record_id!r} in {jobs_dir()}; list them with `qmae jobs`. For a job "
+        "submitted on another machine, copy its record file (<record_id>.json in that machine's jobs "
+        "directory) here: the record says how to read the counts"
+    )
 
 
-def save_counts(record: JobRecord, by_scale: list[list[dict[str, int]]]) -> None:
-    """Save a finished job's counts: per ZNE scale, per binding."""
+def save_counts(
+    record: JobRecord, by_scale: list[list[dict[str, int]]], calibration: list[dict[str, int]] | None = None
+) -> None:
+    """Save a finished job's counts: per ZNE scale, per binding (and its calibration job's)."""
     payload: dict[str, Any] = {"job_id": record.job_id, "counts": by_scale[0]}
     if len(by_scale) > 1:
         payload["counts_by_scale"] = {str(s): c for s, c in zip(record.scales, by_scale)}
+    if calibration is not None:
+        payload["calibration_counts"] = calibration
     write_json(counts_path(record), payload)
+
+
+def saved_calibration_counts(record: JobRecord) -> list[dict[str, int]] | None:
+    """The counts of the record's readout-calibration circuits, if they were saved."""
+    try:
+        return json.loads(counts_path(record).read_text(encoding="utf-8")).get("calibration_counts")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None
 
 
 def saved_counts(record: JobRecord) -> dict[int, list[dict[str, int]]]:
     """Counts per ZNE scale (scale 1 alone without ZNE), per binding: images, then CDR circuits."""
-    saved = json.loads(counts_path(record).read_text())
-    return {int(k): v for k, v in (saved.get("counts_by_scale") or {"1": saved["counts"]}).items()}
+    path = counts_path(record)
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        return {int(k): v for k, v in (saved.get("counts_by_scale") or {"1": saved["counts"]}).items()}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, ValueError) as exc:
+        raise JobError(
+            f"the saved counts {path} are unreadable ({type(exc).__name__}); delete the file and `qmae fetch "
+            f"{record.record_id}` gets them again"
+        ) from None
 
 
 def record_images(record: JobRecord, model: QMAE, *, training: bool = False) -> tuple[torch.Tensor, torch.Tensor]:

@@ -31,11 +31,13 @@ def list_jobs(*, refresh: bool = True) -> list[JobRecord]:
     return records
 
 
-def _find_remote_job(record: JobRecord) -> Any:
-    service = runtime_service()
-    if record.job_id:
-        return service.job(record.job_id)
-    jobs = service.jobs(job_tags=[f"qmae:{record.record_id}"], limit=1)
+def _find_remote_job(service: Any, record: JobRecord, *, calibration: bool = False) -> Any:
+    """The record's job (or its calibration job) on IBM Quantum: by id, or by tag if the id never came back."""
+    job_id = record.calibration_job_id if calibration else record.job_id
+    if job_id:
+        return service.job(job_id)
+    tag = f"qmae:{record.record_id}" + (":calibration" if calibration else "")
+    jobs = service.jobs(job_tags=[tag], limit=1)
     if not jobs:
         raise JobError(f"record {record.record_id} was interrupted before IBM Quantum accepted the job; submit again")
     return jobs[0]
@@ -56,12 +58,14 @@ def fetch(job_or_record_id: str, *, png: str | os.PathLike | None = None) -> Fet
     if record.status in ("failed", "cancelled"):
         raise JobError(f"job {record.job_id or record.record_id} {record.status}: {record.error}")
     if not counts_path(record).is_file():
-        if record.local:  # nothing to look up: run the recorded, seeded PUB again
-            job = run_pubs(record, model_for(record), get_backend(record.backend))
+        if record.local:  # nothing to look up: run the recorded, seeded PUBs again
+            job, calibration_job = run_pubs(record, model_for(record), get_backend(record.backend))
             record.job_id = record.job_id or job.job_id()
         else:
-            job = _find_remote_job(record)
+            service = runtime_service()
+            job = _find_remote_job(service, record)
+            calibration_job = _find_remote_job(service, record, calibration=True) if record.calibration else None
             record.job_id = job.job_id()
         save_record(record)
-        complete(record, job)
+        complete(record, job, calibration_job)
     return score(record, saved_counts(record), png)

@@ -25,7 +25,14 @@ from ..circuits.fidelity import (
 )
 from ..figures import new_figure, save_figure
 from .backends import get_backend
-from .mitigation import Counts, Estimate, ReadoutCalibration, measured_qubits, mitigated_estimates
+from .mitigation import (
+    Counts,
+    Estimate,
+    ReadoutCalibration,
+    calibration_plan,
+    measured_qubits,
+    mitigated_estimates,
+)
 from .records import (
     JobError,
     JobRecord,
@@ -34,6 +41,7 @@ from .records import (
     jobs_dir,
     load_record,
     record_images,
+    saved_calibration_counts,
     saved_counts,
 )
 from .submission import model_for
@@ -87,20 +95,35 @@ _CALIBRATIONS: dict[str, tuple[ReadoutCalibration, list[int]]] = {}
 
 
 def _readout_correction(record: JobRecord) -> Callable[[Counts], tuple[Counts, float]]:
-    """The record's mthree correction (read from its calibration file; calibrated now if a copied
-    record came without one)."""
+    """The record's mthree correction: from its calibration file, else built from the counts of
+    its calibration job (saved with the job's counts), else, for a record copied without either,
+    from a calibration run now."""
     if record.record_id not in _CALIBRATIONS:
         model = model_for(record)
         backend = get_backend(record.backend)
-        isa = isa_circuit(
-            model, backend, record.variant, optimization_level=record.options.get("optimization_level", 3)
-        )
+        level = record.options.get("optimization_level", 3)
+        qubits = measured_qubits(isa_circuit(model, backend, record.variant, optimization_level=level))
         path = calibration_path(record)
         if not path.is_file():
-            ReadoutCalibration.calibrate(backend, measured_qubits(isa), path, shots=record.shots)
-        _CALIBRATIONS[record.record_id] = (ReadoutCalibration(path), measured_qubits(isa))
+            plan, counts = record.calibration, saved_calibration_counts(record)
+            if plan is None or counts is None:
+                plan, counts = _calibrate_now(record, backend, qubits)
+            ReadoutCalibration.from_counts(backend, plan, counts, path)
+        _CALIBRATIONS[record.record_id] = (ReadoutCalibration(path), qubits)
     calibration, qubits = _CALIBRATIONS[record.record_id]
     return lambda counts: calibration.correct(counts, qubits)
+
+
+def _calibrate_now(record: JobRecord, backend: Any, qubits: list[int]) -> tuple[dict[str, Any], list[dict[str, int]]]:
+    """Run mthree's calibration circuits for ``qubits`` now (through the executor Sampler) and wait."""
+    from qiskit_ibm_runtime.executor_sampler import Sampler
+
+    plan = calibration_plan(backend, qubits, shots=record.options.get("calibration_shots"))
+    sampler = Sampler(mode=backend)
+    if record.local and record.options.get("seed") is not None:
+        sampler.options.simulator.seed_simulator = int(record.options["seed"])
+    result = sampler.run([(c, None, n) for c, n in zip(plan.circuits, plan.circuit_shots)]).result()
+    return plan.as_record(), [r.data.c.get_counts() for r in result]
 
 
 def _fidelity_rows(record: JobRecord, by_scale: Mapping[int, list[Counts]]) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -23,8 +24,16 @@ from ..checkpoint import atomic_write
 from ..circuits.fidelity import CIRCUIT_VARIANTS
 from ..model import QMAE
 
-__all__ = ["TranspileReport", "isa_circuit", "transpile_report", "success_probability", "HARDWARE_VARIANTS"]
+__all__ = [
+    "TranspileReport",
+    "isa_circuit",
+    "transpile_report",
+    "success_probability",
+    "target_fingerprint",
+    "HARDWARE_VARIANTS",
+]
 
+log = logging.getLogger(__name__)
 AER_BASIS = ["cx", "rz", "sx", "x", "reset", "measure"]  # an IBM-style basis: what twirling accepts
 HARDWARE_VARIANTS = CIRCUIT_VARIANTS  # every template can run: the fidelity variants and the reconstruction
 
@@ -81,6 +90,27 @@ def success_probability(circuit: QuantumCircuit, backend: Any) -> float | None:
     return math.exp(log_p) if seen else None
 
 
+def target_fingerprint(backend: Any) -> str:
+    """A hash of the backend's target: every operation's qubits, error rate and duration.
+
+    Level-3 transpilation picks its layout from the day's error rates, so an ISA circuit is only
+    reused for the calibration it was made for; a fake device's target never changes, so its
+    cache entries stay valid. Backends without a target (Aer) hash to ``"no-target"``.
+    """
+    target = getattr(backend, "target", None)
+    if target is None:
+        return "no-target"
+    digest = hashlib.sha256()
+    for name in sorted(target.operation_names):
+        properties = target[name] or {}
+        for qargs in sorted(properties, key=str):
+            props = properties[qargs]
+            digest.update(
+                f"{name}|{qargs}|{getattr(props, 'error', None)}|{getattr(props, 'duration', None)};".encode()
+            )
+    return digest.hexdigest()[:16]
+
+
 def isa_circuit(
     model: QMAE, backend: Any, variant: str, *, optimization_level: int = 3, seed: int = 0, cache: bool = True
 ) -> QuantumCircuit:
@@ -98,9 +128,12 @@ def isa_circuit(
             f"the {variant!r} circuit needs {logical.num_qubits} qubits but {backend.name} has {size}; choose a "
             "smaller variant"
         )
+    # the target's fingerprint: a recalibrated device (new error rates) gets a new layout, not the cached one
     key = hashlib.sha256(
         json.dumps(
-            [backend.name, variant, optimization_level, seed, model.config(), "v3"], sort_keys=True, default=str
+            [backend.name, target_fingerprint(backend), variant, optimization_level, seed, model.config(), "v4"],
+            sort_keys=True,
+            default=str,
         ).encode()
     ).hexdigest()[:20]
     path = _cache_dir() / f"{key}.qpy"
@@ -117,6 +150,7 @@ def isa_circuit(
         )
     else:
         pm = generate_preset_pass_manager(optimization_level=optimization_level, backend=backend, seed_transpiler=seed)
+    log.info("transpiling the %r circuit for %s (optimization level %d)", variant, backend.name, optimization_level)
     isa = pm.run(logical)
     if cache:
         buffer = io.BytesIO()
