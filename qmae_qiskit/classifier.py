@@ -79,19 +79,30 @@ def _shift(images: torch.Tensor, pixels: int, gen: torch.Generator) -> torch.Ten
     return padded[..., dy : dy + size, dx : dx + size]
 
 
+def num_classes(train: ImageSet) -> int:
+    """Classes of a labelled set (labels 0..K-1).
+
+    Raises:
+        ValueError: an unlabelled set (a folder without class sub-folders): there is nothing to classify.
+    """
+    if train.labels is None:
+        raise ValueError(f"{train.source} is unlabelled (no class sub-folders): there is no classifier to train")
+    return int(train.labels.max()) + 1
+
+
 def train_classifier(
     train: ImageSet, options: ClassifierOptions = ClassifierOptions(), *, progress: bool = True
 ) -> nn.Module:
     """Train the classifier on ``train`` (images in [0, 1]).
 
     Raises:
-        ValueError: non-positive epochs / batch size / learning rate.
+        ValueError: non-positive epochs / batch size / learning rate, or an unlabelled set.
     """
     if options.epochs < 1 or options.batch_size < 1 or options.lr <= 0:
         raise ValueError(f"classifier epochs, batch size and lr must be positive, got {options}")
     torch.manual_seed(options.seed)
     gen = torch.Generator().manual_seed(options.seed)
-    model = resnet18_16x16()
+    model = resnet18_16x16(num_classes(train))
     steps = options.epochs * -(-len(train.images) // options.batch_size)
     opt = torch.optim.SGD(model.parameters(), lr=options.lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=options.lr, total_steps=steps)
@@ -132,17 +143,19 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tu
 def cached_classifier(
     train: ImageSet, options: ClassifierOptions = ClassifierOptions(), *, progress: bool = True, force: bool = False
 ) -> tuple[nn.Module, Path]:
-    """The classifier for this training data and these options: from the cache, or trained now.
+    """The classifier for this training data and these options: from the cache, or trained now
+    (cached by the data's content, so each dataset has its own).
 
     Returns:
         ``(model, path of the cached weights)``.
     """
+    classes = num_classes(train)
     digest = hashlib.sha256(train.images.numpy().tobytes() + train.labels.numpy().tobytes()).hexdigest()[:16]
     key = hashlib.sha256(
         json.dumps({"data": digest, "options": asdict(options), "v": 1}, sort_keys=True).encode()
     ).hexdigest()[:16]
     path = classifier_cache_dir() / f"resnet18-{train.images.shape[-1]}px-{key}.pt"
-    model = resnet18_16x16()
+    model = resnet18_16x16(classes)
     if path.is_file() and not force:
         try:
             model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -39,6 +40,14 @@ _TRAIN_OPTIONS = {
     "schedule": dict(choices=("constant", "cosine"), help="learning-rate schedule; default cosine"),
     "seed": dict(type=int, help="seeds weights, data order and masks; default 0"),
     "limit": dict(type=int, help="train on the first N images, class-balanced"),
+    "dataset": dict(
+        metavar="NAME",
+        help="mnist (default), fashion-mnist, kmnist, emnist-digits, cifar10-gray, or folder:PATH (a directory of "
+        "image files; class sub-folders give labels)",
+    ),
+    "test_fraction": dict(
+        type=float, help="a folder without train/ and test/ sub-folders: share of its files for testing (default 0.2)"
+    ),
     "data_dir": dict(help="MNIST in torchvision's layout (else $QMAE_DATA_DIR, --download, or the embedded default)"),
     "checkpoint_every": dict(type=int, help="also checkpoint every N steps (default: at epoch ends)"),
     "eval_limit": dict(type=int, help="held-out images scored after each epoch (default 1000; 0 skips)"),
@@ -101,7 +110,16 @@ def _parser() -> argparse.ArgumentParser:
     for name, kwargs in _TRAIN_OPTIONS.items():
         tr.add_argument("--" + name.replace("_", "-"), dest=name, default=None, **kwargs)
     tr.add_argument(
-        "--download", action="store_true", default=None, help="download MNIST with torchvision (needs the internet)"
+        "--download",
+        action="store_true",
+        default=None,
+        help="download the dataset with torchvision (needs the internet)",
+    )
+    tr.add_argument(
+        "--skip-unreadable",
+        action="store_true",
+        default=None,
+        help="skip a folder's files Pillow cannot read (default: refuse them, naming the first few)",
     )
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -112,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
         "images, with the run's saved evaluation masks.",
     )
     ev.add_argument("run_dir", metavar="RUN_DIR")
-    ev.add_argument("--data-dir", help="MNIST directory (default: the source the run trained on)")
+    ev.add_argument("--data-dir", help="where the run's dataset is, if not where it was (default: found as it was)")
     ev.add_argument("--split", choices=("test", "train"), default="test", help="default test")
     ev.add_argument("--limit", type=int, help="first N images, class-balanced (default: all)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
@@ -137,6 +155,9 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", required=True, metavar="DIR")
     rp.add_argument("--quick", action="store_true", help="small subsets and one epoch: checks the pipeline in minutes")
     rp.add_argument("--data-dir", help="MNIST in torchvision's layout (else $QMAE_DATA_DIR or the embedded sample)")
+    rp.add_argument(
+        "--dataset", default="mnist", metavar="NAME", help="the dataset (as qmae train --dataset; default mnist)"
+    )
     rp.add_argument("--seeds", type=int, default=1, help="seeds per configuration: rows become mean ± std (default 1)")
     rp.add_argument("--no-progress", action="store_true")
 
@@ -150,6 +171,9 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
     st.add_argument("--ceiling-seeds", type=int, default=1, help="seeds per ceiling configuration (default 1)")
     st.add_argument("--data-dir", help="MNIST in torchvision's layout (else $QMAE_DATA_DIR or the embedded sample)")
+    st.add_argument(
+        "--dataset", default="mnist", metavar="NAME", help="the dataset (as qmae train --dataset; default mnist)"
+    )
     st.add_argument("--limit", type=int, help="score on the first N test images (default: all)")
     st.add_argument("--quick", action="store_true", help="one epoch, a few configurations: checks the pipeline")
     st.add_argument("--no-progress", action="store_true")
@@ -162,6 +186,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Train ResNet18 (16x16, 1 channel, no first max-pool) and cache its weights.",
     )
     ct.add_argument("--data-dir", help="MNIST in torchvision's layout (else $QMAE_DATA_DIR or the embedded sample)")
+    ct.add_argument(
+        "--dataset", default="mnist", metavar="NAME", help="the dataset (as qmae train --dataset; default mnist)"
+    )
     ct.add_argument("--epochs", type=int, default=8)
     ct.add_argument("--force", action="store_true", help="train again even if cached")
     ct.add_argument("--no-progress", action="store_true")
@@ -179,20 +206,23 @@ def _parser() -> argparse.ArgumentParser:
 def _train(args: argparse.Namespace) -> int:
     from .training import TrainConfig, resume, train
 
-    options = {name: getattr(args, name) for name in list(_TRAIN_OPTIONS) + ["download"]}
+    options = {name: getattr(args, name) for name in list(_TRAIN_OPTIONS) + ["download", "skip_unreadable"]}
     if args.resume:
         result = resume(args.resume, progress=not args.no_progress, **options)
     else:
         config = dataclasses.replace(TrainConfig(), **{k: v for k, v in options.items() if v is not None})
-        config.validate()
-        config.build_model()  # architecture errors before the data note (cheap: no data, no training)
-        if not config.data_dir and not config.download and not os.environ.get(ENV_DATA_DIR):
+        result = train(config, out=args.out, progress=not args.no_progress)
+        if (
+            config.dataset == "mnist"
+            and not config.data_dir
+            and not config.download
+            and not os.environ.get(ENV_DATA_DIR)
+        ):
             print(
                 "data: the embedded MNIST sample (4,000 train / 1,000 test images); --data-dir DIR or --download for "
                 "full MNIST",
                 file=sys.stderr,
             )
-        result = train(config, out=args.out, progress=not args.no_progress)
     if result.history:
         print(f"final batch fidelity {result.history[-1]['fidelity']:.4f}", end="")
     if result.eval_fidelity is not None:
@@ -227,13 +257,18 @@ def _reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
     result = reproduce(
-        args.out, quick=args.quick, data_dir=args.data_dir, progress=not args.no_progress, seeds=args.seeds
+        args.out,
+        quick=args.quick,
+        data_dir=args.data_dir,
+        progress=not args.no_progress,
+        seeds=args.seeds,
+        dataset=args.dataset,
     )
     for name in ("qmae-25", "qae-25", "qmae-25-postselect"):
         s = {k: v["mean"] for k, v in result["summary"][name].items()}
         print(
             f"{name:<19} fidelity {s['fidelity']:.3f} (gain {s['fidelity_gain']:+.3f}), masked PSNR "
-            f"{s['masked_psnr']:.2f} dB, accuracy {100 * s['accuracy']:.2f} %"
+            f"{s['masked_psnr']:.2f} dB" + (f", accuracy {100 * s['accuracy']:.2f} %" if "accuracy" in s else "")
         )
     fill = result["passthrough"]["mean_image"]
     print(f"{'mean-image fill':<19} fidelity {fill['fidelity']:.3f}, masked PSNR {fill['masked_psnr']:.2f} dB")
@@ -249,6 +284,7 @@ def _study(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         ceiling_seeds=args.ceiling_seeds,
         data_dir=args.data_dir,
+        dataset=args.dataset,
         limit=args.limit,
         quick=args.quick,
         progress=not args.no_progress,
@@ -261,10 +297,10 @@ def _study(args: argparse.Namespace) -> int:
 
 def _classifier(args: argparse.Namespace) -> int:
     from .classifier import ClassifierOptions, accuracy, cached_classifier
-    from .data import load_mnist
+    from .datasets import load_dataset
 
-    train_set = load_mnist("train", root=args.data_dir)
-    test_set = load_mnist("test", root=args.data_dir)
+    train_set = load_dataset(args.dataset, "train", root=args.data_dir)
+    test_set = load_dataset(args.dataset, "test", root=args.data_dir)
     model, path = cached_classifier(
         train_set, ClassifierOptions(epochs=args.epochs), progress=not args.no_progress, force=args.force
     )
@@ -283,8 +319,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return bench_main(argv[1:])
     args = _parser().parse_args(argv)
-    if args.verbose:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if args.verbose:  # ours and the runtime client's progress (as its docs advise), not every transpiler pass
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+        for name in ("qmae_qiskit", "qiskit_ibm_runtime"):
+            logging.getLogger(name).setLevel(logging.INFO)
     try:
         if args.command == "train":
             return _train(args)
@@ -307,6 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"qmae: error: {exc.strerror or exc}{where}; check the path and that it is writable", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping already: a further Ctrl-C must not cut the exit short
         print(f"qmae: {exc or 'interrupted'}", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug, not a bad input: one line, the traceback on request

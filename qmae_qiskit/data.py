@@ -12,6 +12,7 @@ Where the images come from, in order:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import NamedTuple
@@ -21,7 +22,16 @@ from torchvision.transforms import functional as TF
 
 from .circuits.embedding import image_qubits
 
-__all__ = ["ImageSet", "DataError", "load_mnist", "locate_mnist", "resize", "balanced_subset", "default_cache_dir"]
+__all__ = [
+    "ImageSet",
+    "DataError",
+    "fingerprint",
+    "load_mnist",
+    "locate_mnist",
+    "resize",
+    "balanced_subset",
+    "default_cache_dir",
+]
 
 ENV_DATA_DIR = "QMAE_DATA_DIR"
 EMBEDDED = "embedded"
@@ -37,19 +47,32 @@ class ImageSet(NamedTuple):
 
     Attributes:
         images: ``(N, S, S)`` float32 in [0, 1].
-        labels: ``(N,)`` int64 digits.
-        source: what they are: ``"mnist"`` (torchvision's MNIST files) or ``"embedded"`` (the
-            sample that ships with the package). Portable: a run records it, not a path.
+        labels: ``(N,)`` int64 classes, or ``None`` for an unlabelled set.
+        source: what they are, by name: ``"mnist"`` (torchvision's MNIST files), ``"embedded"``
+            (the sample that ships with the package), another dataset's name
+            (:mod:`qmae_qiskit.datasets`) or ``"folder:PATH"``. Portable: a run records it.
         split: ``"train"`` or ``"test"``.
         root: the directory the files were read from (``None`` for the embedded sample); for
             display only, never written into a run.
+        fingerprint: SHA-256 of the split's content before any ``limit``: a run records it and
+            refuses files that changed.
     """
 
     images: torch.Tensor
-    labels: torch.Tensor
+    labels: torch.Tensor | None
     source: str
     split: str
     root: str | None = None
+    fingerprint: str | None = None
+
+
+def fingerprint(images: torch.Tensor, labels: torch.Tensor | None) -> str:
+    """SHA-256 of a split's raw content (pixels as stored, then labels): what a run records."""
+    digest = hashlib.sha256()
+    digest.update(images.contiguous().cpu().numpy().tobytes())
+    if labels is not None:
+        digest.update(labels.to(torch.int64).contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def default_cache_dir() -> Path:
@@ -195,7 +218,9 @@ def load_mnist(
         raw, labels = _embedded(split)
         source, path = EMBEDDED, None
     labels = torch.as_tensor(labels, dtype=torch.int64)
+    content = fingerprint(raw, labels)
     if limit is not None:
         idx = balanced_subset(labels, limit)
         raw, labels = raw[idx], labels[idx]
-    return ImageSet(resize(raw, image_size), labels, source, split, None if path is None else str(path.resolve()))
+    where = None if path is None else str(path.resolve())
+    return ImageSet(resize(raw, image_size), labels, source, split, where, content)

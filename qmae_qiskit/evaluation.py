@@ -228,9 +228,10 @@ def evaluate_run(
         model.set_embedding(embedding_layers)
     data = data_for_run(run_dir, split=split, data_dir=data_dir, limit=limit)
     masks = saved_evaluation_masks(run_dir, model, len(data.images))
-    train_images = data_for_run(run_dir, split="train", data_dir=data_dir)
+    # the classifier and the mean-image fill come from the training split available here (not part of the run)
+    train_images = data_for_run(run_dir, split="train", data_dir=data_dir, check=False)
     classifier = None
-    if with_accuracy:
+    if with_accuracy and train_images.labels is not None and data.labels is not None:  # unlabelled: no accuracy
         from .classifier import cached_classifier
 
         classifier, _ = cached_classifier(train_images, progress=progress)
@@ -242,4 +243,6 @@ def evaluate_run(
     }
     out["best_passthrough_fidelity"] = max(row["fidelity"] for row in out["passthrough"].values())
     out.update(objective=model.objective, split=split, source=data.source, embedding_layers=model.embedding_layers)
+    if data.labels is None:
+        out["accuracy_note"] = "unlabelled dataset: no classifier, no accuracy"
     return out

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
-from .data import EMBEDDED, ENV_DATA_DIR, MNIST, DataError, ImageSet, load_mnist, locate_mnist
+from .data import EMBEDDED, ENV_DATA_DIR, MNIST, DataError, ImageSet, default_cache_dir, load_mnist, locate_mnist
 from .masking import mask_patches, masks_from_patches
 
 if TYPE_CHECKING:
@@ -127,38 +127,81 @@ def _mnist_root(saved: dict[str, Any], source: str) -> str | None:
     return next((str(c) for c in candidates if c and c not in (MNIST, EMBEDDED) and Path(c).is_dir()), None)
 
 
+def _load_split(run_dir: str | os.PathLike, saved: dict[str, Any], split: str, data_dir: str | None) -> ImageSet:
+    """The whole ``split`` of the dataset a run trained on, found on this machine."""
+    from .datasets import FOLDER_PREFIX, MEMORY, load_dataset, load_memory
+
+    opts = saved["options"]
+    name = (saved.get("dataset") or {}).get("name") or opts.get("dataset") or MNIST
+    source = str(saved.get("data_source") or EMBEDDED)
+    common = dict(image_size=opts["image_size"], test_fraction=opts.get("test_fraction", 0.2))
+    if name == MEMORY:
+        return load_memory(run_dir, split)
+    if name.startswith(FOLDER_PREFIX):  # --data-dir: the folder moved
+        folder = f"{FOLDER_PREFIX}{data_dir}" if data_dir else name
+        return load_dataset(folder, split, skip_unreadable=opts.get("skip_unreadable", False), **common)
+    if name == MNIST and data_dir is None and source == EMBEDDED:
+        return load_mnist(split, image_size=opts["image_size"])
+    root = data_dir or (_mnist_root(saved, source.removeprefix("download:")) if name == MNIST else None)
+    if root is None and name != MNIST:
+        given = opts.get("data_dir")
+        root = given if given and Path(given).is_dir() else (os.environ.get(ENV_DATA_DIR) or None)
+        if root is None and (default_cache_dir() / "data").is_dir() and not opts.get("download"):
+            root = str(default_cache_dir() / "data")
+    download = root is None and bool(opts.get("download") or source.startswith("download:"))
+    if root is None and not download:
+        raise DataError(
+            f"{run_dir} was trained on {name}, which is not on this machine: pass --data-dir DIR (torchvision's "
+            f"layout), set {ENV_DATA_DIR}, or download it once with --download"
+        )
+    return load_dataset(name, split, root=root, download=download, **common)
+
+
 def data_for_run(
-    run_dir: str | os.PathLike, *, split: str = "test", data_dir: str | None = None, limit: int | None = None
+    run_dir: str | os.PathLike,
+    *,
+    split: str = "test",
+    data_dir: str | None = None,
+    limit: int | None = None,
+    whole: bool = False,
+    check: bool = True,
 ) -> ImageSet:
-    """Images of ``split`` for a run: from ``data_dir`` if given, else the dataset it trained on.
+    """Images of ``split`` for a run: the dataset it trained on (``config.json`` says which, not
+    where), found on this machine, or in ``data_dir`` if given.
 
-    ``split`` is ``"train"``, ``"test"``, or ``"holdout"``: the training images the run kept out
-    of training (``--holdout``).
-
-    A run records *which* data it trained on (``"mnist"`` or ``"embedded"``), not where the files
-    were on the machine that trained it; MNIST is found here by :func:`_mnist_root`.
+    Args:
+        run_dir: a run directory.
+        split: ``"train"``, ``"test"``, or ``"holdout"``: the training images the run kept out
+            of training (``--holdout``).
+        data_dir: where the files are, if not where the run expects them (a folder dataset's new
+            place, or torchvision's layout).
+        limit: the first ``limit`` images (class-balanced when labelled).
+        whole: the split before the run's own ``--limit`` and ``--holdout`` (what training reads).
+        check: refuse a split whose content differs from the fingerprint the run recorded (off
+            for the classifier, which is not part of the run).
 
     Raises:
-        DataError: the run trained on MNIST and no copy of it is found here.
+        DataError: the data is not on this machine, or changed since the run was trained.
     """
+    from .datasets import check_identity, take
+
     saved = ckpt.load_config(run_dir)
     opts = saved["options"]
     if split == "holdout":  # the training images the run left out (--holdout)
         if not opts.get("holdout"):
             raise DataError(f"{run_dir} held no training images out (train it with --holdout N)")
-        data = data_for_run(run_dir, split="train", data_dir=data_dir, limit=opts.get("limit"))
-        held = data._replace(images=data.images[-opts["holdout"] :], labels=data.labels[-opts["holdout"] :])
-        return held if limit is None else held._replace(images=held.images[:limit], labels=held.labels[:limit])
-    source = str(saved.get("data_source") or EMBEDDED)
-    if data_dir is None and source == EMBEDDED:
-        return load_mnist(split, image_size=opts["image_size"], limit=limit)
-    root = data_dir or _mnist_root(saved, source.removeprefix("download:"))
-    if root is None and not (opts.get("download") or source.startswith("download:")):
-        raise DataError(
-            f"{run_dir} was trained on MNIST, which is not on this machine: pass --data-dir DIR (torchvision's MNIST "
-            f"layout), set {ENV_DATA_DIR}, or download it once with --download"
+        data = take(data_for_run(run_dir, split="train", data_dir=data_dir, whole=True, check=check), opts.get("limit"))
+        held = data._replace(
+            images=data.images[-opts["holdout"] :],
+            labels=None if data.labels is None else data.labels[-opts["holdout"] :],
         )
-    return load_mnist(split, root=root, download=root is None, image_size=opts["image_size"], limit=limit)
+        return take(held, limit) if limit is not None and limit < len(held.images) else held
+    data = _load_split(run_dir, saved, split, data_dir)
+    if check:
+        check_identity(saved.get("dataset"), data, where=str(run_dir))
+    if whole or limit is None or limit >= len(data.images):
+        return data
+    return take(data, limit)
 
 
 LOCK = ".lock"  # held (flock) by the one process that writes the run

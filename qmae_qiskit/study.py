@@ -68,8 +68,8 @@ CEILINGS = tuple(
 CEILING_OPTIONS = {"ansatz": "unitary", "latent_qubits": 7, "layers": 1, "batch_size": 128}
 
 
-def _common(quick: bool, data_dir: str | None) -> dict[str, Any]:
-    base = dict(model="qmae", mask_ratio=0.25, patch_size="8x8", eval_limit=0, data_dir=data_dir)
+def _common(quick: bool, data_dir: str | None, dataset: str = "mnist") -> dict[str, Any]:
+    base = dict(model="qmae", mask_ratio=0.25, patch_size="8x8", eval_limit=0, data_dir=data_dir, dataset=dataset)
     return {**base, **(dict(epochs=1, limit=1000, batch_size=64) if quick else dict(epochs=3, batch_size=32))}
 
 
@@ -79,6 +79,7 @@ def study(
     seeds: int = 3,
     ceiling_seeds: int = 1,
     data_dir: str | None = None,
+    dataset: str = "mnist",
     limit: int | None = None,
     quick: bool = False,
     progress: bool = False,
@@ -90,6 +91,7 @@ def study(
         seeds: seeds per grid configuration.
         ceiling_seeds: seeds per ceiling configuration (a bound: the best seed is what counts).
         data_dir: MNIST in torchvision's layout (else ``$QMAE_DATA_DIR`` or the embedded sample).
+        dataset: the images (``qmae train --dataset``).
         limit: score on the first ``limit`` test images (default: all).
         quick: one epoch on 1,000 images, the grid's first 4 configurations and one ceiling:
             checks the pipeline, not results.
@@ -107,19 +109,29 @@ def study(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with writer_lock(out):  # one study per output directory
-        return _study(out, seeds, ceiling_seeds, data_dir, limit, quick, progress)
+        return _study(out, seeds, ceiling_seeds, data_dir, dataset, limit, quick, progress)
 
 
 def _study(
-    out: Path, seeds: int, ceiling_seeds: int, data_dir: str | None, limit: int | None, quick: bool, progress: bool
+    out: Path,
+    seeds: int,
+    ceiling_seeds: int,
+    data_dir: str | None,
+    dataset: str,
+    limit: int | None,
+    quick: bool,
+    progress: bool,
 ) -> dict[str, Any]:
     from .classifier import ClassifierOptions, cached_classifier
+    from .datasets import load_dataset
     from .evaluation import evaluate_images, passthrough, passthrough_fills
     from .model import load_model
     from .runs import data_for_run, saved_evaluation_masks, versions
 
     wall = time.perf_counter()
-    common = _common(quick, data_dir)
+    if load_dataset(dataset, "test", root=data_dir).labels is None:  # before anything is trained
+        raise ValueError(f"qmae study compares classifier accuracy: {dataset} is unlabelled; use qmae evaluate")
+    common = _common(quick, data_dir, dataset)
     grid, ceilings = (GRID[:4], CEILINGS[:1]) if quick else (GRID, CEILINGS)
     plan = [(spec, seed, {}) for spec in grid for seed in range(seeds)]
     plan += [(spec, seed, CEILING_OPTIONS) for spec in ceilings for seed in range(ceiling_seeds)]
@@ -135,7 +147,7 @@ def _study(
 
     first = next(iter(dirs.values()))[0]
     test = data_for_run(first, split="test", data_dir=data_dir, limit=500 if quick else limit)
-    train_set = data_for_run(first, split="train", data_dir=data_dir, limit=1000 if quick else None)
+    train_set = data_for_run(first, split="train", data_dir=data_dir, limit=1000 if quick else None, check=False)
     classifier, _ = cached_classifier(
         train_set, ClassifierOptions(epochs=3, batch_size=64) if quick else ClassifierOptions(), progress=progress
     )

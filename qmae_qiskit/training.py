@@ -31,12 +31,13 @@ from tqdm.auto import tqdm
 from . import checkpoint as ckpt
 from .circuits.ansatz import named_pairs
 from .circuits.embedding import image_qubits
-from .data import ImageSet, load_mnist
+from .data import ImageSet
+from .datasets import MEMORY, dataset_identity, load_dataset, memory_splits, save_memory, take
 from .engines import ENGINES
 from .evaluation import evaluate
 from .figures import save_loss_plot
 from .model import OBJECTIVES, QAE, QMAE, load_model
-from .runs import check_new_run_dir, saved_evaluation_masks, versions, writer_lock
+from .runs import check_new_run_dir, data_for_run, saved_evaluation_masks, versions, writer_lock
 
 __all__ = ["TrainConfig", "TrainResult", "train", "resume"]
 
@@ -80,6 +81,12 @@ class TrainConfig:
         holdout: keep the last ``holdout`` training images out of training, to choose options on
             them without touching the test split (:func:`~qmae_qiskit.runs.data_for_run` with
             ``split="holdout"`` reads them back).
+        dataset: the images (:mod:`qmae_qiskit.datasets`): ``"mnist"``, ``"fashion-mnist"``,
+            ``"kmnist"``, ``"emnist-digits"``, ``"cifar10-gray"``, ``"folder:PATH"``; from
+            Python also tensors or a torch ``Dataset`` (recorded as ``"memory"`` and kept in the run).
+        test_fraction: the share of a folder's (or tensors') images that forms the test split
+            when there are no ``train`` / ``test`` sub-folders.
+        skip_unreadable: skip a folder's files Pillow cannot read instead of refusing them.
     """
 
     model: str = "qmae"
@@ -110,6 +117,9 @@ class TrainConfig:
     token: str = "shared"
     ansatz: str = "blocks"
     holdout: int = 0
+    dataset: str = "mnist"
+    test_fraction: float = 0.2
+    skip_unreadable: bool = False
 
     @property
     def keep_term(self) -> float:
@@ -139,6 +149,10 @@ class TrainConfig:
             raise ValueError(f"--limit must be a positive number of images, got {self.limit}")
         if self.holdout < 0:
             raise ValueError(f"--holdout must be a number of images >= 0, got {self.holdout}")
+        if not isinstance(self.dataset, str):
+            raise ValueError("--dataset is a name here; pass tensors or a Dataset to train(dataset=...) directly")
+        if not 0 < self.test_fraction < 1:
+            raise ValueError(f"--test-fraction must be between 0 and 1, got {self.test_fraction}")
         if self.checkpoint_every < 0 or self.eval_limit < 0:
             raise ValueError("--checkpoint-every and --eval-limit must be >= 0")
         try:
@@ -229,8 +243,17 @@ def _lr_at(config: TrainConfig, step: int, total: int) -> float:
     return config.lr
 
 
-def _load_data(config: TrainConfig, split: str, limit: int | None) -> ImageSet:
-    return load_mnist(split, root=config.data_dir, download=config.download, image_size=config.image_size, limit=limit)
+def _load_data(config: TrainConfig, split: str) -> ImageSet:
+    """The whole ``split`` of the configured dataset (``limit`` is applied by the caller)."""
+    return load_dataset(
+        config.dataset,
+        split,
+        root=config.data_dir,
+        download=config.download,
+        image_size=config.image_size,
+        test_fraction=config.test_fraction,
+        skip_unreadable=config.skip_unreadable,
+    )
 
 
 class _StopFlag:
@@ -270,20 +293,31 @@ class _StopFlag:
 class _Run:
     """One training run bound to its directory: the loop, checkpoints and metrics."""
 
-    def __init__(self, config: TrainConfig, run_dir: Path, *, progress: bool) -> None:
+    def __init__(
+        self, config: TrainConfig, run_dir: Path, *, progress: bool, data: dict[str, ImageSet] | None = None
+    ) -> None:
         self.config, self.run_dir, self.progress = config, run_dir, progress
         self.device = torch.device(config.device)
         self.model = config.build_model().to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.generator = torch.Generator().manual_seed(config.seed + 1)
-        self.train = _load_data(config, "train", config.limit)
+        # the splits, whole: given (tensors from Python), or loaded; the run records their fingerprints
+        self.data = data or {"train": _load_data(config, "train")}
+        self.train = take(self.data["train"], config.limit)
         if config.holdout:  # the last images stay out of training, for choosing options (never the test split)
             if config.holdout >= len(self.train.images):
                 raise ValueError(
                     f"--holdout {config.holdout} leaves no training images out of {len(self.train.images)}"
                 )
+            labels = self.train.labels
             self.train = self.train._replace(
-                images=self.train.images[: -config.holdout], labels=self.train.labels[: -config.holdout]
+                images=self.train.images[: -config.holdout],
+                labels=None if labels is None else labels[: -config.holdout],
+            )
+        if len(self.train.images) < config.batch_size:
+            raise ValueError(
+                f"{len(self.train.images)} training images but --batch-size {config.batch_size}: ask for a batch of "
+                f"at most {len(self.train.images)} or train on more images"
             )
         self.steps_per_epoch = math.ceil(len(self.train.images) / config.batch_size)
         self.epoch, self.step, self.perm = 0, 0, None
@@ -411,8 +445,14 @@ class _Run:
         self.history.append(record)
         return record
 
+    def test_split(self) -> ImageSet:
+        if "test" not in self.data:
+            self.data["test"] = _load_data(self.config, "test")
+        return self.data["test"]
+
     def _evaluate(self) -> float:
-        held_out = _load_data(self.config, "test", self.config.eval_limit)
+        test = self.test_split()
+        held_out = take(test, self.config.eval_limit) if self.config.eval_limit < len(test.images) else test
         masks = saved_evaluation_masks(self.run_dir, self.model, len(held_out.images))
         return evaluate(self.model, held_out.images, masks).fidelity
 
@@ -434,8 +474,14 @@ def train(
         ValueError: a bad option; ``out`` is a file, already holds a run, or holds other files.
         RunLockedError: another process is writing ``out``.
     """
+    memory = None
+    if not isinstance(options.get("dataset", ""), str):  # tensors or a torch Dataset: kept inside the run
+        memory = options.pop("dataset")
+        options["dataset"] = MEMORY
     config = dataclasses.replace(config or TrainConfig(), **options)
     config.validate()
+    if config.dataset == MEMORY and memory is None:
+        raise ValueError("dataset='memory' is how a run records tensors given to train(dataset=...); pass the tensors")
     if config.objective == "postselect" and config.keep_weight is None:  # record the weight used, not "default"
         config = dataclasses.replace(config, keep_weight=config.keep_term)
     if config.init_from is not None:  # fine-tuning keeps the starting run's architecture and data size
@@ -445,19 +491,30 @@ def train(
         kept = {k: base["options"][k] for k in architecture if k in base["options"]}
         config = dataclasses.replace(config, **kept)
     run_dir = check_new_run_dir(out)
-    run = _Run(config, run_dir, progress=progress)  # everything that can fail before anything is written
+    data = (
+        memory_splits(memory, image_size=config.image_size, test_fraction=config.test_fraction)
+        if memory is not None
+        else None
+    )
+    run = _Run(config, run_dir, progress=progress, data=data)  # everything that can fail before anything is written
+    identity = dataset_identity(
+        config.dataset, run.data["train"], run.test_split(), root=config.data_dir, test_fraction=config.test_fraction
+    )
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ValueError(f"cannot create --out {run_dir} ({exc.strerror}); choose a writable path") from None
     with writer_lock(run_dir):
         check_new_run_dir(run_dir)  # a writer that finished while we prepared
+        if data is not None:
+            save_memory(run_dir, data)
         ckpt.write_json(
             run_dir / ckpt.CONFIG,
             {
                 "options": dataclasses.asdict(config),
                 "architecture": run.model.config(),
                 "data_source": run.train.source,
+                "dataset": identity,
                 "train_images": len(run.train.images),
                 "versions": versions(),
             },
@@ -489,7 +546,8 @@ def resume(run_dir: str | os.PathLike, *, progress: bool = True, **overrides: An
             )
     with writer_lock(run_dir):
         state = ckpt.load_checkpoint(run_dir) if (run_dir / ckpt.CHECKPOINT).exists() else None
-        run = _Run(config, run_dir, progress=progress)
+        data = {"train": data_for_run(run_dir, split="train", whole=True)}  # the same images, or a one-line refusal
+        run = _Run(config, run_dir, progress=progress, data=data)
         if state is not None:
             run.restore(state)
         else:  # killed before the first checkpoint: start over from the saved options
