@@ -7,12 +7,13 @@ API, re-exported here::
     train, resume, TrainConfig, TrainResult  training into a run directory (qmae_qiskit.training)
     evaluate, evaluate_run, EvalResult       scoring (qmae_qiskit.evaluation)
     evaluation_masks, data_for_run           a run's masks and data (qmae_qiskit.runs)
-    load_mnist, ImageSet                     images (qmae_qiskit.data)
+    load_dataset, load_mnist, ImageSet       images: MNIST, other datasets, your folders (qmae_qiskit.datasets)
 
 Hardware jobs live in :mod:`qmae_qiskit.runtime`, circuit templates in :mod:`qmae_qiskit.circuits`.
 """
 
 from .data import ImageSet, load_mnist
+from .datasets import load_dataset
 from .evaluation import EvalResult, evaluate, evaluate_run
 from .model import QAE, QMAE, load_model
 from .runs import data_for_run, evaluation_masks
@@ -32,6 +33,7 @@ __all__ = [
     "evaluation_masks",
     "data_for_run",
     "ImageSet",
+    "load_dataset",
     "load_mnist",
 ]
 __version__ = "0.1.0"
