@@ -140,7 +140,9 @@ def isa_circuit(
     if cache and path.exists():
         try:
             with open(path, "rb") as fh:
-                return qpy.load(fh)[0]
+                isa = qpy.load(fh)[0]
+            log.info("the %r circuit for %s, transpiled before (cache %s)", variant, backend.name, path.name)
+            return isa
         except Exception:  # a stale or partial cache entry: rebuild it
             path.unlink(missing_ok=True)
     if getattr(backend, "target", None) is None or backend.name.startswith("aer"):
