@@ -39,3 +39,15 @@ def test_readme_links_work_off_github():
                 assert (ROOT / link[len(prefix) :]).exists(), f"README links to a missing file: {link}"
     assert (ROOT / "LICENSE").read_text().count("Apache License") >= 1
     assert "arXiv:2511.17372" in (ROOT / "CITATION.cff").read_text()
+
+
+def test_dependency_floors_admit_what_the_code_uses():
+    """Floors raised to what the code imports: executor_sampler arrived in qiskit-ibm-runtime 0.50."""
+    import importlib.metadata as md
+
+    cfg = (ROOT / "setup.cfg").read_text()
+    assert "qiskit-ibm-runtime>=0.50" in cfg and "filelock>=" in cfg
+    from qiskit_ibm_runtime.executor_sampler import Sampler  # noqa: F401
+
+    major, minor = (int(v) for v in md.version("qiskit-ibm-runtime").split(".")[:2])
+    assert (major, minor) >= (0, 50)
