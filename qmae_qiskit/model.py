@@ -167,7 +167,7 @@ class QMAE(nn.Module):
         else:
             theta = (2 * torch.rand(BLOCK_PARAMETERS * len(self.encoder_pairs), generator=gen) - 1) * init_scale
         self.theta = nn.Parameter(theta)  # (15 * pairs * layers,) or (2, 2**n, 2**n)
-        # the untied decoder starts as the tied one (so it can only improve on it) and trains apart
+        # the untied decoder starts where the tied model starts (V = U) and trains apart from it
         self.decoder_theta = nn.Parameter(theta.clone()) if decoder == "untied" else None
         if self.uses_token:
             rows, cols = patch_grid(image_size, self.patch_size)

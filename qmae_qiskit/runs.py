@@ -233,11 +233,12 @@ def writer_lock(run_dir: str | os.PathLike):
         lock.acquire()
     except Timeout:  # (a subclass of OSError: first)
         try:
-            holder = (path / WRITER).read_text().strip() or "unknown"
+            pid, _, host = (path / WRITER).read_text().strip().partition(" ")
         except OSError:
-            holder = "unknown"
+            pid, host = "", ""
+        holder = f"pid {pid or 'unknown'}" + (f" on {host}" if host else "")
         raise RunLockedError(
-            f"{path} is being written by another process (pid {holder}); wait for it to finish, or stop it "
+            f"{path} is being written by another process ({holder}); wait for it to finish, or stop it "
             "and continue with --resume"
         ) from None
     except OSError as exc:  # read-only, missing, not a directory
