@@ -149,8 +149,8 @@ def _parser() -> argparse.ArgumentParser:
     rp = sub.add_parser(
         "reproduce",
         help="re-run the paper's evaluation section, with the inpainting table (REPORT.md)",
-        description="Train or reuse QMAE/QAE at 25 %% (reset, + trash term, post-selected) and QMAE at 12.5 %% and "
-        "50 %%, evaluate on the test split next to the pass-through rows, write tables, figures and an honest report.",
+        description="Train or reuse QMAE/QAE at 25 % (reset, + trash term, post-selected) and QMAE at 12.5 % and "
+        "50 %, evaluate on the test split next to the pass-through rows, write tables, figures and an honest report.",
     )
     rp.add_argument("--out", required=True, metavar="DIR")
     rp.add_argument("--quick", action="store_true", help="small subsets and one epoch: checks the pipeline in minutes")
@@ -164,7 +164,7 @@ def _parser() -> argparse.ArgumentParser:
     st = sub.add_parser(
         "study",
         help="inpainting across architectures and seeds, with the ceiling and the pass-through rows",
-        description="Train or reuse QMAE at 25 %% over objective x layers x latent x decoder x token and the "
+        description="Train or reuse QMAE at 25 % over objective x layers x latent x decoder x token and the "
         "general-unitary ceiling, score every run on the test split, write results.json, report.md and figures.",
     )
     st.add_argument("--out", required=True, metavar="DIR")
@@ -176,6 +176,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     st.add_argument("--limit", type=int, help="score on the first N test images (default: all)")
     st.add_argument("--quick", action="store_true", help="one epoch, a few configurations: checks the pipeline")
+    st.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs trained and scored at once, each in its own process with cores/jobs threads (default 1); "
+        "small circuits run faster as several single-threaded processes than as one",
+    )
     st.add_argument("--no-progress", action="store_true")
 
     cl = sub.add_parser("classifier", help="the ResNet18 digit classifier (train / cache)")
@@ -287,6 +294,7 @@ def _study(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         limit=args.limit,
         quick=args.quick,
+        jobs=args.jobs,
         progress=not args.no_progress,
     )
     for v in result["verdicts"]:

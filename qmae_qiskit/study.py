@@ -18,10 +18,13 @@ decided by a paired 95 % interval) and ``reconstructions_*.png`` into ``--out``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +85,7 @@ def study(
     dataset: str = "mnist",
     limit: int | None = None,
     quick: bool = False,
+    jobs: int = 1,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Train (or reuse) every configuration and write the study; see the module docstring.
@@ -95,21 +99,27 @@ def study(
         limit: score on the first ``limit`` test images (default: all).
         quick: one epoch on 1,000 images, the grid's first 4 configurations and one ceiling:
             checks the pipeline, not results.
-        progress: progress bars while training.
+        jobs: runs trained and scored at once, each in its own process with ``cores // jobs``
+            threads (the exact engine's small tensors gain little from threads: on 2 cores two
+            single-threaded runs train in the time of one). Results do not depend on it beyond
+            floating-point rounding.
+        progress: progress bars while training (``jobs=1`` only).
 
     Returns:
         The ``results.json`` content.
 
     Raises:
-        ValueError: non-positive seeds.
+        ValueError: non-positive seeds or jobs.
         RunLockedError: another ``qmae study`` is writing ``out``.
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1 or ceiling_seeds < 1:
         raise ValueError(f"--seeds and --ceiling-seeds must be positive integers, got {seeds!r}, {ceiling_seeds!r}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"--jobs must be a positive integer (runs at once), got {jobs!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with writer_lock(out):  # one study per output directory
-        return _study(out, seeds, ceiling_seeds, data_dir, dataset, limit, quick, progress)
+        return _study(out, seeds, ceiling_seeds, data_dir, dataset, limit, quick, jobs, progress)
 
 
 def _study(
@@ -120,13 +130,13 @@ def _study(
     dataset: str,
     limit: int | None,
     quick: bool,
+    jobs: int,
     progress: bool,
 ) -> dict[str, Any]:
-    from .classifier import ClassifierOptions, cached_classifier
     from .datasets import load_dataset
-    from .evaluation import evaluate_images, passthrough, passthrough_fills
+    from .evaluation import passthrough, passthrough_fills
     from .model import load_model
-    from .runs import data_for_run, saved_evaluation_masks, versions
+    from .runs import versions
 
     wall = time.perf_counter()
     if load_dataset(dataset, "test", root=data_dir).labels is None:  # before anything is trained
@@ -135,34 +145,31 @@ def _study(
     grid, ceilings = (GRID[:4], CEILINGS[:1]) if quick else (GRID, CEILINGS)
     plan = [(spec, seed, {}) for spec in grid for seed in range(seeds)]
     plan += [(spec, seed, CEILING_OPTIONS) for spec in ceilings for seed in range(ceiling_seeds)]
+    specs = [RunSpec(spec.name, {**spec.options, **extra}) for spec, _, extra in plan]
+    start = time.perf_counter()
+    trained = _map(
+        _train_one, [(spec, out / "runs", seed, common, progress) for spec, (_, seed, _) in zip(specs, plan)], jobs
+    )
+    train_wall_s = round(time.perf_counter() - start, 1)
     dirs: dict[str, list[Path]] = {}
     timings: dict[str, float] = {}
-    for spec, seed, extra in plan:
-        spec = RunSpec(spec.name, {**spec.options, **extra})
-        path, seconds, how = train_or_reuse(spec, out / "runs", seed, common=common, progress=progress)
+    for spec, (path, seconds, how) in zip(specs, trained):
         dirs.setdefault(spec.name, []).append(path)
         if how != "reused":
             timings[path.name] = round(seconds, 1)
     train_s = _training_seconds(out, timings)
 
     first = next(iter(dirs.values()))[0]
-    test = data_for_run(first, split="test", data_dir=data_dir, limit=500 if quick else limit)
-    train_set = data_for_run(first, split="train", data_dir=data_dir, limit=1000 if quick else None, check=False)
-    classifier, _ = cached_classifier(
-        train_set, ClassifierOptions(epochs=3, batch_size=64) if quick else ClassifierOptions(), progress=progress
-    )
-    masks = saved_evaluation_masks(first, load_model(first), len(test.images))
+    # Built here first, so the classifier is trained and cached before any worker needs it.
+    context = (first, data_dir, 500 if quick else limit, quick, progress)
+    test, train_set, classifier, masks = _scoring(*context)
     start = time.perf_counter()
-    rows: dict[str, list[dict[str, Any]]] = {}
-    for name, paths in dirs.items():
-        rows[name] = []
-        for path in paths:
-            model = load_model(path)
-            row = evaluate_images(
-                model, test.images, masks, labels=test.labels, classifier=classifier, with_ssim=False, extras=False
-            )
-            row.update(run=path.name, parameters=model.num_parameters, train_s=train_s.get(path.name))
-            rows[name].append(row)
+    paths = [(name, path) for name, ps in dirs.items() for path in ps]
+    scored = _map(_score_one, [(path, *context) for _, path in paths], jobs)
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in dirs}
+    for (name, path), row in zip(paths, scored):
+        row.update(train_s=train_s.get(path.name))
+        rows[name].append(row)
     fills = passthrough_fills(load_model(first), test.images, masks, train_set.images.mean(0))
     pass_rows = {
         name: passthrough(test.images, masks, fills[name], labels=test.labels, classifier=classifier, with_ssim=False)
@@ -183,7 +190,13 @@ def _study(
         "test_images": len(test.images),
         "test_source": test.source,
         "quick": quick,
-        "timings": {"train_s": train_s, "train_total_s": round(sum(train_s.values()), 1), "evaluation_s": evaluation_s},
+        "timings": {
+            "train_s": train_s,
+            "train_total_s": round(sum(train_s.values()), 1),
+            "train_wall_s": train_wall_s,
+            "evaluation_s": evaluation_s,
+            "jobs": jobs,
+        },
         "versions": versions(),
     }
     result["verdicts"] = _verdicts(result)
@@ -192,6 +205,57 @@ def _study(
     _figures(out, dirs, test.images, masks, fills, result)
     ckpt.atomic_write(out / "report.md", lambda fh: fh.write(report(result).encode()))
     return result
+
+
+def _map(fn: Any, calls: list[tuple[Any, ...]], jobs: int) -> list[Any]:
+    """``[fn(*c) for c in calls]``, in order; with ``jobs > 1`` in that many spawned processes."""
+    if jobs == 1 or len(calls) < 2:
+        return [fn(*c) for c in calls]
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
+        return list(pool.map(fn, *zip(*calls)))
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _train_one(spec: RunSpec, runs: Path, seed: int, common: dict[str, Any], progress: bool) -> tuple[Path, float, str]:
+    return train_or_reuse(
+        spec, runs, seed, common=common, progress=progress and multiprocessing.parent_process() is None
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _scoring(first: Path, data_dir: str | None, limit: int | None, quick: bool, progress: bool) -> tuple:
+    """What every run is scored with: test images, training images, the classifier, the masks
+    (once per process)."""
+    from .classifier import ClassifierOptions, cached_classifier
+    from .model import load_model
+    from .runs import data_for_run, saved_evaluation_masks
+
+    test = data_for_run(first, split="test", data_dir=data_dir, limit=limit)
+    train_set = data_for_run(first, split="train", data_dir=data_dir, limit=1000 if quick else None, check=False)
+    options = ClassifierOptions(epochs=3, batch_size=64) if quick else ClassifierOptions()
+    classifier, _ = cached_classifier(train_set, options, progress=progress)
+    masks = saved_evaluation_masks(first, load_model(first), len(test.images))
+    return test, train_set, classifier, masks
+
+
+def _score_one(
+    path: Path, first: Path, data_dir: str | None, limit: int | None, quick: bool, progress: bool
+) -> dict[str, Any]:
+    from .evaluation import evaluate_images
+    from .model import load_model
+
+    test, _, classifier, masks = _scoring(first, data_dir, limit, quick, progress)
+    model = load_model(path)
+    row = evaluate_images(
+        model, test.images, masks, labels=test.labels, classifier=classifier, with_ssim=False, extras=False
+    )
+    row.update(run=path.name, parameters=model.num_parameters)
+    return row
 
 
 def _training_seconds(out: Path, now: dict[str, float]) -> dict[str, float]:
