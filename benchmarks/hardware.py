@@ -56,6 +56,12 @@ def main() -> None:
     parser.add_argument("--cdr", type=int, default=16, help="CDR training circuits per job")
     parser.add_argument("--quick", action="store_true", help="one small job (CI): checks the pipeline, not the figures")
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the finished job records in OUT/jobs that match a job (same backend, run, variant, embedding, "
+        "mitigation, images, shots) instead of submitting it again: an interrupted benchmark goes on where it stopped",
+    )
+    parser.add_argument(
         "--retable", action="store_true", help="re-score the jobs recorded in OUT/hardware.json (no new runs)"
     )
     args = parser.parse_args()
@@ -76,23 +82,32 @@ def main() -> None:
     cdr = 4 if args.quick else args.cdr
     shots = 500 if args.quick else args.shots
     rows = []
+    # Seconds of jobs already run: rows a previous (interrupted) benchmark printed and saved.
+    seconds_before = {r["record_id"]: r["job_seconds"] for r in _saved_rows(out)}
     for backend, run, layers, zne, variant in jobs:
         model = load_model(run).set_embedding(layers)
         report = transpile_report(model, get_backend(backend), (variant,))[0]
         start = time.perf_counter()
-        record = submit(
-            run,
-            backend=backend,
-            images=images,
-            shots=shots,
-            variant=variant,
-            embedding_layers=layers,
-            readout_mitigation=True,
-            zne="1,3" if zne else None,
-            cdr=cdr,
-            data_dir=args.data_dir,
+        wanted = dict(backend=backend, run=run, layers=layers, zne=zne, variant=variant, images=images, shots=shots)
+        record = _finished_record(**wanted, cdr=cdr) if args.resume else None
+        if record is not None:
+            print(f"reusing {record.record_id} for {backend} {Path(run).name} {variant} L={layers}", flush=True)
+        else:
+            record = submit(
+                run,
+                backend=backend,
+                images=images,
+                shots=shots,
+                variant=variant,
+                embedding_layers=layers,
+                readout_mitigation=True,
+                zne="1,3" if zne else None,
+                cdr=cdr,
+                data_dir=args.data_dir,
+            )
+        seconds = (
+            seconds_before.get(record.record_id) if record.record_id in seconds_before else time.perf_counter() - start
         )
-        seconds = time.perf_counter() - start
         for name, options in MITIGATIONS.items():
             if options["zne"] and not zne:
                 continue
@@ -130,9 +145,7 @@ def main() -> None:
             row.update(baselines(record.record_id, est, exact))
             rows.append(row)
             print(json.dumps(row), flush=True)
-    (out / "hardware.json").write_text(
-        json.dumps({"rows": rows, "images": images, "shots": shots, "cdr": cdr}, indent=1)
-    )
+        _write(out / "hardware.json", {"rows": rows, "images": images, "shots": shots, "cdr": cdr})  # so far
     (out / "hardware.md").write_text(table(rows))
     plot(rows, out / "hardware.png")
     if not args.quick:
@@ -161,6 +174,40 @@ def _relative_run_dirs(jobs: Path) -> None:
         record = json.loads(path.read_text())
         record["run_dir"] = os.path.relpath(record["run_dir"], Path.cwd())
         path.write_text(json.dumps(record, indent=1))
+
+
+def _write(path: Path, content: dict) -> None:
+    from qmae_qiskit.checkpoint import write_json
+
+    write_json(path, content)
+
+
+def _saved_rows(out: Path) -> list[dict]:
+    try:
+        return json.loads((out / "hardware.json").read_text())["rows"]
+    except (OSError, ValueError, KeyError):
+        return []
+
+
+def _finished_record(*, backend: str, run: str, layers, zne: bool, variant: str, images: int, shots: int, cdr: int):
+    """The newest finished record in the jobs directory that is this job, or None."""
+    from qmae_qiskit.runtime import list_jobs
+
+    for record in list_jobs(refresh=False):  # newest first
+        o = record.options
+        if (
+            record.status == "done"
+            and record.backend == backend
+            and Path(record.run_dir).resolve() == Path(run).resolve()
+            and record.variant == variant
+            and o.get("embedding_layers") == layers
+            and bool(o.get("zne")) == zne
+            and o.get("cdr") == cdr
+            and record.shots == shots
+            and len(record.indices) == images
+        ):
+            return record
+    return None
 
 
 def retable(out: Path) -> None:

@@ -459,8 +459,10 @@ def report(result: dict[str, Any]) -> str:
     t = result["timings"]
     lines += [
         "",
-        f"Compute: training {t['train_total_s'] / 60:.1f} min over {len(t['train_s'])} runs, evaluation "
-        f"{t['evaluation_s'] / 60:.1f} min, this call {t['total_s'] / 60:.1f} min (runs trained earlier are reused).",
+        f"Compute: training {t['train_total_s'] / 60:.1f} min of run time over {len(t['train_s'])} runs "
+        f"({t.get('jobs', 1)} at once in the last call, whose training took {t.get('train_wall_s', 0) / 60:.1f} min "
+        f"of wall time), evaluation {t['evaluation_s'] / 60:.1f} min, the last call {t['total_s'] / 60:.1f} min "
+        "(runs trained earlier are reused).",
         "",
     ]
     return "\n".join(lines)
