@@ -5,7 +5,7 @@ r"""Bad inputs against the real ``qmae`` command: what each prints, and its exit
 Builds a small trained run and the broken files each case needs in a temporary directory, runs
 every case as a user would, and records the command's exit code and what it printed on stderr
 (machine-specific paths replaced by ``WORK``). ``docs/reliability.md`` shows the table; the tests
-in ``tests/test_hardening.py``, ``tests/runtime/test_hardening.py`` and ``tests/test_datasets.py``
+in ``tests/test_cli_hardening.py``, ``tests/runtime/test_hardening.py`` and ``tests/test_datasets.py``
 assert each line.
 """
 
