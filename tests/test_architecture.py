@@ -128,3 +128,12 @@ def test_the_core_does_not_import_the_runtime():
 def test_job_records_are_the_runtimes_base_layer():
     deps = GRAPH["qmae_qiskit.runtime.records"]
     assert not any(d.startswith("qmae_qiskit.runtime.") for d in deps), deps
+
+
+def test_test_files_have_unique_names():
+    # tests/ has no __init__.py files, so pytest imports each test module by its basename: two
+    # files with one name in different folders abort collection on a clean checkout.
+    tests = Path(__file__).resolve().parent
+    names = [p.name for p in tests.rglob("test_*.py") if ".ipynb_checkpoints" not in p.parts]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    assert not duplicates, f"rename these test files, their basenames clash: {duplicates}"
