@@ -48,8 +48,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--variant",
         choices=VARIANTS,
         default=None,
-        help="fidelity circuit (default reset; compute_uncompute with --profile best); postselect and "
-        "postselect_flag measure the trash and score the shots where it reads 0",
+        help="fidelity circuit (default: postselect for a run trained with --objective postselect, else reset, "
+        "or compute_uncompute with --profile best); postselect and postselect_flag measure the trash and score "
+        "the shots where it reads 0",
     )
     s.add_argument(
         "--reconstruct",

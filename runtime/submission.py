@@ -217,8 +217,10 @@ def submit(
         run_dir: a trained run.
         backend: ``aer``, a fake device (``fake_fez``) or a real one (``ibm_fez``).
         images, shots: the first ``images`` test images, ``shots`` each.
-        variant: fidelity circuit (default ``"reset"``; ``--profile`` may choose another); the
-            post-selected variants (``"postselect"``, ``"postselect_flag"``) score the kept shots.
+        variant: fidelity circuit; the post-selected variants (``"postselect"``,
+            ``"postselect_flag"``) score the kept shots. Default: ``"postselect"`` for a run
+            trained with ``objective="postselect"``, else the profile's (``"compute_uncompute"``
+            for ``"best"``), else ``"reset"``.
         reconstruct: sample the reconstruction circuit instead (post-selected for a run trained
             with ``objective="postselect"``).
         dynamical_decoupling, twirling: runtime Sampler options.
@@ -252,18 +254,18 @@ def submit(
         BackendError: unknown backend, no account, no network.
         JobError: the job failed or was cancelled (recorded).
     """
+    profile_variant = None
     if profile is not None:
         if profile not in PROFILES:
             raise ValueError(f"unknown --profile {profile!r}; choose one of {', '.join(PROFILES)}")
         chosen = PROFILES[profile]
-        variant = chosen["variant"] if variant is None else variant
+        profile_variant = chosen["variant"]
         embedding_layers = chosen["embedding_layers"] if embedding_layers is None else embedding_layers
         readout_mitigation = chosen["readout_mitigation"] if readout_mitigation is None else readout_mitigation
         zne = chosen["zne"] if zne is None else zne
         twirling = chosen["twirling"] if twirling is None else twirling
         cdr = chosen.get("cdr") if cdr is None else cdr
         cdr_target = chosen.get("cdr_target") if cdr_target is None else cdr_target
-    variant = "reset" if variant is None else variant
     for name, value in (("images", images), ("shots", shots)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"--images and --shots must be positive integers, got --{name} {value!r}")
@@ -283,6 +285,8 @@ def submit(
         raise ValueError(f"--cdr needs at least 3 training circuits to fit a line, got {cdr}")
     run_dir = Path(run_dir).resolve()
     model = load_model(run_dir)
+    if variant is None:  # a post-selected run is scored as it was trained: on the shots it keeps
+        variant = "postselect" if model.objective == "postselect" else (profile_variant if profile else "reset")
     if embedding_layers is None:
         embedding_layers = model.embedding_layers  # a run fine-tuned with the ladder runs it
     model.set_embedding(embedding_layers)  # validates it

@@ -171,6 +171,12 @@ def test_postselected_job_scores_the_kept_shots(run4_postselect, variant):
         assert row["stderr"] == pytest.approx((row["fidelity"] * (1 - row["fidelity"]) / kept_shots) ** 0.5, rel=1e-6)
 
 
+def test_a_postselected_run_is_submitted_postselected_by_default(run4_postselect, run4):
+    assert submit(run4_postselect, backend="aer", images=1, shots=100).variant == "postselect"
+    assert submit(run4, backend="aer", images=1, shots=100).variant == "reset"
+    assert submit(run4, backend="aer", images=1, shots=100, profile="best", cdr=3).variant == "compute_uncompute"
+
+
 def test_postselected_run_reconstructs_from_its_kept_shots(run4_postselect, tmp_path):
     record = submit(run4_postselect, backend="aer", images=2, shots=8000, reconstruct=True)
     assert record.variant == "reconstruction_postselect"
@@ -181,10 +187,9 @@ def test_postselected_run_reconstructs_from_its_kept_shots(run4_postselect, tmp_
 
 def test_postselected_job_runs_on_a_fake_device_with_the_best_profile(run4_postselect):
     """Local testing mode on fake_fez: mid-circuit measurement, readout mitigation and CDR together."""
-    record = submit(
-        run4_postselect, backend="fake_fez", images=2, shots=2000, variant="postselect", profile="best", cdr=4
-    )
+    record = submit(run4_postselect, backend="fake_fez", images=2, shots=2000, profile="best", cdr=4)
     result = fetch(record.record_id)
+    assert record.variant == "postselect"  # the run's own objective, not the profile's compute_uncompute
     assert record.options["readout_mitigation"] and record.options["embedding_layers"] == 16
     assert len(result.images) == 2 and 0 < result.mean_keep_fraction <= 1
     assert all(0.0 <= row["raw"] <= 1.0 for row in result.images)
