@@ -146,6 +146,8 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
         _write(out / "hardware.json", {"rows": rows, "images": images, "shots": shots, "cdr": cdr})  # so far
+    rows.sort(key=_order)
+    _write(out / "hardware.json", {"rows": rows, "images": images, "shots": shots, "cdr": cdr})
     (out / "hardware.md").write_text(table(rows))
     plot(rows, out / "hardware.png")
     if not args.quick:
@@ -174,6 +176,12 @@ def _relative_run_dirs(jobs: Path) -> None:
         record = json.loads(path.read_text())
         record["run_dir"] = os.path.relpath(record["run_dir"], Path.cwd())
         path.write_text(json.dumps(record, indent=1))
+
+
+def _order(r: dict) -> tuple:
+    """One row order for a fresh run and --retable: device, run, circuit, embedding, mitigation."""
+    layers = 0 if r["embedding"] == "exact" else int(r["embedding"].split("=")[1])
+    return (r["backend"], r["run"], r.get("variant", ""), layers, list(MITIGATIONS).index(r["mitigation"]))
 
 
 def _write(path: Path, content: dict) -> None:
@@ -229,16 +237,7 @@ def retable(out: Path) -> None:
                         two_qubit_gates=template["two_qubit_gates_base"] * (3 if options["zne"] else 1),
                     )
                 )
-    layers = lambda r: 0 if r["embedding"] == "exact" else int(r["embedding"].split("=")[1])  # noqa: E731
-    saved["rows"].sort(
-        key=lambda r: (
-            r["backend"],
-            r["run"],
-            r.get("variant", ""),
-            layers(r),
-            list(MITIGATIONS).index(r["mitigation"]),
-        )
-    )
+    saved["rows"].sort(key=_order)
     for row in saved["rows"]:
         result = rescore(row["record_id"], **MITIGATIONS[row["mitigation"]])
         est = np.array([r["fidelity"] for r in result.images])
@@ -250,7 +249,7 @@ def retable(out: Path) -> None:
             mae_vs_embedded=float(np.abs(est - ran).mean()),
             **baselines(row["record_id"], est, exact),
         )
-    (out / "hardware.json").write_text(json.dumps(saved, indent=1))
+    _write(out / "hardware.json", saved)
     (out / "hardware.md").write_text(table(saved["rows"]))
     plot(saved["rows"], out / "hardware.png")
 
