@@ -69,6 +69,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("QMAE_JOBS_DIR", str(out / "jobs"))
 
+    from qmae_qiskit.checkpoint import write_json
     from qmae_qiskit.model import load_model
     from qmae_qiskit.runtime import rescore, submit
     from qmae_qiskit.runtime.backends import get_backend
@@ -105,9 +106,7 @@ def main() -> None:
                 cdr=cdr,
                 data_dir=args.data_dir,
             )
-        seconds = (
-            seconds_before.get(record.record_id) if record.record_id in seconds_before else time.perf_counter() - start
-        )
+        seconds = seconds_before.get(record.record_id, time.perf_counter() - start)
         for name, options in MITIGATIONS.items():
             if options["zne"] and not zne:
                 continue
@@ -145,9 +144,9 @@ def main() -> None:
             row.update(baselines(record.record_id, est, exact))
             rows.append(row)
             print(json.dumps(row), flush=True)
-        _write(out / "hardware.json", {"rows": rows, "images": images, "shots": shots, "cdr": cdr})  # so far
+        write_json(out / "hardware.json", {"rows": rows, "images": images, "shots": shots, "cdr": cdr})  # so far
     rows.sort(key=_order)
-    _write(out / "hardware.json", {"rows": rows, "images": images, "shots": shots, "cdr": cdr})
+    write_json(out / "hardware.json", {"rows": rows, "images": images, "shots": shots, "cdr": cdr})
     (out / "hardware.md").write_text(table(rows))
     plot(rows, out / "hardware.png")
     if not args.quick:
@@ -184,12 +183,6 @@ def _order(r: dict) -> tuple:
     return (r["backend"], r["run"], r.get("variant", ""), layers, list(MITIGATIONS).index(r["mitigation"]))
 
 
-def _write(path: Path, content: dict) -> None:
-    from qmae_qiskit.checkpoint import write_json
-
-    write_json(path, content)
-
-
 def _saved_rows(out: Path) -> list[dict]:
     try:
         return json.loads((out / "hardware.json").read_text())["rows"]
@@ -219,6 +212,7 @@ def _finished_record(*, backend: str, run: str, layers, zne: bool, variant: str,
 
 
 def retable(out: Path) -> None:
+    from qmae_qiskit.checkpoint import write_json
     from qmae_qiskit.runtime import rescore
 
     saved = json.loads((out / "hardware.json").read_text())
@@ -249,7 +243,7 @@ def retable(out: Path) -> None:
             mae_vs_embedded=float(np.abs(est - ran).mean()),
             **baselines(row["record_id"], est, exact),
         )
-    _write(out / "hardware.json", saved)
+    write_json(out / "hardware.json", saved)
     (out / "hardware.md").write_text(table(saved["rows"]))
     plot(saved["rows"], out / "hardware.png")
 

@@ -22,13 +22,6 @@ CLI = [sys.executable, "-m", "qmae_qiskit.cli"]
 TOKEN = "secret-token-never-written-or-printed"
 
 
-@pytest.fixture(scope="module")
-def run4(tmp_path_factory):
-    out = tmp_path_factory.mktemp("rt") / "qmae4"
-    train(out=out, image_size=4, patch_size="2x2", epochs=1, limit=256, batch_size=32, eval_limit=0, progress=False)
-    return out
-
-
 @pytest.fixture(autouse=True)
 def jobs_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("QMAE_JOBS_DIR", str(tmp_path / "jobs"))

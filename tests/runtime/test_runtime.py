@@ -17,13 +17,6 @@ from qmae_qiskit.runtime.transpile import isa_circuit, transpile_report
 from qmae_qiskit.training import train
 
 
-@pytest.fixture(scope="module")
-def run4(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "qmae4"
-    train(out=out, image_size=4, patch_size="2x2", epochs=1, limit=256, batch_size=32, eval_limit=0, progress=False)
-    return out
-
-
 @pytest.fixture(autouse=True)
 def jobs_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("QMAE_JOBS_DIR", str(tmp_path / "jobs"))
