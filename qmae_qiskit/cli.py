@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -14,77 +13,9 @@ from typing import NoReturn
 
 from .checkpoint import CheckpointError
 from .data import ENV_DATA_DIR, DataError
-from .engines import ENGINES
-
-_TRAIN_OPTIONS = {
-    "model": dict(
-        choices=("qmae", "qae"), help="qmae (learnable mask token) or qae (zeros, the baseline); default qmae"
-    ),
-    "mask_ratio": dict(type=float, help="fraction of the image masked, a whole number of patches; default 0.25"),
-    "patch_size": dict(help="patch height x width, e.g. 8x8 (default) or 8x4"),
-    "image_size": dict(type=int, help="image side, a power of 2; default 16 (8 qubits)"),
-    "latent_qubits": dict(type=int, help="latent qubits k (default n - 1)"),
-    "pairs": dict(
-        choices=("all", "line", "line2"),
-        help="encoder qubit pairs: all (the paper's, default), line or line2 (neighbours on a line, once or twice: no "
-        "routing on hardware)",
-    ),
-    "engine": dict(choices=ENGINES, help="exact (batched torch, default) or estimator (EstimatorQNN on Aer)"),
-    "epochs": dict(type=int, help="passes over the training images; default 3"),
-    "batch_size": dict(
-        type=int,
-        help="images per Adam step (1 = the paper's Algorithm 1); default 32 "
-        "(best fidelity per minute, docs/batch_size.md)",
-    ),
-    "lr": dict(type=float, help="Adam learning rate; default 0.02"),
-    "schedule": dict(choices=("constant", "cosine"), help="learning-rate schedule; default cosine"),
-    "seed": dict(type=int, help="seeds weights, data order and masks; default 0"),
-    "limit": dict(type=int, help="train on the first N images, class-balanced"),
-    "dataset": dict(
-        metavar="NAME",
-        help="mnist (default), fashion-mnist, kmnist, emnist-digits, cifar10-gray, or folder:PATH (a directory of "
-        "image files; class sub-folders give labels)",
-    ),
-    "test_fraction": dict(
-        type=float, help="a folder without train/ and test/ sub-folders: share of its files for testing (default 0.2)"
-    ),
-    "data_dir": dict(help="MNIST in torchvision's layout (else $QMAE_DATA_DIR, --download, or the embedded default)"),
-    "checkpoint_every": dict(type=int, help="also checkpoint every N steps (default: at epoch ends)"),
-    "eval_limit": dict(type=int, help="held-out images scored after each epoch (default 1000; 0 skips)"),
-    "device": dict(help="torch device of the exact engine: cpu (default), cuda, cuda:1, ..."),
-    "embedding_layers": dict(
-        type=int,
-        help="train with the approximate ladder embedding hardware runs (L layers of n-1 CNOTs; slow: for fine-tuning)",
-    ),
-    "trash_weight": dict(
-        type=float,
-        help="add this weight times mean(1 - P(trash = 0)) to the paper's loss "
-        "(Romero et al.'s compression term; default 0 = the paper's loss)",
-    ),
-    "objective": dict(
-        choices=("reset", "postselect"),
-        help="reset the trash qubit (the paper's, default) or measure it and keep the shots where it reads 0",
-    ),
-    "keep_weight": dict(
-        type=float,
-        help="with --objective postselect: weight of mean(1 - P(keep)) in the loss, which holds the kept "
-        "fraction up (default 0.05, chosen on held-out training images)",
-    ),
-    "layers": dict(type=int, help="repetitions of the pair layer, each with its own weights; default 1"),
-    "decoder": dict(
-        choices=("tied", "untied"), help="tied: U^dagger (the paper's, default); untied: an independent decoder"
-    ),
-    "token": dict(choices=("shared", "per-patch"), help="one mask token for every patch (default) or one per patch"),
-    "ansatz": dict(
-        choices=("blocks", "unitary"),
-        help="blocks: the paper's two-qubit blocks (default); unitary: a general unitary, the architecture's "
-        "ceiling (a bound, not a circuit; exact engine, n <= 10)",
-    ),
-    "holdout": dict(type=int, help="keep the last N training images out of training (to choose options on them)"),
-    "init_from": dict(
-        metavar="RUN_DIR", help="start from a trained run's weights and token (fine-tuning; its architecture is kept)"
-    ),
-}
+from .model import ModelConfig
+from .options import FLAG, OptionError, add_flags
+from .training import TrainConfig
 
 
 class _Parser(argparse.ArgumentParser):
@@ -107,20 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     target = tr.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", metavar="RUN_DIR", help="new run directory")
     target.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (no other options needed)")
-    for name, kwargs in _TRAIN_OPTIONS.items():
-        tr.add_argument("--" + name.replace("_", "-"), dest=name, default=None, **kwargs)
-    tr.add_argument(
-        "--download",
-        action="store_true",
-        default=None,
-        help="download the dataset with torchvision (needs the internet)",
-    )
-    tr.add_argument(
-        "--skip-unreadable",
-        action="store_true",
-        default=None,
-        help="skip a folder's files Pillow cannot read (default: refuse them, naming the first few)",
-    )
+    # every option from its one declaration (ModelConfig, TrainConfig): type, choices, help, default
+    architecture = tr.add_argument_group("architecture (qmae_qiskit.ModelConfig)")
+    add_flags(architecture, ModelConfig)
+    loop = tr.add_argument_group("training (qmae_qiskit.TrainConfig)")
+    add_flags(loop, TrainConfig)
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     ev = sub.add_parser(
@@ -211,13 +133,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .training import TrainConfig, resume, train
+    from .training import resume, train
 
-    options = {name: getattr(args, name) for name in list(_TRAIN_OPTIONS) + ["download", "skip_unreadable"]}
+    options = {name: getattr(args, name) for name in TrainConfig.flat_names() if hasattr(args, name)}
     if args.resume:
         result = resume(args.resume, progress=not args.no_progress, **options)
     else:
-        config = dataclasses.replace(TrainConfig(), **{k: v for k, v in options.items() if v is not None})
+        config = TrainConfig.of(**{k: v for k, v in options.items() if v is not None})
         result = train(config, out=args.out, progress=not args.no_progress)
         if (
             config.dataset == "mnist"
@@ -345,6 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .runtime.commands import run_command
 
         return run_command(args)
+    except OptionError as exc:  # named as the flag the user typed
+        print(f"qmae: error: {exc.render(FLAG)}", file=sys.stderr)
+        return 2
     except (ValueError, DataError, CheckpointError) as exc:
         print(f"qmae: error: {exc}", file=sys.stderr)
         return 2

@@ -11,11 +11,13 @@ One model, one file. The forward path, with shapes for a 16x16 image (n = 8 qubi
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -24,7 +26,7 @@ from torch import nn
 
 from .angles import embedding_angles
 from .checkpoint import CONFIG, CheckpointError, load_checkpoint, load_config
-from .circuits.ansatz import BLOCK_PARAMETERS, all_pairs, validate_pairs
+from .circuits.ansatz import BLOCK_PARAMETERS, PAIR_SETS, all_pairs, named_pairs, validate_pairs
 from .circuits.embedding import image_qubits
 from .circuits.fidelity import (
     CIRCUIT_VARIANTS,
@@ -36,21 +38,135 @@ from .circuits.fidelity import (
     reconstruction_circuit,
     resolve_trash_qubits,
 )
-from .engines import ENGINES, Branches, make_engine
-from .engines.exact import ANSATZES
+from .engines import ANSATZES, ENGINES, Branches, Engine, make_engine
 from .masking import fill_masked, num_masked_patches, parse_patch_size, patch_grid, random_masks
+from .options import OptionError, Options, option
 
 MAX_UNITARY_QUBITS = 10  # a dense 1024 x 1024 matrix exponential per step
 
-__all__ = ["QMAE", "QAE", "OBJECTIVES", "TOKENS", "LossTerms", "load_model"]
+__all__ = ["QMAE", "QAE", "ModelConfig", "MODELS", "OBJECTIVES", "TOKENS", "LossTerms", "build_model", "load_model"]
 
-
-def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
-
-
+MODELS = ("qmae", "qae")
 OBJECTIVES = ("reset", "postselect")
+TOKENS = ("shared", "per-patch")
+
+
+def _pairs(value: Any) -> str | tuple[tuple[int, int], ...]:
+    """A pair set's name, or explicit pairs as a tuple of int pairs."""
+    if isinstance(value, str):
+        if value not in PAIR_SETS:
+            raise ValueError(f"unknown pair set {value!r}; choose one of {', '.join(PAIR_SETS)} (or explicit pairs)")
+        return value
+    return tuple((int(p[0]), int(p[1])) if len(p) == 2 else tuple(p) for p in value)  # type: ignore[misc]
+
+
+def _qubit_list(value: Any) -> tuple[int, ...]:
+    if isinstance(value, (str, bytes)) or not all(isinstance(q, int) and not isinstance(q, bool) for q in value):
+        raise ValueError(f"must be a list of qubit indices, got {value!r}")
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class ModelConfig(Options):
+    """The architecture of a QMAE or QAE: the one home of every model option.
+
+    Each field declares its type, default, allowed values and help once; the ``qmae train``
+    flags, ``QMAE(...)``'s keywords, the ``architecture`` of ``config.json`` and
+    :meth:`QMAE.load` all come from here. ``ModelConfig(layers=2).validate()`` checks it alone;
+    building the model checks it too.
+    """
+
+    ALIASES: ClassVar[dict[str, str]] = {"tokens": "token"}  # config.json files before the one-home refactor
+
+    model: str = option(
+        "qmae", "qmae (a learnable mask token) or qae (masked pixels are zeros, the baseline)", choices=MODELS
+    )
+    image_size: int = option(16, "image side, a power of 2 from 2 to 64 (16: 8 qubits)", minimum=2, maximum=64)
+    patch_size: tuple[int, int] = option(
+        (8, 8), "patch height x width; the token has this shape", metavar="HxW", parse=parse_patch_size
+    )
+    mask_ratio: float = option(0.25, "fraction of the image masked, a whole number of patches", above=0, below=1)
+    latent_qubits: int | None = option(
+        None, "latent qubits k (default n - 1); the trash is the highest n - k qubits", minimum=1
+    )
+    trash_qubits: tuple[int, ...] | None = option(
+        None, "explicit trash qubits instead of latent_qubits", cli=False, parse=_qubit_list
+    )
+    pairs: str | tuple[tuple[int, int], ...] = option(
+        "all",
+        "the encoder's qubit pairs: all (the paper's), line or line2 (neighbours on a line, once or twice: no routing "
+        "on hardware); explicit pairs in Python",
+        choices=PAIR_SETS,
+        parse=_pairs,
+    )
+    layers: int = option(1, "repetitions of the pair layer, each with its own weights", minimum=1)
+    decoder: str = option(
+        "tied", "tied: U^dagger (the paper's); untied: an independent decoder V^dagger, starting at U", choices=DECODERS
+    )
+    token: str = option("shared", "one mask token for every patch position, or one per position", choices=TOKENS)
+    ansatz: str = option(
+        "blocks",
+        "blocks: the paper's two-qubit blocks; unitary: a general unitary, the architecture's ceiling (a bound, not a "
+        f"circuit; exact engine, n <= {MAX_UNITARY_QUBITS})",
+        choices=ANSATZES,
+    )
+    objective: str = option(
+        "reset",
+        "reset the trash qubit (the paper's) or measure it and keep the shots where it reads 0 (postselect)",
+        choices=OBJECTIVES,
+    )
+    embedding_layers: int | None = option(
+        None,
+        "the approximate ladder embedding hardware runs (L layers of n-1 CNOTs) instead of the exact one; slow to "
+        "train: for fine-tuning",
+        minimum=1,
+        metavar="L",
+    )
+
+    @property
+    def num_qubits(self) -> int:
+        """Data qubits ``n`` (``2**n`` pixels)."""
+        return image_qubits(self.image_size)
+
+    def resolved_trash(self) -> tuple[int, ...]:
+        """The trash qubits, from ``trash_qubits`` or ``latent_qubits``."""
+        return resolve_trash_qubits(self.num_qubits, self.latent_qubits, self.trash_qubits)
+
+    def resolved_pairs(self) -> list[tuple[int, int]]:
+        """The encoder's pairs of one layer, from a name or an explicit list."""
+        n = self.num_qubits
+        return named_pairs(self.pairs, n) if isinstance(self.pairs, str) else validate_pairs(self.pairs, n)
+
+    def resolved(self) -> ModelConfig:
+        """The same architecture with explicit trash qubits and pairs (what ``config.json`` records)."""
+        return self.replace(trash_qubits=self.resolved_trash(), latent_qubits=None, pairs=tuple(self.resolved_pairs()))
+
+    def _check(self) -> None:
+        def named(name: str, check: Callable[[], Any]) -> Any:
+            try:
+                return check()
+            except ValueError as exc:
+                raise OptionError(f"{{0}}: {exc}", name) from None
+
+        n = named("image_size", lambda: self.num_qubits)
+        named("patch_size", lambda: patch_grid(self.image_size, self.patch_size))
+        named("mask_ratio", lambda: num_masked_patches(self.mask_ratio, self.image_size, self.patch_size))
+        named("latent_qubits" if self.trash_qubits is None else "trash_qubits", self.resolved_trash)
+        pairs = named("pairs", self.resolved_pairs)
+        if self.ansatz == "unitary":
+            if n > MAX_UNITARY_QUBITS:
+                raise OptionError(
+                    f"{{0}} unitary is a dense 2^n x 2^n matrix: n <= {MAX_UNITARY_QUBITS} (images up to "
+                    f"{2 ** (MAX_UNITARY_QUBITS // 2)}x{2 ** (MAX_UNITARY_QUBITS // 2)}), got n = {n}",
+                    "ansatz",
+                )
+            if self.layers != 1 or pairs != all_pairs(n):
+                raise OptionError("{0} unitary is a general unitary: it has no {1} or {2}; drop them", *_UNITARY)
+        if self.model == "qae" and self.token != "shared":
+            raise OptionError("QAE has no mask token (masked pixels are zeros): drop {0}", "token")
+
+
+_UNITARY = ("ansatz", "pairs", "layers")
 
 
 class LossTerms(NamedTuple):
@@ -61,31 +177,19 @@ class LossTerms(NamedTuple):
     kept: torch.Tensor
 
 
-TOKENS = ("shared", "per-patch")
-
-
 class QMAE(nn.Module):
     """Quantum masked autoencoder (Andrews and Mishra, 2025) with a learnable mask token.
 
+    The architecture is a :class:`ModelConfig`, given whole (``QMAE(config)``) or as its fields'
+    keywords (``QMAE(image_size=16, layers=2)``; both: the keywords override the config's):
+    ``image_size``, ``patch_size``, ``mask_ratio``, ``latent_qubits`` / ``trash_qubits``, ``pairs``,
+    ``layers``, ``decoder``, ``token``, ``ansatz``, ``objective``, ``embedding_layers`` (see its
+    fields for each one's meaning and allowed values). The fidelity and reconstruction are computed
+    with ``embedding_layers`` when set, so that what is evaluated (or fine-tuned) is what runs on
+    hardware; the ladder fit is not differentiable: only the weights then receive gradients.
+
     Args:
-        image_size: side of the square images, a power of 2 (16 -> 8 qubits; 2..64).
-        patch_size: patch ``(height, width)`` or ``"8x8"``; the token has this shape.
-        mask_ratio: fraction of the image masked; a whole number of patches.
-        latent_qubits: latent size ``k`` (default ``n - 1``); the trash is the highest ``n - k`` qubits.
-        trash_qubits: explicit trash qubits instead of ``latent_qubits``.
-        pairs: the encoder's qubit pairs (default: all ``n(n-1)/2`` pairs, as in the paper).
-        layers: repetitions of the pair layer, each with its own weights (``15 * len(pairs) *
-            layers`` encoder weights).
-        decoder: ``"tied"`` (``U(theta)^dagger``, the paper's) or ``"untied"`` (an independent
-            decoder ``V(phi)^dagger`` of the same form, initialized equal to the encoder).
-        tokens: ``"shared"`` (one token for every patch, the paper's) or ``"per-patch"`` (one token
-            per patch position). QAE has no token.
-        ansatz: ``"blocks"`` (the paper's two-qubit blocks) or ``"unitary"``: a general unitary
-            ``exp(K)`` (exact engine only, n <= 10). Not a circuit: training it bounds what any
-            circuit of this architecture could reach (the "ceiling").
-        objective: how the trash is handled at inference, and so what :meth:`fidelity` and
-            :meth:`reconstruct` return by default: ``"reset"`` (the paper's) or ``"postselect"``
-            (measure the trash, keep the shots where it reads 0).
+        config: the architecture (default: the paper's).
         engine: ``"exact"`` (batched torch, default) or ``"estimator"`` (EstimatorQNN on Aer).
         engine_options: passed to the engine (``dtype`` for exact; ``precision``, ``seed``,
             ``gradient`` for estimator).
@@ -93,91 +197,88 @@ class QMAE(nn.Module):
         init_scale: initial block weights are uniform in ``[-init_scale, init_scale]`` (the
             unitary ansatz starts near the identity instead).
         token_init: initial value of every token pixel.
-        embedding_layers: ``None`` (default): the exact amplitude embedding. ``L``: the approximate
-            ladder embedding with ``L * (n - 1)`` CNOTs (:mod:`qmae_qiskit.approx_embedding`),
-            used by :meth:`fidelity`, :meth:`reconstruct` and the circuits alike, so that what is
-            evaluated (or fine-tuned) is what runs on hardware. The fit is not differentiable:
-            with it, only the weights receive gradients (the token stays as trained).
+        tokens: the former name of ``token`` (still read).
+        **options: :class:`ModelConfig` fields.
 
     Raises:
-        ValueError: an image size that is not a power of 2 in 2..64, an impossible mask ratio or
-            patch size, latent qubits outside ``1..n-1``, invalid pairs, an unknown engine,
-            decoder, token layout, ansatz or objective, or a combination that does not exist
-            (the unitary ansatz on the estimator engine or above 10 qubits; tokens for QAE).
+        OptionError: an unknown option, a bad value or an impossible combination (named as a
+            keyword: ``layers=``), or a config of the other model kind.
     """
 
     uses_token = True
 
     def __init__(
         self,
+        config: ModelConfig | None = None,
         *,
-        image_size: int = 16,
-        patch_size: str | int | Sequence[int] = (8, 8),
-        mask_ratio: float = 0.25,
-        latent_qubits: int | None = None,
-        trash_qubits: Sequence[int] | None = None,
-        pairs: Sequence[Sequence[int]] | None = None,
-        layers: int = 1,
-        decoder: str = "tied",
-        tokens: str = "shared",
-        ansatz: str = "blocks",
-        objective: str = "reset",
         engine: str = "exact",
         engine_options: dict[str, Any] | None = None,
         seed: int | None = None,
         init_scale: float = math.pi,
         token_init: float = 0.1,
-        embedding_layers: int | None = None,
+        tokens: str | None = None,
+        **options: Any,
     ) -> None:
         super().__init__()
-        self.num_qubits = image_qubits(image_size)  # validates the size
-        self.image_size = image_size
-        self.patch_size = parse_patch_size(patch_size)
-        self.mask_ratio = float(mask_ratio)
-        self.num_masked = num_masked_patches(self.mask_ratio, image_size, self.patch_size)
-        self.trash_qubits = resolve_trash_qubits(self.num_qubits, latent_qubits, trash_qubits)
-        self.latent_qubits = self.num_qubits - len(self.trash_qubits)
-        self.pairs = validate_pairs(all_pairs(self.num_qubits) if pairs is None else pairs, self.num_qubits)
-        _check_choice("decoder", decoder, DECODERS)
-        _check_choice("tokens", tokens, TOKENS)
-        _check_choice("ansatz", ansatz, ANSATZES)
-        _check_choice("objective", objective, OBJECTIVES)
-        if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
-            raise ValueError(f"layers must be a positive integer, got {layers!r}")
-        if ansatz == "unitary" and self.num_qubits > MAX_UNITARY_QUBITS:
-            raise ValueError(
-                f"the unitary ansatz is a dense 2^n x 2^n matrix: n <= {MAX_UNITARY_QUBITS} (images up to "
-                f"{2 ** (MAX_UNITARY_QUBITS // 2)}x{2 ** (MAX_UNITARY_QUBITS // 2)}), got n = {self.num_qubits}"
+        kind = "qmae" if self.uses_token else "qae"
+        unknown = sorted(set(options) - ModelConfig.names())
+        if unknown:
+            raise OptionError(f"{type(self).__name__}() got unknown option(s) {unknown}; the options are ModelConfig's")
+        if tokens is not None:
+            options.setdefault("token", tokens)
+        config = (config or ModelConfig(model=kind)).replace(**options)
+        if config.model != kind:
+            raise OptionError(
+                f"{{0}} is {config.model!r} but this builds {kind.upper()}: use {config.model.upper()}(...) or "
+                "qmae_qiskit.build_model(config)",
+                "model",
             )
-        if ansatz == "unitary" and (layers != 1 or pairs is not None):
-            raise ValueError("the unitary ansatz has no pairs or layers: it is a general unitary; drop them")
-        if not self.uses_token and tokens != "shared":
-            raise ValueError("QAE has no mask token (masked pixels are zeros): drop tokens=")
+        config.validate()
         if engine not in ENGINES:
-            raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
-        self.layers, self.decoder, self.tokens, self.ansatz, self.objective = layers, decoder, tokens, ansatz, objective
-        self.encoder_pairs = self.pairs * layers  # layer l's blocks are encoder_pairs[l * len(pairs):]
-        self.embedding_layers: int | None = None  # set (and validated) by set_embedding below
-        self._fits: dict[tuple[int, str], Any] = {}  # LadderFit by (layers, content hash)
+            raise OptionError(f"{{0}} must be one of {', '.join(ENGINES)}, got {engine!r}", "engine")
+        self.config = config
+        self.num_qubits = config.num_qubits
+        self.num_masked = num_masked_patches(config.mask_ratio, config.image_size, config.patch_size)
+        self.trash_qubits = config.resolved_trash()
+        self.latent_qubits = self.num_qubits - len(self.trash_qubits)
+        self.pairs = config.resolved_pairs()
+        self.encoder_pairs = self.pairs * config.layers  # layer l's blocks are encoder_pairs[l * len(pairs):]
+        self._fits: dict[tuple[int | None, str], Any] = {}  # LadderFit by (layers, content hash)
 
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        if ansatz == "unitary":  # near the identity: K = A - A^dagger small
+        if config.ansatz == "unitary":  # near the identity: K = A - A^dagger small
             dim = 2**self.num_qubits
             theta = 0.01 * torch.randn(2, dim, dim, generator=gen)
         else:
             theta = (2 * torch.rand(BLOCK_PARAMETERS * len(self.encoder_pairs), generator=gen) - 1) * init_scale
         self.theta = nn.Parameter(theta)  # (15 * pairs * layers,) or (2, 2**n, 2**n)
         # the untied decoder starts where the tied model starts (V = U) and trains apart from it
-        self.decoder_theta = nn.Parameter(theta.clone()) if decoder == "untied" else None
+        self.decoder_theta = nn.Parameter(theta.clone()) if config.decoder == "untied" else None
+        self.token: nn.Parameter | None
         if self.uses_token:
-            rows, cols = patch_grid(image_size, self.patch_size)
-            shape = self.patch_size if tokens == "shared" else (rows * cols, *self.patch_size)
+            rows, cols = patch_grid(config.image_size, config.patch_size)
+            shape = config.patch_size if config.token == "shared" else (rows * cols, *config.patch_size)
             self.token = nn.Parameter(torch.full(shape, float(token_init)))  # (Hp, Wp) or (P, Hp, Wp)
         else:
             self.register_parameter("token", None)
         self._circuits: dict[tuple[str, bool], FidelityCircuit] = {}
+        self.engine = "exact"
         self.set_engine(engine, **(engine_options or {}))
-        self.set_embedding(embedding_layers)
+        self.set_embedding(config.embedding_layers)
+
+    # --- the architecture, read from the config ---------------------------------------------------
+
+    image_size = property(lambda self: self.config.image_size, doc="Side of the square images.")
+    patch_size = property(lambda self: self.config.patch_size, doc="``(height, width)`` of a patch.")
+    mask_ratio = property(lambda self: self.config.mask_ratio, doc="Fraction of the image masked.")
+    layers = property(lambda self: self.config.layers, doc="Repetitions of the pair layer.")
+    decoder = property(lambda self: self.config.decoder, doc="``tied`` or ``untied``.")
+    tokens = property(lambda self: self.config.token, doc="``shared`` or ``per-patch`` (``config.token``).")
+    ansatz = property(lambda self: self.config.ansatz, doc="``blocks`` or ``unitary``.")
+    objective = property(lambda self: self.config.objective, doc="``reset`` or ``postselect``.")
+    embedding_layers = property(
+        lambda self: self.config.embedding_layers, doc="``None`` (exact embedding) or the ladder's layers."
+    )
 
     # --- configuration -------------------------------------------------------------------------
 
@@ -185,19 +286,26 @@ class QMAE(nn.Module):
         """Switch the fidelity engine (the parameters stay the same objects). Returns ``self``.
 
         Raises:
-            ValueError: the estimator engine with an approximate embedding or the unitary ansatz.
+            OptionError: an unknown engine, or the estimator engine with an approximate embedding
+                or the unitary ansatz.
         """
+        if engine not in ENGINES:
+            raise OptionError(f"{{0}} must be one of {', '.join(ENGINES)}, got {engine!r}", "engine")
         if engine != "exact" and self.embedding_layers is not None:
-            raise ValueError(
-                "the approximate embedding (embedding_layers) runs on the exact engine only; use engine='exact'"
+            raise OptionError(
+                "the approximate embedding ({0}) runs on the exact engine only; use {1} exact",
+                "embedding_layers",
+                "engine",
             )
         if engine != "exact" and self.ansatz == "unitary":
-            raise ValueError("the unitary ansatz is a bound computed by the exact engine only; use engine='exact'")
+            raise OptionError(
+                "{0} unitary is a bound computed by the exact engine only; use {1} exact", "ansatz", "engine"
+            )
         if engine == "exact":
             options.setdefault("ansatz", self.ansatz)
         else:
             options.setdefault("decoder", self.decoder)
-        self._engine = make_engine(engine, self.num_qubits, self.encoder_pairs, self.trash_qubits, **options)
+        self._engine: Engine = make_engine(engine, self.num_qubits, self.encoder_pairs, self.trash_qubits, **options)
         self.engine = engine
         return self
 
@@ -206,33 +314,35 @@ class QMAE(nn.Module):
         Returns ``self``.
 
         Raises:
-            ValueError: ``layers`` not ``None`` or a positive integer, or the estimator engine.
+            OptionError: ``layers`` not ``None`` or a positive integer, or the estimator engine.
         """
-        if layers is not None and (isinstance(layers, bool) or not isinstance(layers, int) or layers < 1):
-            raise ValueError(f"embedding_layers must be None (exact embedding) or a positive integer, got {layers!r}")
+        config = self.config.replace(embedding_layers=layers)
+        config.check_field("embedding_layers")
         if layers is not None and self.engine != "exact":
-            raise ValueError(
-                "the approximate embedding (embedding_layers) runs on the exact engine only; use engine='exact'"
+            raise OptionError(
+                "the approximate embedding ({0}) runs on the exact engine only; use {1} exact",
+                "embedding_layers",
+                "engine",
             )
-        self.embedding_layers = layers
+        self.config = config
         self._circuits.clear()
         self._fits.clear()
         return self
 
-    def config(self) -> dict[str, Any]:
-        """The constructor arguments that rebuild this model's architecture (JSON-serializable).
-        Options at their default (the paper's) are left out, so older runs read back unchanged."""
-        knobs = {"layers": 1, "decoder": "tied", "tokens": "shared", "ansatz": "blocks", "objective": "reset"}
-        return {
-            "model": "qmae" if self.uses_token else "qae",
-            "image_size": self.image_size,
-            "patch_size": list(self.patch_size),
-            "mask_ratio": self.mask_ratio,
-            "trash_qubits": list(self.trash_qubits),
-            "pairs": [list(p) for p in self.pairs],
-            **{k: getattr(self, k) for k, default in knobs.items() if getattr(self, k) != default},
-            **({"embedding_layers": self.embedding_layers} if self.embedding_layers is not None else {}),
-        }
+    @contextlib.contextmanager
+    def embedding(self, layers: int | None) -> Iterator[QMAE]:
+        """This model with the embedding ``layers`` for the block, its own afterwards."""
+        before = self.embedding_layers
+        self.set_embedding(layers)
+        try:
+            yield self
+        finally:
+            self.set_embedding(before)
+
+    def architecture(self) -> dict[str, Any]:
+        """The architecture as ``config.json`` records it: :class:`ModelConfig` with explicit
+        trash qubits and pairs (JSON-serializable)."""
+        return self.config.resolved().to_dict()
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike, *, engine: str = "exact") -> QMAE:
@@ -386,15 +496,8 @@ class QMAE(nn.Module):
     def loss(
         self, images: torch.Tensor, mask: torch.Tensor, *, trash_weight: float = 0.0, keep_weight: float = 0.0
     ) -> torch.Tensor:
-        """The training loss (see :meth:`forward_loss`)."""
-        return self.forward_loss(images, mask, trash_weight=trash_weight, keep_weight=keep_weight)[0]
-
-    def forward_loss(
-        self, images: torch.Tensor, mask: torch.Tensor, *, trash_weight: float = 0.0, keep_weight: float = 0.0
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(loss, F)``: the first two of :meth:`loss_terms`."""
-        terms = self.loss_terms(images, mask, trash_weight=trash_weight, keep_weight=keep_weight)
-        return terms.loss, terms.fidelity
+        """The training loss: the scalar of :meth:`loss_terms`."""
+        return self.loss_terms(images, mask, trash_weight=trash_weight, keep_weight=keep_weight).loss
 
     def loss_terms(
         self, images: torch.Tensor, mask: torch.Tensor, *, trash_weight: float = 0.0, keep_weight: float = 0.0
@@ -453,21 +556,13 @@ class QMAE(nn.Module):
             ``(B, H, W)``.
         """
         images, mask = self._check(images, mask)
-        engine = self._engine if self.engine == "exact" else self._exact_engine()
-        probs = engine.reconstruct(
+        probs = self._engine.reconstruct(
             self.theta,
             self.embed(self.fill(images, mask).flatten(1)),
             postselect=self._postselect(postselect),
             decoder=self.decoder_theta,
         )
         return probs.sqrt().reshape(images.shape)
-
-    def _exact_engine(self):
-        if getattr(self, "_exact", None) is None:
-            self._exact = make_engine(
-                "exact", self.num_qubits, self.encoder_pairs, self.trash_qubits, ansatz=self.ansatz
-            )
-        return self._exact
 
     # --- circuits ------------------------------------------------------------------------------
 
@@ -549,6 +644,20 @@ class QAE(QMAE):
     uses_token = False
 
 
+def build_model(config: ModelConfig, *, engine: str = "exact", seed: int | None = None, **kwargs: Any) -> QMAE:
+    """A freshly initialized :class:`QMAE` or :class:`QAE`, as ``config.model`` says.
+
+    Args:
+        config: the architecture.
+        engine, seed, kwargs: as :class:`QMAE` takes them.
+
+    Raises:
+        OptionError: a bad or impossible architecture.
+    """
+    cls = QMAE if config.model == "qmae" else QAE
+    return cls(config, engine=engine, seed=seed, **kwargs)
+
+
 def load_model(run_dir: str | os.PathLike, *, engine: str = "exact", expect: str | None = None) -> QMAE:
     """Rebuild the trained model of a run directory (a :class:`QMAE` or a :class:`QAE`).
 
@@ -558,27 +667,19 @@ def load_model(run_dir: str | os.PathLike, *, engine: str = "exact", expect: str
         expect: ``"qmae"`` or ``"qae"`` to insist on a kind.
 
     Raises:
-        CheckpointError: not a run directory, a corrupt checkpoint, or the wrong model kind.
+        CheckpointError: not a run directory, a corrupt checkpoint, an architecture that is not
+            valid (the key named), or the wrong model kind.
     """
     config = load_config(run_dir)
-    arch = config["architecture"]
-    kind = arch["model"]
-    if expect is not None and kind != expect:
-        raise CheckpointError(f"{run_dir} holds a {kind.upper()} model, not a {expect.upper()}")
-    cls = QMAE if kind == "qmae" else QAE
-    knobs = {k: arch[k] for k in ("layers", "decoder", "tokens", "ansatz", "objective") if k in arch}
     try:
-        model = cls(
-            image_size=arch["image_size"],
-            patch_size=tuple(arch["patch_size"]),
-            mask_ratio=arch["mask_ratio"],
-            trash_qubits=arch["trash_qubits"],
-            pairs=None if arch.get("ansatz") == "unitary" else arch["pairs"],
-            engine=engine,
-            embedding_layers=arch.get("embedding_layers"),
-            **knobs,
-        )
-    except (ValueError, TypeError) as exc:
+        arch = ModelConfig.from_dict(config["architecture"], where=f"{Path(run_dir) / CONFIG} architecture")
+    except OptionError as exc:
+        raise CheckpointError(f"{exc}") from None
+    if expect is not None and arch.model != expect:
+        raise CheckpointError(f"{run_dir} holds a {arch.model.upper()} model, not a {expect.upper()}")
+    try:
+        model = build_model(arch, engine=engine)
+    except ValueError as exc:
         raise CheckpointError(f"{Path(run_dir) / CONFIG} describes no valid model: {exc}") from None
     state = load_checkpoint(run_dir)
     try:

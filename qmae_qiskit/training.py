@@ -21,6 +21,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,14 +30,13 @@ import torch
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
-from .circuits.ansatz import named_pairs
-from .circuits.embedding import image_qubits
 from .data import ImageSet
 from .datasets import MEMORY, dataset_identity, load_dataset, memory_splits, save_memory, take
 from .engines import ENGINES
 from .evaluation import evaluate
 from .figures import save_loss_plot
-from .model import OBJECTIVES, QAE, QMAE, load_model
+from .model import QMAE, ModelConfig, build_model, load_model
+from .options import OptionError, Options, option
 from .runs import check_new_run_dir, data_for_run, saved_evaluation_masks, versions, writer_lock
 
 __all__ = ["TrainConfig", "TrainResult", "train", "resume"]
@@ -45,179 +45,185 @@ SCHEDULES = ("constant", "cosine")
 # The acceptance term's default weight with --objective postselect, chosen on held-out training
 # images (docs/study.md, "Choosing the keep weight").
 DEFAULT_KEEP_WEIGHT = 0.05
+DATASET_HELP = (
+    "mnist, fashion-mnist, kmnist, emnist-digits, cifar10-gray, or folder:PATH (a directory of image files; class "
+    "sub-folders give labels); from Python also tensors or a torch Dataset"
+)
 
 
-@dataclass
-class TrainConfig:
-    """Every option of a training run (saved as ``config.json``; ``qmae train`` flags).
+@dataclass(frozen=True)
+class TrainConfig(Options):
+    """Every option of a training run: the architecture (:class:`~qmae_qiskit.model.ModelConfig`)
+    and the loop's own options, each declared once below (type, default, allowed values, help).
 
-    Attributes:
-        model: ``"qmae"`` (learnable token) or ``"qae"`` (zeros, the baseline).
-        image_size, patch_size, mask_ratio, latent_qubits: the architecture.
-        pairs: the encoder's pair set: ``"all"`` (the paper's 28 pairs at n = 8), ``"line"`` or
-            ``"line2"`` (neighbours on a line, once or twice: hardware-friendly, no routing).
-        engine: ``"exact"`` or ``"estimator"``.
-        epochs, batch_size, lr, schedule: the optimization (Adam; ``"cosine"`` or ``"constant"``).
-        seed: seeds the weights, the data order and the masks.
-        limit: train on the first ``limit`` images (class-balanced).
-        data_dir, download: where the images come from (see :mod:`qmae_qiskit.data`).
-        checkpoint_every: also checkpoint every this many steps (0: at epoch ends only).
-        eval_limit: held-out images scored after each epoch (0 to skip).
-        device: torch device of the exact engine (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
-        embedding_layers: train with the approximate ladder embedding hardware runs (``L * (n - 1)``
-            CNOTs; :mod:`qmae_qiskit.approx_embedding`). Each step fits the batch's ladders
-            (seconds per step): meant for fine-tuning a trained run on a few thousand images.
-        init_from: start from this run's weights and token (fine-tuning); the architecture is
-            that run's, and the architecture options here are ignored.
-        trash_weight: weight of the compression term ``mean(1 - P(trash = 0))`` added to the
-            paper's loss (0, the default, is the paper's loss; see :meth:`QMAE.loss_terms`).
-        objective: ``"reset"`` (the paper's: the trash is reset, loss ``1 - F``) or
-            ``"postselect"`` (the trash is measured and the shots where it reads 0 kept; loss
-            ``1 - F_ps`` plus the acceptance term).
-        keep_weight: with ``objective="postselect"``, the weight of ``mean(1 - P(keep))`` in the
-            loss, which holds the kept fraction up (``None``: :data:`DEFAULT_KEEP_WEIGHT`).
-        layers, decoder, token, ansatz: architecture knobs of :class:`~qmae_qiskit.QMAE`
-            (``token`` is its ``tokens``: ``"shared"`` or ``"per-patch"``).
-        holdout: keep the last ``holdout`` training images out of training, to choose options on
-            them without touching the test split (:func:`~qmae_qiskit.runs.data_for_run` with
-            ``split="holdout"`` reads them back).
-        dataset: the images (:mod:`qmae_qiskit.datasets`): ``"mnist"``, ``"fashion-mnist"``,
-            ``"kmnist"``, ``"emnist-digits"``, ``"cifar10-gray"``, ``"folder:PATH"``; from
-            Python also tensors or a torch ``Dataset`` (recorded as ``"memory"`` and kept in the run).
-        test_fraction: the share of a folder's (or tensors') images that forms the test split
-            when there are no ``train`` / ``test`` sub-folders.
-        skip_unreadable: skip a folder's files Pillow cannot read instead of refusing them.
+    ``config.json`` records them flat under ``"options"`` (:meth:`to_dict`); the ``qmae train``
+    flags are generated from them; :func:`train` takes every one as a keyword. Build one from flat
+    options with :meth:`of`: ``TrainConfig.of(layers=2, epochs=1)``.
     """
 
-    model: str = "qmae"
-    image_size: int = 16
-    patch_size: str = "8x8"
-    mask_ratio: float = 0.25
-    latent_qubits: int | None = None
-    pairs: str = "all"
-    engine: str = "exact"
-    epochs: int = 3
-    batch_size: int = 32  # best fidelity per minute (docs/batch_size.md)
-    lr: float = 0.02
-    schedule: str = "cosine"
-    seed: int = 0
-    limit: int | None = None
-    data_dir: str | None = None
-    download: bool = False
-    checkpoint_every: int = 0
-    eval_limit: int = 1000
-    device: str = "cpu"
-    embedding_layers: int | None = None
-    init_from: str | None = None
-    trash_weight: float = 0.0
-    objective: str = "reset"
-    keep_weight: float | None = None
-    layers: int = 1
-    decoder: str = "tied"
-    token: str = "shared"
-    ansatz: str = "blocks"
-    holdout: int = 0
-    dataset: str = "mnist"
-    test_fraction: float = 0.2
-    skip_unreadable: bool = False
+    architecture: ModelConfig = field(default_factory=ModelConfig)
+    engine: str = option("exact", "exact (batched torch) or estimator (EstimatorQNN on Aer)", choices=ENGINES)
+    epochs: int = option(3, "passes over the training images", minimum=1)
+    batch_size: int = option(
+        32,
+        "images per Adam step (1 = the paper's Algorithm 1; 32: best fidelity per minute, docs/batch_size.md)",
+        minimum=1,
+    )
+    lr: float = option(0.02, "Adam learning rate", above=0)
+    schedule: str = option("cosine", "learning-rate schedule", choices=SCHEDULES)
+    seed: int = option(0, "seeds the weights, the data order and the masks", minimum=0, maximum=2**62)
+    limit: int | None = option(None, "train on the first N images, class-balanced", minimum=1, metavar="N")
+    dataset: str = option("mnist", DATASET_HELP, metavar="NAME")
+    test_fraction: float = option(
+        0.2, "a folder without train/ and test/ sub-folders: the share of its files for testing", above=0, below=1
+    )
+    data_dir: str | None = option(
+        None, "MNIST in torchvision's layout (else $QMAE_DATA_DIR, --download, or the embedded sample)", metavar="DIR"
+    )
+    download: bool = option(False, "download the dataset with torchvision (needs the internet)")
+    skip_unreadable: bool = option(
+        False, "skip a folder's files Pillow cannot read (default: refuse them, naming them)"
+    )
+    checkpoint_every: int = option(0, "also checkpoint every N steps (0: at epoch ends only)", minimum=0, metavar="N")
+    eval_limit: int = option(1000, "held-out images scored after each epoch (0 skips)", minimum=0, metavar="N")
+    device: str = option("cpu", "torch device of the exact engine: cpu, cuda, cuda:1, ...")
+    trash_weight: float = option(
+        0.0,
+        "add W x mean(1 - P(trash = 0)) to the reset objective's loss (Romero et al.'s compression term; 0 = the "
+        "paper's loss)",
+        minimum=0,
+        metavar="W",
+    )
+    keep_weight: float | None = option(
+        None,
+        f"with --objective postselect: the weight of mean(1 - P(keep)) in the loss, which holds the kept fraction up "
+        f"(default {DEFAULT_KEEP_WEIGHT}, chosen on held-out training images)",
+        minimum=0,
+        metavar="W",
+    )
+    holdout: int = option(
+        0, "keep the last N training images out of training (to choose options on them)", minimum=0, metavar="N"
+    )
+    init_from: str | None = option(
+        None, "start from a trained run's weights and token (fine-tuning; its architecture is kept)", metavar="RUN_DIR"
+    )
+
+    @classmethod
+    def of(cls, **options: Any) -> TrainConfig:
+        """A configuration from flat options, architecture ones included:
+        ``TrainConfig.of(layers=2, epochs=1)``.
+
+        Raises:
+            OptionError: an unknown option.
+        """
+        return cls().with_options(**options)
+
+    def with_options(self, **options: Any) -> TrainConfig:
+        """A copy with flat ``options`` changed (architecture ones go to :attr:`architecture`).
+
+        Raises:
+            OptionError: an unknown option.
+        """
+        options = {ModelConfig.ALIASES.get(k, k): v for k, v in options.items()}
+        arch = {k: options.pop(k) for k in list(options) if k in ModelConfig.names()}
+        unknown = sorted(set(options) - self.names())
+        if unknown:
+            raise OptionError(f"unknown training option(s) {unknown}; see qmae train --help")
+        return dataclasses.replace(self, architecture=self.architecture.replace(**arch), **options)
+
+    @classmethod
+    def flat_names(cls) -> set[str]:
+        """Every option's name, the architecture's included."""
+        return cls.names() | ModelConfig.names()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat: the architecture's options, then the loop's (``config.json``'s ``"options"``)."""
+        return {**self.architecture.to_dict(), **super().to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "options", **extra: Any) -> TrainConfig:
+        """Read the flat ``"options"`` of a ``config.json`` (older files included), checked.
+
+        Raises:
+            OptionError: an unknown key or a bad value, named as ``where.key``.
+        """
+        if not isinstance(data, Mapping):
+            raise OptionError(f"{where} must be a JSON object, got {type(data).__name__}")
+        keys = {ModelConfig.ALIASES.get(k, k) for k in data}
+        arch = {k: v for k, v in data.items() if ModelConfig.ALIASES.get(k, k) in ModelConfig.names()}
+        own = {k: v for k, v in data.items() if k not in arch}
+        unknown = sorted(keys - cls.flat_names())
+        if unknown:
+            raise OptionError(
+                f"{where} holds unknown option(s) {unknown} (written by another version of qmae-qiskit?); remove them"
+            )
+        architecture = ModelConfig.from_dict(arch, where=where)
+        return super().from_dict(own, where=where, architecture=architecture)
 
     @property
     def keep_term(self) -> float:
         """The acceptance term's weight in the loss (0 unless post-selected)."""
-        if self.objective != "postselect":
+        if self.architecture.objective != "postselect":
             return 0.0
         return DEFAULT_KEEP_WEIGHT if self.keep_weight is None else float(self.keep_weight)
 
-    def validate(self) -> None:
-        """Check the optimisation and run options; raise ``ValueError`` naming the first bad one.
-
-        The architecture options (image and patch size, mask ratio, latent qubits, pairs) are
-        checked where they are used, by building the model (:meth:`build_model`).
-        """
-        if self.model not in ("qmae", "qae"):
-            raise ValueError(f"--model must be 'qmae' or 'qae', got {self.model!r}")
-        if self.engine not in ENGINES:
-            raise ValueError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
-        if not self.lr > 0 or not math.isfinite(self.lr):
-            raise ValueError(f"--lr must be a positive number, got {self.lr}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if self.limit is not None and self.limit <= 0:
-            raise ValueError(f"--limit must be a positive number of images, got {self.limit}")
-        if self.holdout < 0:
-            raise ValueError(f"--holdout must be a number of images >= 0, got {self.holdout}")
+    def _check(self) -> None:
+        """The rules between options; the architecture's own in :meth:`ModelConfig._check`."""
+        arch = self.architecture
+        arch.validate()
         if not isinstance(self.dataset, str):
-            raise ValueError("--dataset is a name here; pass tensors or a Dataset to train(dataset=...) directly")
-        if not 0 < self.test_fraction < 1:
-            raise ValueError(f"--test-fraction must be between 0 and 1, got {self.test_fraction}")
-        if self.checkpoint_every < 0 or self.eval_limit < 0:
-            raise ValueError("--checkpoint-every and --eval-limit must be >= 0")
+            raise OptionError("{0} is a name here; pass tensors or a Dataset to train(dataset=...) directly", "dataset")
         try:
             device = torch.device(self.device)
         except (RuntimeError, TypeError):
-            raise ValueError(f"--device must be a torch device such as cpu or cuda, got {self.device!r}") from None
+            raise OptionError(
+                f"{{0}} must be a torch device such as cpu or cuda, got {self.device!r}", "device"
+            ) from None
+        if device.type not in ("cpu", "cuda", "mps", "xpu"):
+            raise OptionError(f"{{0}} {self.device}: qmae trains on cpu or cuda", "device")
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("--device cuda but torch sees no CUDA GPU here; use --device cpu")
+            raise OptionError("{0} cuda but torch sees no CUDA GPU here; use {0} cpu", "device")
         if device.type != "cpu" and self.engine != "exact":
-            raise ValueError(f"--device {self.device} needs --engine exact (the estimator engine runs on Aer)")
-        if self.embedding_layers is not None and (self.embedding_layers < 1 or self.engine != "exact"):
-            raise ValueError(
-                f"--embedding-layers must be a positive integer and needs --engine exact, got {self.embedding_layers} "
-                f"with {self.engine}"
+            raise OptionError(
+                f"{{0}} {self.device} needs {{1}} exact (the estimator engine runs on Aer)", "device", "engine"
             )
-        if not (self.trash_weight >= 0 and math.isfinite(self.trash_weight)):
-            raise ValueError(f"--trash-weight must be a number >= 0, got {self.trash_weight}")
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
-        if self.keep_weight is not None and not (self.keep_weight >= 0 and math.isfinite(self.keep_weight)):
-            raise ValueError(f"--keep-weight must be a number >= 0, got {self.keep_weight}")
-        if self.keep_weight is not None and self.objective != "postselect":
-            raise ValueError("--keep-weight holds the kept fraction of --objective postselect; add that, or drop it")
-        if self.trash_weight > 0 and self.objective == "postselect":
-            raise ValueError(
-                "--trash-weight is the reset objective's compression term; with --objective postselect the same term "
-                "is the acceptance term: use --keep-weight"
+        if arch.embedding_layers is not None and self.engine != "exact":
+            raise OptionError("{0} needs {1} exact", "embedding_layers", "engine")
+        if self.keep_weight is not None and arch.objective != "postselect":
+            raise OptionError(
+                "{0} holds the kept fraction of {1} postselect; add that, or drop it", "keep_weight", "objective"
             )
-        if self.ansatz == "unitary" and self.engine != "exact":
-            raise ValueError("--ansatz unitary is a bound computed by the exact engine only; use --engine exact")
-        if self.ansatz == "unitary" and self.pairs != "all":
-            raise ValueError("--ansatz unitary is a general unitary, it has no pairs; drop --pairs")
+        if self.trash_weight > 0 and arch.objective == "postselect":
+            raise OptionError(
+                "{0} is the reset objective's compression term; with {1} postselect the same term is the acceptance "
+                "term: use {2}",
+                "trash_weight",
+                "objective",
+                "keep_weight",
+            )
+        if arch.ansatz == "unitary" and self.engine != "exact":
+            raise OptionError(
+                "{0} unitary is a bound computed by the exact engine only; use {1} exact", "ansatz", "engine"
+            )
         if self.init_from is not None and not (Path(self.init_from) / ckpt.CHECKPOINT).is_file():
-            raise ValueError(
-                f"--init-from {self.init_from} is not a trained run directory (no {ckpt.CHECKPOINT}); give a directory"
-                " written by qmae train"
+            raise OptionError(
+                f"{{0}} {self.init_from} is not a trained run directory (no {ckpt.CHECKPOINT}); give a directory "
+                "written by qmae train",
+                "init_from",
             )
 
     def build_model(self) -> QMAE:
-        """A freshly initialized model for these options (or the ``init_from`` run's model).
+        """A freshly initialized model for these options (or the ``init_from`` run's model, with
+        this run's objective and embedding).
 
         Raises:
-            ValueError: an impossible architecture (the model's own checks).
+            OptionError: an impossible architecture.
         """
-        if self.init_from is not None:  # its architecture, this run's objective and embedding
-            model = load_model(self.init_from, engine=self.engine).set_embedding(self.embedding_layers)
-            model.objective = self.objective
+        if self.init_from is not None:
+            model = load_model(self.init_from, engine=self.engine).set_embedding(self.architecture.embedding_layers)
+            model.config = model.config.replace(objective=self.architecture.objective)
             return model
-        cls = QMAE if self.model == "qmae" else QAE
-        blocks = self.ansatz == "blocks"
-        return cls(
-            embedding_layers=self.embedding_layers,
-            image_size=self.image_size,
-            patch_size=self.patch_size,
-            mask_ratio=self.mask_ratio,
-            latent_qubits=self.latent_qubits,
-            pairs=named_pairs(self.pairs, image_qubits(self.image_size)) if blocks else None,
-            layers=self.layers,
-            decoder=self.decoder,
-            tokens=self.token,
-            ansatz=self.ansatz,
-            objective=self.objective,
-            engine=self.engine,
-            seed=self.seed,
-        )
+        return build_model(self.architecture, engine=self.engine, seed=self.seed)
 
 
 @dataclass
@@ -250,7 +256,7 @@ def _load_data(config: TrainConfig, split: str) -> ImageSet:
         split,
         root=config.data_dir,
         download=config.download,
-        image_size=config.image_size,
+        image_size=config.architecture.image_size,
         test_fraction=config.test_fraction,
         skip_unreadable=config.skip_unreadable,
     )
@@ -306,8 +312,8 @@ class _Run:
         self.train = take(self.data["train"], config.limit)
         if config.holdout:  # the last images stay out of training, for choosing options (never the test split)
             if config.holdout >= len(self.train.images):
-                raise ValueError(
-                    f"--holdout {config.holdout} leaves no training images out of {len(self.train.images)}"
+                raise OptionError(
+                    f"{{0}} {config.holdout} leaves no training images out of {len(self.train.images)}", "holdout"
                 )
             labels = self.train.labels
             self.train = self.train._replace(
@@ -315,9 +321,10 @@ class _Run:
                 labels=None if labels is None else labels[: -config.holdout],
             )
         if len(self.train.images) < config.batch_size:
-            raise ValueError(
-                f"{len(self.train.images)} training images but --batch-size {config.batch_size}: ask for a batch of "
-                f"at most {len(self.train.images)} or train on more images"
+            raise OptionError(
+                f"{len(self.train.images)} training images but {{0}} {config.batch_size}: ask for a batch of "
+                f"at most {len(self.train.images)} or train on more images",
+                "batch_size",
             )
         self.steps_per_epoch = math.ceil(len(self.train.images) / config.batch_size)
         self.epoch, self.step, self.perm = 0, 0, None
@@ -402,7 +409,10 @@ class _Run:
             metrics.close()
             bar.close()
         save_loss_plot(
-            self.history, self.run_dir / "loss.png", title=f"{cfg.model.upper()} training loss", ylabel="1 - fidelity"
+            self.history,
+            self.run_dir / "loss.png",
+            title=f"{cfg.architecture.model.upper()} training loss",
+            ylabel="1 - fidelity",
         )
         return TrainResult(self.model, self.history, self.run_dir, self.eval_fidelity)
 
@@ -440,7 +450,7 @@ class _Run:
             "lr": lr,
             "images_per_s": rate,
         }
-        if cfg.objective == "postselect":
+        if cfg.architecture.objective == "postselect":
             record["keep_probability"] = terms.kept.mean().item()
         self.history.append(record)
         return record
@@ -478,21 +488,24 @@ def train(
     if not isinstance(options.get("dataset", ""), str):  # tensors or a torch Dataset: kept inside the run
         memory = options.pop("dataset")
         options["dataset"] = MEMORY
-    config = dataclasses.replace(config or TrainConfig(), **options)
+    config = (config or TrainConfig()).with_options(**options)
     config.validate()
     if config.dataset == MEMORY and memory is None:
-        raise ValueError("dataset='memory' is how a run records tensors given to train(dataset=...); pass the tensors")
-    if config.objective == "postselect" and config.keep_weight is None:  # record the weight used, not "default"
-        config = dataclasses.replace(config, keep_weight=config.keep_term)
-    if config.init_from is not None:  # fine-tuning keeps the starting run's architecture and data size
-        base = ckpt.load_config(config.init_from)
-        architecture = ("model", "image_size", "patch_size", "mask_ratio", "latent_qubits", "pairs")
-        architecture += ("layers", "decoder", "token", "ansatz")
-        kept = {k: base["options"][k] for k in architecture if k in base["options"]}
-        config = dataclasses.replace(config, **kept)
+        raise OptionError(
+            "{0}='memory' is how a run records tensors given to train(dataset=...); pass the tensors", "dataset"
+        )
+    if config.architecture.objective == "postselect" and config.keep_weight is None:  # record the weight used
+        config = config.replace(keep_weight=config.keep_term)
+    if config.init_from is not None:  # fine-tuning keeps the starting run's architecture
+        base = saved_config(config.init_from).architecture
+        config = config.replace(
+            architecture=base.replace(
+                objective=config.architecture.objective, embedding_layers=config.architecture.embedding_layers
+            )
+        )
     run_dir = check_new_run_dir(out)
     data = (
-        memory_splits(memory, image_size=config.image_size, test_fraction=config.test_fraction)
+        memory_splits(memory, image_size=config.architecture.image_size, test_fraction=config.test_fraction)
         if memory is not None
         else None
     )
@@ -503,7 +516,7 @@ def train(
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ValueError(f"cannot create --out {run_dir} ({exc.strerror}); choose a writable path") from None
+        raise OptionError(f"cannot create {{0}} {run_dir} ({exc.strerror}); choose a writable path", "out") from None
     with writer_lock(run_dir):
         check_new_run_dir(run_dir)  # a writer that finished while we prepared
         if data is not None:
@@ -511,8 +524,8 @@ def train(
         ckpt.write_json(
             run_dir / ckpt.CONFIG,
             {
-                "options": dataclasses.asdict(config),
-                "architecture": run.model.config(),
+                "options": config.to_dict(),
+                "architecture": run.model.architecture(),
                 "data_source": run.train.source,
                 "dataset": identity,
                 "train_images": len(run.train.images),
@@ -539,10 +552,12 @@ def resume(run_dir: str | os.PathLike, *, progress: bool = True, **overrides: An
     saved = ckpt.load_config(run_dir)
     config = saved_config(run_dir, saved)
     for name, value in overrides.items():
-        if value is not None and getattr(config, name) != value:
-            raise ValueError(
-                f"--{name.replace('_', '-')} {value} contradicts the saved run ({getattr(config, name)}); drop it to "
-                "resume, or start a new run with --out"
+        if value is not None and config.with_options(**{name: value}) != config:
+            saved_value = config.to_dict()[ModelConfig.ALIASES.get(name, name)]
+            raise OptionError(
+                f"{{0}} {value} contradicts the saved run ({saved_value}); drop it to resume, or start a new run with "
+                "--out",
+                name,
             )
     with writer_lock(run_dir):
         state = ckpt.load_checkpoint(run_dir) if (run_dir / ckpt.CHECKPOINT).exists() else None
@@ -562,16 +577,7 @@ def saved_config(run_dir: str | os.PathLike, saved: dict[str, Any] | None = None
         CheckpointError: ``config.json`` names an unknown option, or an option with a bad value.
     """
     saved = ckpt.load_config(run_dir) if saved is None else saved
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(saved["options"]) - known)
-    if unknown:
-        raise ckpt.CheckpointError(
-            f"{Path(run_dir) / ckpt.CONFIG} holds unknown options {unknown} (written by another version of "
-            "qmae-qiskit?); remove them or train a new run"
-        )
-    config = TrainConfig(**saved["options"])
     try:
-        config.validate()
-    except ValueError as exc:
-        raise ckpt.CheckpointError(f"{Path(run_dir) / ckpt.CONFIG} holds an invalid option: {exc}") from None
-    return config
+        return TrainConfig.from_dict(saved.get("options"), where=f"{Path(run_dir) / ckpt.CONFIG} options")
+    except OptionError as exc:
+        raise ckpt.CheckpointError(str(exc)) from None

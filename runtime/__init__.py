@@ -5,6 +5,8 @@ Installed as ``qmae_qiskit.runtime``. A trained run becomes hardware inference i
     get_backend("fake_fez")             backends.py    aer, fake devices, real ones via your account
     transpile_report(model, backend)    transpile.py   ISA circuits (cached) and what they cost
     record = submit(run, backend=...)   submission.py  a job record, then sampled PUBs in a Batch
+                                        (options.py: SubmitOptions and the PROFILES; execution.py:
+                                        the Sampler, shared with fetch)
     result = fetch(record.job_id)       retrieval.py   counts back, mitigated (mitigation.py) and
                                                        scored against the exact engine (scoring.py)
 
@@ -13,7 +15,7 @@ less mitigation. The ``qmae circuit / submit / jobs / fetch`` commands (commands
 """
 
 from .backends import BackendError, fake_backend_names, get_backend, is_local, runtime_service
-from .mitigation import PROFILES
+from .options import PROFILES, SubmitOptions
 from .records import JobError, JobRecord, jobs_dir, load_record
 from .retrieval import fetch, list_jobs
 from .scoring import FetchResult, rescore
@@ -26,6 +28,7 @@ __all__ = [
     "JobError",
     "JobRecord",
     "PROFILES",
+    "SubmitOptions",
     "TranspileReport",
     "fake_backend_names",
     "fetch",

@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-from ..circuits.fidelity import VARIANTS
+from ..options import OptionError, add_flags
+from .options import PROFILES, SubmitOptions
 from .transpile import HARDWARE_VARIANTS
 
 __all__ = ["add_commands", "run_command", "COMMANDS"]
@@ -42,74 +43,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument("run_dir", metavar="RUN_DIR")
     s.add_argument("--backend", required=True, help="aer, a fake device (fake_fez, ...) or a real one (ibm_fez, ...)")
-    s.add_argument("--images", type=int, default=4, help="first N test images (default 4)")
-    s.add_argument("--shots", type=int, default=4096, help="shots per image (default 4096)")
-    s.add_argument(
-        "--variant",
-        choices=VARIANTS,
-        default=None,
-        help="fidelity circuit (default: postselect for a run trained with --objective postselect, else reset, "
-        "or compute_uncompute with --profile best); postselect and postselect_flag measure the trash and score "
-        "the shots where it reads 0",
-    )
-    s.add_argument(
-        "--reconstruct",
-        action="store_true",
-        help="sample the reconstruction circuit instead (8 data qubits measured; for a run trained with "
-        "--objective postselect, the trash is measured and only the shots where it reads 0 are used)",
-    )
-    s.add_argument("--dd", action="store_true", help="dynamical decoupling (real hardware)")
-    s.add_argument("--twirling", action="store_true", default=None, help="Pauli twirling of gates and measurements")
-    s.add_argument(
-        "--embedding-layers",
-        type=int,
-        metavar="L",
-        help="approximate ladder embedding with L layers of n-1 CNOTs (default: the exact embedding)",
-    )
-    s.add_argument(
-        "--readout-mitigation",
-        action="store_true",
-        default=None,
-        help="correct the counts with mthree's readout calibration (balanced method; its circuits run as a "
-        "second job in the same Batch)",
-    )
-    s.add_argument(
-        "--calibration-shots",
-        type=int,
-        metavar="N",
-        help="shots of the readout calibration (default: mthree's own, min(max_shots, 10000))",
-    )
-    s.add_argument(
-        "--zne",
-        metavar="SCALES",
-        help="zero-noise extrapolation by folding two-qubit gates at these odd scales, e.g. 1,3",
-    )
-    s.add_argument(
-        "--extrapolation",
-        choices=("exponential", "linear"),
-        default="exponential",
-        help="ZNE fit (default exponential)",
-    )
-    s.add_argument(
-        "--cdr",
-        type=int,
-        metavar="N",
-        help="learned mitigation: N training circuits (train-split images) in the same PUB fit a line from estimate to "
-        "exact value",
-    )
-    s.add_argument(
-        "--cdr-target",
-        choices=("ran", "full"),
-        help="CDR regression target: exact values of the circuits that ran (default) or of the full embedding",
-    )
     s.add_argument(
         "--profile",
-        choices=("best",),
-        help="the configuration measured best in docs/hardware.md (explicit flags override it)",
+        choices=tuple(PROFILES),
+        help="a configuration measured in docs/hardware.md (best: the lowest error on fake_fez); explicit flags "
+        "override it",
     )
-    s.add_argument("--optimization-level", type=int, default=3)
-    s.add_argument("--seed", type=int, default=0, help="simulator seed in local mode")
-    s.add_argument("--data-dir", help="MNIST directory (default: the source the run trained on)")
+    add_flags(s.add_argument_group("job options (qmae_qiskit.runtime.SubmitOptions)"), SubmitOptions)
     s.add_argument("--no-wait", action="store_true", help="return after submitting; `qmae fetch` later")
     s.add_argument("--json", action="store_true", help='print one JSON object with "job_id"')
 
@@ -129,7 +69,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     try:
         return {"circuit": _circuit, "submit": _submit, "jobs": _jobs, "fetch": _fetch}[args.command](args)
-    except (ValueError, KeyboardInterrupt, FileNotFoundError):
+    except (OptionError, ValueError, KeyboardInterrupt, FileNotFoundError):
         raise
     except Exception as exc:
         if os.environ.get("QMAE_DEBUG"):
@@ -164,30 +104,10 @@ def _submit(args: argparse.Namespace) -> int:
     from .retrieval import fetch
     from .submission import submit
 
-    record = submit(
-        args.run_dir,
-        backend=args.backend,
-        images=args.images,
-        shots=args.shots,
-        variant=args.variant,
-        reconstruct=args.reconstruct,
-        dynamical_decoupling=args.dd,
-        twirling=args.twirling,
-        optimization_level=args.optimization_level,
-        seed=args.seed,
-        data_dir=args.data_dir,
-        embedding_layers=args.embedding_layers,
-        readout_mitigation=args.readout_mitigation,
-        calibration_shots=args.calibration_shots,
-        zne=args.zne,
-        extrapolation=args.extrapolation,
-        cdr=args.cdr,
-        cdr_target=args.cdr_target,
-        profile=args.profile,
-        wait=not args.no_wait,
-    )
+    given = {name: getattr(args, name) for name in SubmitOptions.names() if getattr(args, name, None) is not None}
+    record = submit(args.run_dir, backend=args.backend, profile=args.profile, wait=not args.no_wait, **given)
     notes = []
-    if record.local and (args.dd or args.twirling):
+    if record.local and (args.dynamical_decoupling or args.twirling):
         notes.append(
             "local testing mode: dynamical decoupling has no effect (no idle-time noise is simulated); options are "
             "recorded as given"

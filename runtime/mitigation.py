@@ -16,7 +16,8 @@
   (Czarnik et al., 2021): training circuits whose exact values are known run in the same PUB, and
   a line fitted from their (mitigated) estimates to their exact values corrects the test images'.
 * **Composition** (:func:`mitigated_estimates`): readout, then ZNE, then CDR, for every binding
-  of a job; :data:`PROFILES` names the combination measured best in ``docs/hardware.md``.
+  of a job (:data:`~qmae_qiskit.runtime.options.PROFILES` names the combination measured best in
+  ``docs/hardware.md``).
 
 Twirling and dynamical decoupling are options of the runtime Sampler (:mod:`.submission`).
 """
@@ -32,7 +33,6 @@ import numpy as np
 from qiskit import QuantumCircuit
 
 __all__ = [
-    "PROFILES",
     "Estimate",
     "learned_map",
     "mitigated_estimates",
@@ -48,23 +48,10 @@ __all__ = [
 ]
 
 EXTRAPOLATIONS = ("exponential", "linear")
+MAX_FOLD_SCALE = 21
 
 Estimate = tuple[float, float]  # (value, standard error)
 Counts = Mapping[str, float]
-
-PROFILES: dict[str, dict[str, Any]] = {
-    # chosen from the measured table in docs/hardware.md (benchmarks/hardware.py)
-    # (line encoder run: 266 two-qubit gates on FakeFez, mean absolute error 0.036); ZNE added nothing on top of CDR
-    "best": {
-        "variant": "compute_uncompute",
-        "embedding_layers": 16,
-        "readout_mitigation": True,
-        "zne": None,
-        "cdr": 16,
-        "cdr_target": "full",
-        "twirling": False,
-    },
-}
 
 
 def parse_scales(text: str | Sequence[int]) -> tuple[int, ...]:
@@ -77,7 +64,7 @@ def parse_scales(text: str | Sequence[int]) -> tuple[int, ...]:
         scales = tuple(int(s) for s in (text.split(",") if isinstance(text, str) else text))
     except ValueError:
         raise ValueError(
-            f"--zne takes odd noise scales separated by commas, such as 1,3 or 1,3,5; got {text!r}"
+            f"noise scales are odd integers separated by commas, such as 1,3 or 1,3,5; got {text!r}"
         ) from None
     if (
         len(scales) < 2
@@ -86,8 +73,13 @@ def parse_scales(text: str | Sequence[int]) -> tuple[int, ...]:
         or 1 not in scales
     ):
         raise ValueError(
-            "--zne needs at least two distinct odd noise scales including 1 (each two-qubit gate G becomes G "
+            "ZNE needs at least two distinct odd noise scales including 1 (each two-qubit gate G becomes G "
             f"(G^dagger G)^k), got {text!r}"
+        )
+    if max(scales) > MAX_FOLD_SCALE:
+        raise ValueError(
+            f"a noise scale of {max(scales)} makes each two-qubit gate {max(scales)} gates deep; scales above "
+            f"{MAX_FOLD_SCALE} give pure noise on any device: use 1,3 or 1,3,5"
         )
     return tuple(sorted(scales))
 

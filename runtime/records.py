@@ -10,6 +10,7 @@ mthree calibration (``<record_id>.m3.json``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..checkpoint import write_json
+from ..checkpoint import CHECKPOINT, write_json
 from ..masking import masks_from_patches
 from ..runs import data_for_run
 
@@ -43,6 +44,8 @@ __all__ = [
     "saved_counts",
     "saved_calibration_counts",
     "record_images",
+    "checkpoint_sha256",
+    "model_for",
 ]
 
 ENV_JOBS_DIR = "QMAE_JOBS_DIR"
@@ -257,3 +260,30 @@ def record_images(record: JobRecord, model: QMAE, *, training: bool = False) -> 
     data_dir = record.data_dir if record.data_dir and Path(record.data_dir).is_dir() else None
     data = data_for_run(record.run_dir, split=split, data_dir=data_dir)
     return data.images[indices], masks_from_patches(torch.tensor(masks), model.image_size, model.patch_size)
+
+
+def checkpoint_sha256(run_dir: str | os.PathLike) -> str:
+    """SHA-256 of a run's checkpoint: a record names the exact weights it ran."""
+    digest = hashlib.sha256()
+    with open(Path(run_dir) / CHECKPOINT, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_for(record: JobRecord) -> QMAE:
+    """The record's model, with the embedding that ran.
+
+    Raises:
+        JobError: the run's checkpoint is not the one the job ran (re-trained, or replaced).
+    """
+    from ..model import load_model
+
+    found = checkpoint_sha256(record.run_dir)
+    if found != record.checkpoint_sha256:
+        raise JobError(
+            f"the checkpoint of {record.run_dir} changed since job {record.job_id or record.record_id} was submitted "
+            f"(sha256 {record.checkpoint_sha256[:12]}... recorded, {found[:12]}... now); restore the run it ran, or "
+            "submit again"
+        )
+    return load_model(record.run_dir).set_embedding(record.options.get("embedding_layers"))

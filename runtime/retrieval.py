@@ -12,9 +12,9 @@ import os
 from typing import Any
 
 from .backends import get_backend, runtime_service
-from .records import JobError, JobRecord, counts_path, load_record, read_records, save_record, saved_counts
+from .execution import complete, run_pubs
+from .records import JobError, JobRecord, counts_path, load_record, model_for, read_records, save_record, saved_counts
 from .scoring import FetchResult, score
-from .submission import complete, model_for, run_pubs
 
 __all__ = ["fetch", "list_jobs"]
 

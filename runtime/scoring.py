@@ -40,11 +40,11 @@ from .records import (
     counts_path,
     jobs_dir,
     load_record,
+    model_for,
     record_images,
     saved_calibration_counts,
     saved_counts,
 )
-from .submission import model_for
 from .transpile import isa_circuit
 
 __all__ = ["FetchResult", "score", "rescore"]

@@ -131,7 +131,7 @@ def isa_circuit(
     # the target's fingerprint: a recalibrated device (new error rates) gets a new layout, not the cached one
     key = hashlib.sha256(
         json.dumps(
-            [backend.name, target_fingerprint(backend), variant, optimization_level, seed, model.config(), "v4"],
+            [backend.name, target_fingerprint(backend), variant, optimization_level, seed, model.architecture(), "v5"],
             sort_keys=True,
             default=str,
         ).encode()

@@ -64,7 +64,7 @@ def test_embedding_layers_round_trip_and_errors():
     with pytest.raises(ValueError, match="exact engine"):
         QMAE(image_size=4, patch_size=(2, 2), embedding_layers=2, engine="estimator")
     model = QMAE(image_size=4, patch_size=(2, 2), seed=0).set_embedding(2)
-    assert model.config()["embedding_layers"] == 2
+    assert model.architecture()["embedding_layers"] == 2
     spec = fidelity_circuit(4, variant="compute_uncompute", embedding_layers=2)
     assert len(spec.masked) == len(spec.original) == 3 * 4
 

@@ -59,7 +59,7 @@ def test_bound_circuit_has_no_free_parameters(mnist16):
         ({"mask_ratio": 0.3}, "possible ratios: 0.25, 0.5, 0.75"),
         ({"latent_qubits": 8}, "latent_qubits must be in 1..7"),
         ({"latent_qubits": 0}, "latent_qubits"),
-        ({"engine": "pennylane"}, "unknown engine"),
+        ({"engine": "pennylane"}, "engine must be one of exact, estimator"),
         ({"patch_size": "5x5"}, "does not tile"),
     ],
 )
@@ -100,7 +100,7 @@ def test_fully_masked_qae_input_gets_zero_fidelity():
 def test_trash_term_is_the_probability_the_encoder_leaves_the_trash_in_zero(mnist16):
     model = QMAE(seed=4)
     images, mask = mnist16[:5], model.random_mask(5, generator=torch.Generator().manual_seed(2))
-    loss, fid = model.forward_loss(images, mask, trash_weight=2.5)
+    loss, fid, _ = model.loss_terms(images, mask, trash_weight=2.5)
     psi = model.fill(images, mask).flatten(1).double()
     psi = (psi / psi.norm(dim=1, keepdim=True)).to(torch.complex128)
     from qmae_qiskit.engines.exact import ExactEngine
@@ -112,7 +112,7 @@ def test_trash_term_is_the_probability_the_encoder_leaves_the_trash_in_zero(mnis
     assert abs(loss.item() - expected.item()) < 1e-5
     assert torch.allclose(fid, model.fidelity(images, mask))
     with pytest.raises(ValueError, match="trash_weight"):
-        model.forward_loss(images, mask, trash_weight=-1.0)
+        model.loss(images, mask, trash_weight=-1.0)
 
 
 def test_training_with_the_trash_term_keeps_more_in_the_latent(tmp_path):
@@ -137,10 +137,10 @@ def test_training_with_the_trash_term_keeps_more_in_the_latent(tmp_path):
     mask = runs[0.0].random_mask(64, generator=torch.Generator().manual_seed(0))
     kept = {}
     for w, m in runs.items():
-        loss_with, _ = m.forward_loss(x, mask, trash_weight=1.0)
+        loss_with = m.loss(x, mask, trash_weight=1.0)
         kept[w] = 1.0 - (loss_with - m.loss(x, mask)).item()
     assert kept[3.0] > kept[0.0]
-    with pytest.raises(ValueError, match="--trash-weight"):
+    with pytest.raises(ValueError, match="trash_weight must be a number >= 0"):  # a keyword, in Python
         train(out=tmp_path / "bad", image_size=4, patch_size="2x2", trash_weight=-1, progress=False)
 
 
@@ -178,13 +178,16 @@ def test_per_patch_tokens_fill_each_patch_with_its_own_token():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        ({"objective": "sometimes"}, "unknown objective"),
-        ({"decoder": "loose"}, "unknown decoder"),
-        ({"tokens": "each"}, "unknown tokens"),
-        ({"ansatz": "magic"}, "unknown ansatz"),
+        ({"objective": "sometimes"}, "objective must be one of reset, postselect, got 'sometimes'"),
+        ({"decoder": "loose"}, "decoder must be one of tied, untied"),
+        ({"tokens": "each"}, "token must be one of shared, per-patch"),
+        ({"token": "each"}, "token must be one of shared, per-patch"),
+        ({"ansatz": "magic"}, "ansatz must be one of blocks, unitary"),
         ({"layers": 0}, "layers must be a positive integer"),
+        ({"layers": True}, "layers must be a positive integer, got True"),
+        ({"warp": 9}, r"unknown option\(s\) \['warp'\]"),
         ({"ansatz": "unitary", "image_size": 64}, "n <= 10"),
-        ({"ansatz": "unitary", "layers": 2}, "no pairs or layers"),
+        ({"ansatz": "unitary", "layers": 2}, "it has no pairs or layers"),
         ({"ansatz": "unitary", "engine": "estimator"}, "exact engine only"),
     ],
 )
@@ -205,7 +208,7 @@ def test_objective_decides_the_default_procedure(mnist16):
         torch.testing.assert_close(
             model.reconstruct(mnist16[:3], mask), model.reconstruct(mnist16[:3], mask, postselect=True)
         )
-    loss, fid = model.forward_loss(mnist16[:3], mask, keep_weight=0.5)
+    loss = model.loss(mnist16[:3], mask, keep_weight=0.5)
     expected = (1 - b.joint / b.kept).mean() + 0.5 * (1 - b.kept).mean()
     assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
     with pytest.raises(ValueError, match="use keep_weight"):

@@ -26,6 +26,7 @@ train with shot noise.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -38,6 +39,9 @@ from ..angles import embedding_angles
 from ..circuits.fidelity import fidelity_circuit
 from .aer_gradient import AerStatevectorGradient
 from .branches import Branches
+
+if TYPE_CHECKING:
+    from .exact import ExactEngine
 
 __all__ = ["EstimatorEngine", "GRADIENTS"]
 
@@ -92,6 +96,8 @@ class EstimatorEngine:
             raise ValueError(f"unknown gradient {gradient!r}; choose one of {', '.join(GRADIENTS)}")
         self.gradient = gradient
         self.num_qubits = num_qubits
+        self.pairs, self.trash_qubits = list(pairs), tuple(trash_qubits)
+        self._exact: ExactEngine | None = None  # reconstructions
         self.spec = fidelity_circuit(
             num_qubits, variant="paper", trash_qubits=trash_qubits, pairs=pairs, decoder=decoder
         )
@@ -134,6 +140,23 @@ class EstimatorEngine:
     def fidelity(self, theta: torch.Tensor, masked: torch.Tensor, original: torch.Tensor, **kwargs) -> torch.Tensor:
         """The reset fidelity of each image (same contract as the exact engine's ``fidelity``)."""
         return self.branches(theta, masked, original, **kwargs).fidelity
+
+    def reconstruct(
+        self,
+        theta: torch.Tensor,
+        masked: torch.Tensor,
+        *,
+        postselect: bool = False,
+        decoder: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Pixel probabilities of the decoder's output, read off exactly (the estimator's
+        observables give fidelities, not the output state): the exact engine's
+        :meth:`~qmae_qiskit.engines.exact.ExactEngine.reconstruct` on the same architecture."""
+        if self._exact is None:
+            from .exact import ExactEngine
+
+            self._exact = ExactEngine(self.num_qubits, self.pairs, self.trash_qubits)
+        return self._exact.reconstruct(theta, masked, postselect=postselect, decoder=decoder)
 
 
 class _ConnectorCall(torch.autograd.Function):

@@ -25,9 +25,10 @@ from collections.abc import Sequence
 import torch
 
 from ..circuits.ansatz import BLOCK_PARAMETERS
+from . import ANSATZES
 from .branches import Branches
 
-__all__ = ["ANSATZES", "ExactEngine", "block_matrices", "fuse_pairs", "trash_latent_order", "unitary_from_generator"]
+__all__ = ["ExactEngine", "block_matrices", "fuse_pairs", "trash_latent_order", "unitary_from_generator"]
 
 # CNOTs in the block's 2-qubit basis index b0 + 2 b1 (Qiskit order: q0 is the low bit).
 _CX10 = torch.tensor([0, 1, 3, 2])  # control q1, target q0: |10> <-> |11>  (indices 2 <-> 3)
@@ -364,9 +365,6 @@ def _cheapest_width(num_qubits: int, pairs: Sequence[tuple[int, int]]) -> int:
         return 3 * (len(groups) - 1) * (2**width + 16) * 4**num_qubits + 3 * depth * len(groups) * 8**width
 
     return min(range(2, min(num_qubits, 7) + 1), key=cost)
-
-
-ANSATZES = ("blocks", "unitary")
 
 
 def unitary_from_generator(generator: torch.Tensor, cdtype: torch.dtype = torch.complex64) -> torch.Tensor:

@@ -1,0 +1,101 @@
+"""What a hardware job is asked to do: :class:`SubmitOptions`, one frozen type, and the named
+:data:`PROFILES` as instances of it.
+
+Each field is declared once (type, default, allowed values, help); ``qmae submit``'s flags, the
+``options`` of a job record and ``submit(...)``'s keywords come from it. A profile is a starting
+point: ``PROFILES["best"].replace(shots=8192)`` overrides one field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..circuits.fidelity import VARIANTS
+from ..options import OptionError, Options, option
+from .mitigation import EXTRAPOLATIONS, parse_scales
+
+__all__ = ["SubmitOptions", "PROFILES", "CDR_TARGETS", "MAX_EMBEDDING_LAYERS"]
+
+CDR_TARGETS = ("ran", "full")
+MAX_EMBEDDING_LAYERS = 64  # 64 (n - 1) CNOTs already decohere on any device; more is a typo, not a request
+
+
+@dataclass(frozen=True)
+class SubmitOptions(Options):
+    """Everything ``qmae submit`` asks of a job besides the run and the backend."""
+
+    images: int = option(4, "the first N test images", minimum=1, metavar="N")
+    shots: int = option(4096, "shots per image", minimum=1, metavar="N")
+    variant: str | None = option(
+        None,
+        "fidelity circuit (default: postselect for a run trained with --objective postselect, else the profile's, "
+        "else reset); postselect and postselect_flag measure the trash and score the shots where it reads 0",
+        choices=VARIANTS,
+    )
+    reconstruct: bool = option(
+        False,
+        "sample the reconstruction circuit instead (the data qubits measured; for a run trained with --objective "
+        "postselect, only the shots whose trash reads 0)",
+    )
+    dynamical_decoupling: bool = option(False, "dynamical decoupling (real hardware)", flag="--dd")
+    twirling: bool = option(False, "Pauli twirling of gates and measurements")
+    optimization_level: int = option(3, "transpiler optimization level", choices=(0, 1, 2, 3))
+    seed: int | None = option(0, "simulator seed in local mode", minimum=0, maximum=2**62)
+    data_dir: str | None = option(None, "MNIST directory (default: the source the run trained on)", metavar="DIR")
+    embedding_layers: int | None = option(
+        None,
+        "the approximate ladder embedding with L layers of n-1 CNOTs (default: the run's own, the exact embedding "
+        "unless it was fine-tuned with one)",
+        minimum=1,
+        maximum=MAX_EMBEDDING_LAYERS,
+        metavar="L",
+    )
+    readout_mitigation: bool = option(
+        False,
+        "correct the counts with mthree's readout calibration (balanced method; its circuits run as a second job in "
+        "the same Batch)",
+    )
+    calibration_shots: int | None = option(
+        None, "shots of the readout calibration (default: mthree's own, min(max_shots, 10000))", minimum=1, metavar="N"
+    )
+    zne: tuple[int, ...] | None = option(
+        None,
+        "zero-noise extrapolation by folding two-qubit gates at these odd scales, e.g. 1,3",
+        metavar="SCALES",
+        parse=parse_scales,
+    )
+    extrapolation: str = option("exponential", "the ZNE fit", choices=EXTRAPOLATIONS)
+    cdr: int | None = option(
+        None,
+        "learned mitigation: N training circuits (training-split images) in the same PUB fit a line from estimate to "
+        "exact value",
+        minimum=3,
+        metavar="N",
+    )
+    cdr_target: str = option(
+        "ran",
+        "the CDR regression target: the exact values of the circuits that ran, or of the full embedding",
+        choices=CDR_TARGETS,
+    )
+
+    def _check(self) -> None:
+        if self.reconstruct and (self.zne or self.cdr):
+            raise OptionError("{0} and {1} apply to fidelity circuits; drop them with {2}", "zne", "cdr", "reconstruct")
+
+    def record_options(self, profile: str | None) -> dict[str, Any]:
+        """The ``options`` a job record keeps: how to run and to score it (the images, shots and
+        variant are the record's own fields)."""
+        out = self.to_dict()
+        for key in ("images", "shots", "variant", "reconstruct", "data_dir"):
+            out.pop(key)
+        return {**out, "profile": profile}
+
+
+PROFILES: dict[str, SubmitOptions] = {
+    # chosen from the measured table in docs/hardware.md (benchmarks/hardware.py)
+    # (line encoder run: 266 two-qubit gates on FakeFez, mean absolute error 0.036); ZNE added nothing on top of CDR
+    "best": SubmitOptions(
+        variant="compute_uncompute", embedding_layers=16, readout_mitigation=True, cdr=16, cdr_target="full"
+    ),
+}
