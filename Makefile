@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test clean
+.PHONY: install demo test test-slow typecheck clean
 
 $(BIN)/qmae: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,17 @@ demo: install
 test: install
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m ruff format --check .
+	$(MAKE) typecheck
 	$(BIN)/python -m pytest -q tests
 
+# mypy over the package as it installs (circuits/ and runtime/ are qmae_qiskit.circuits and .runtime)
+TYPECHECK := build/typecheck
+typecheck: install
+	rm -rf $(TYPECHECK)/qmae_qiskit && mkdir -p $(TYPECHECK)/qmae_qiskit
+	ln -s $(CURDIR)/qmae_qiskit/* $(TYPECHECK)/qmae_qiskit/
+	ln -s $(CURDIR)/circuits $(TYPECHECK)/qmae_qiskit/circuits
+	ln -s $(CURDIR)/runtime $(TYPECHECK)/qmae_qiskit/runtime
+	cd $(TYPECHECK) && $(CURDIR)/$(BIN)/python -m mypy --config-file $(CURDIR)/pyproject.toml -p qmae_qiskit
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs build

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from qiskit.circuit import ClassicalRegister, ParameterVector, QuantumCircuit, QuantumRegister
@@ -220,7 +221,10 @@ def fidelity_circuit(
 
     data = QuantumRegister(n, "data")
     regs: list = [data]
-    fresh = ref = anc = None
+    # the registers each variant adds (None where it has none)
+    fresh: Any = None
+    ref: Any = None
+    anc: Any = None
     if variant == "paper":
         fresh = QuantumRegister(len(trash), "fresh")
         regs.append(fresh)

@@ -57,7 +57,7 @@ def tree_angles(vectors: torch.Tensor) -> list[torch.Tensor]:
     return levels
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _level_matrix(level: int, dtype: torch.dtype) -> torch.Tensor:
     return torch.as_tensor(multiplexer_matrix(level), dtype=dtype)
 

@@ -65,13 +65,6 @@ def _ry(state: torch.Tensor, q: int, num_qubits: int, cos: torch.Tensor, sin: to
     return torch.stack([c * a0 - s * a1, s * a0 + c * a1], dim=2).reshape(b, -1)
 
 
-def _y(state: torch.Tensor, q: int, num_qubits: int) -> torch.Tensor:
-    """``[[0, -1], [1, 0]]`` on qubit ``q``: d/dt RY(t) at t = pi, the ``sin`` direction."""
-    b = state.shape[0]
-    v = state.view(b, 2 ** (num_qubits - 1 - q), 2, 2**q)
-    return torch.stack([-v[:, :, 1], v[:, :, 0]], dim=2).reshape(b, -1)
-
-
 def _initial_angles(batch: int, layers: int, num_qubits: int, dtype: torch.dtype) -> torch.Tensor:
     k = torch.arange((layers + 1) * num_qubits, dtype=dtype).reshape(layers + 1, num_qubits)
     return (0.1 * torch.sin(k + 1.0)).expand(batch, -1, -1).clone()  # small, deterministic, not symmetric

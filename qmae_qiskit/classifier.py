@@ -79,15 +79,24 @@ def _shift(images: torch.Tensor, pixels: int, gen: torch.Generator) -> torch.Ten
     return padded[..., dy : dy + size, dx : dx + size]
 
 
-def num_classes(train: ImageSet) -> int:
-    """Classes of a labelled set (labels 0..K-1).
+def labels_of(data: ImageSet) -> torch.Tensor:
+    """The labels of a labelled set.
 
     Raises:
         ValueError: an unlabelled set (a folder without class sub-folders): there is nothing to classify.
     """
-    if train.labels is None:
-        raise ValueError(f"{train.source} is unlabelled (no class sub-folders): there is no classifier to train")
-    return int(train.labels.max()) + 1
+    if data.labels is None:
+        raise ValueError(f"{data.source} is unlabelled (no class sub-folders): there is no classifier to train")
+    return data.labels
+
+
+def num_classes(train: ImageSet) -> int:
+    """Classes of a labelled set (labels 0..K-1).
+
+    Raises:
+        ValueError: an unlabelled set.
+    """
+    return int(labels_of(train).max()) + 1
 
 
 def train_classifier(
@@ -103,6 +112,7 @@ def train_classifier(
     torch.manual_seed(options.seed)
     gen = torch.Generator().manual_seed(options.seed)
     model = resnet18_16x16(num_classes(train))
+    labels = labels_of(train)
     steps = options.epochs * -(-len(train.images) // options.batch_size)
     opt = torch.optim.SGD(model.parameters(), lr=options.lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=options.lr, total_steps=steps)
@@ -113,7 +123,7 @@ def train_classifier(
         for start in range(0, len(order), options.batch_size):
             idx = order[start : start + options.batch_size]
             x = _normalize(_shift(train.images[idx], options.shift, gen))
-            loss = F.cross_entropy(model(x), train.labels[idx])
+            loss = F.cross_entropy(model(x), labels[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -150,7 +160,7 @@ def cached_classifier(
         ``(model, path of the cached weights)``.
     """
     classes = num_classes(train)
-    digest = hashlib.sha256(train.images.numpy().tobytes() + train.labels.numpy().tobytes()).hexdigest()[:16]
+    digest = hashlib.sha256(train.images.numpy().tobytes() + labels_of(train).numpy().tobytes()).hexdigest()[:16]
     key = hashlib.sha256(
         json.dumps({"data": digest, "options": asdict(options), "v": 1}, sort_keys=True).encode()
     ).hexdigest()[:16]

@@ -126,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_commands(sub)
 
-    # options are parsed by qmae_qiskit.bench itself (``qmae bench --help``)
+    # options are parsed by qmae_qiskit.studies.bench itself (``qmae bench --help``)
     bench = sub.add_parser("bench", help="benchmark every training path (qmae bench --help)", add_help=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     return parser
@@ -183,7 +183,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import reproduce
+    from .studies.reproduce import reproduce
 
     result = reproduce(
         args.out,
@@ -206,7 +206,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace) -> int:
-    from .study import study
+    from .studies.study import study
 
     result = study(
         args.out,
@@ -226,7 +226,7 @@ def _study(args: argparse.Namespace) -> int:
 
 
 def _classifier(args: argparse.Namespace) -> int:
-    from .classifier import ClassifierOptions, accuracy, cached_classifier
+    from .classifier import ClassifierOptions, accuracy, cached_classifier, labels_of
     from .datasets import load_dataset
 
     train_set = load_dataset(args.dataset, "train", root=args.data_dir)
@@ -234,7 +234,7 @@ def _classifier(args: argparse.Namespace) -> int:
     model, path = cached_classifier(
         train_set, ClassifierOptions(epochs=args.epochs), progress=not args.no_progress, force=args.force
     )
-    acc, err = accuracy(model, test_set.images, test_set.labels)
+    acc, err = accuracy(model, test_set.images, labels_of(test_set))
     print(
         f"ResNet18 accuracy on {len(test_set.images)} clean test images: {100 * acc:.2f} % ± {100 * err:.2f} ({path})"
     )
@@ -245,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qmae`` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:  # its own parser: ``qmae bench --help``
-        from .bench import main as bench_main
+        from .studies.bench import main as bench_main
 
         return bench_main(argv[1:])
     args = _parser().parse_args(argv)

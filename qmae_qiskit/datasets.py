@@ -24,7 +24,6 @@ uses the same images without repeating where they are, and refuses when the file
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +105,7 @@ def load_dataset(
     """
     if split not in ("train", "test"):
         raise DataError(f"split must be 'train' or 'test', got {split!r}")
-    if name == MNIST or name == EMBEDDED:
+    if name in (MNIST, EMBEDDED):
         data = load_mnist(split, root=root, download=download, image_size=image_size)
     elif name in TORCHVISION:
         data = _torchvision_set(name, split, root=root, download=download, image_size=image_size)
@@ -244,19 +243,13 @@ def check_identity(identity: dict[str, Any] | None, data: ImageSet, *, where: st
         DataError: the files changed (or another copy of the set differs) since the run recorded them.
     """
     recorded = (identity or {}).get(data.split, {}).get("sha256")
-    if recorded is None or data.fingerprint is None or recorded == data.fingerprint:
+    if identity is None or recorded is None or data.fingerprint is None or recorded == data.fingerprint:
         return
     raise DataError(
         f"the {data.split} images of {identity['name']} changed since {where} was trained (sha256 {recorded[:12]}... "
         f"recorded, {data.fingerprint[:12]}... now: {len(data.images)} images); restore the files it used, or train "
         "a new run on these"
     )
-
-
-def sequence_names(names: Sequence[str]) -> str:
-    """``"a, b and 3 more"``: the first few names of a list, for messages."""
-    head = ", ".join(names[:3])
-    return head + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 MEMORY_FILE = "dataset.pt"  # a run trained on tensors keeps them: evaluate and resume need no caller

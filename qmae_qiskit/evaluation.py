@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +54,7 @@ def evaluate(model: QMAE, images: torch.Tensor, masks: torch.Tensor, *, batch_si
     return EvalResult(values.mean().item(), stderr, len(values))
 
 
-def _summaries(out: dict[str, Any], prefix: str, values: dict[str, torch.Tensor]) -> None:
+def _summaries(out: dict[str, Any], prefix: str, values: Mapping[str, torch.Tensor]) -> None:
     for name, v in values.items():
         out[f"{prefix}{name}"], out[f"{prefix}{name}_stderr"] = mean_stderr(v)
 

@@ -45,7 +45,7 @@ def parse_patch_size(value: str | int | tuple[int, int] | list[int]) -> tuple[in
         size = tuple(int(v) for v in value)
     if len(size) != 2 or min(size) < 1:
         raise ValueError(f"patch size must look like '8x8' (height x width, positive), got {value!r}")
-    return size  # type: ignore[return-value]
+    return size[0], size[1]
 
 
 def patch_grid(image_size: int, patch_size: tuple[int, int]) -> tuple[int, int]:

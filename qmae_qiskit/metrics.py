@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -120,9 +121,11 @@ def ssim_torchmetrics(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
     kernel = _window(a.shape[-1], 11)
     sigma = 1.5 * kernel / 11  # torchmetrics sizes its gaussian window from sigma: keep it within the image
-    return structural_similarity_index_measure(
+    out = structural_similarity_index_measure(
         a.unsqueeze(1).float(), b.unsqueeze(1).float(), reduction="none", kernel_size=kernel, sigma=sigma
-    ).double()
+    )
+    assert isinstance(out, torch.Tensor)  # a tuple only with return_full_image / return_contrast_sensitivity
+    return out.double()
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -178,7 +181,10 @@ class Interval(NamedTuple):
 
 
 def paired_interval(
-    a: torch.Tensor | Sequence[float], b: torch.Tensor | Sequence[float], *, level: float = 0.95
+    a: torch.Tensor | Sequence[float] | np.ndarray,
+    b: torch.Tensor | Sequence[float] | np.ndarray,
+    *,
+    level: float = 0.95,
 ) -> Interval:
     """The ``level`` confidence interval of ``mean(a - b)`` for paired samples (Student's t).
 

@@ -57,7 +57,12 @@ def _pairs(value: Any) -> str | tuple[tuple[int, int], ...]:
         if value not in PAIR_SETS:
             raise ValueError(f"unknown pair set {value!r}; choose one of {', '.join(PAIR_SETS)} (or explicit pairs)")
         return value
-    return tuple((int(p[0]), int(p[1])) if len(p) == 2 else tuple(p) for p in value)  # type: ignore[misc]
+    pairs = []
+    for pair in value:
+        if isinstance(pair, (str, bytes)) or len(pair) != 2:
+            raise ValueError(f"invalid qubit pair {pair!r}: a pair is two different qubits")
+        pairs.append((int(pair[0]), int(pair[1])))
+    return tuple(pairs)
 
 
 def _qubit_list(value: Any) -> tuple[int, ...]:
@@ -607,8 +612,8 @@ class QMAE(nn.Module):
         with torch.no_grad():
             masked = angles(self.fill(images, mask).flatten(1).double())
             original = angles(images.flatten(1).double())
-            weights = [self.theta] + ([self.decoder_theta] if self.decoder_theta is not None else [])
-            weights = torch.cat([w.detach().double() for w in weights]).expand(images.shape[0], -1)
+            parts = [self.theta] + ([self.decoder_theta] if self.decoder_theta is not None else [])
+            weights = torch.cat([w.detach().double() for w in parts]).expand(images.shape[0], -1)
         named = torch.cat([masked, original, weights], dim=1).numpy()
         # columns of `named`: masked angles, original angles, weights (whatever the circuit uses of them)
         size = masked.shape[1]

@@ -284,7 +284,9 @@ class Options:
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
 
-def add_flags(parser: argparse.ArgumentParser, cls: type[Options], *, skip: tuple[str, ...] = ()) -> list[str]:
+def add_flags(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type[Options], *, skip: tuple[str, ...] = ()
+) -> list[str]:
     """Add a flag for every command-line option of ``cls``; every default is ``None`` (not given),
     so a caller sees which options were given. Returns the option names added.
 

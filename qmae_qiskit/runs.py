@@ -57,10 +57,8 @@ def versions() -> dict[str, str]:
     """Python's and the installed packages' versions, as recorded in ``config.json`` and results."""
     out = {"python": platform.python_version()}
     for pkg in _VERSIONED:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 
@@ -73,8 +71,8 @@ def evaluation_masks(count: int, model: QMAE, *, seed: int = EVAL_SEED) -> torch
 def save_masks(path: str | os.PathLike, masks: torch.Tensor, patch_size: tuple[int, int]) -> None:
     """Atomically save masks as their masked patch indices (a few KB for 10,000 images)."""
     idx = mask_patches(masks, patch_size).numpy().astype(np.uint8)
-    data = dict(patches=idx, image_size=masks.shape[-1], patch=np.array(patch_size))
-    ckpt.atomic_write(path, lambda fh: np.savez_compressed(fh, **data))
+    patch = np.array(patch_size)
+    ckpt.atomic_write(path, lambda fh: np.savez_compressed(fh, patches=idx, image_size=masks.shape[-1], patch=patch))
 
 
 def load_masks(path: str | os.PathLike, model: QMAE) -> torch.Tensor:
@@ -109,10 +107,8 @@ def saved_evaluation_masks(run_dir: str | os.PathLike, model: QMAE, count: int) 
         if len(masks) >= count:
             return masks[:count]
     masks = evaluation_masks(count, model)
-    try:
+    with contextlib.suppress(OSError):  # a read-only run: the masks come from a fixed seed, the same every time
         save_masks(path, masks, model.patch_size)
-    except OSError:  # a read-only run: the masks come from a fixed seed, the same every time
-        pass
     return masks
 
 

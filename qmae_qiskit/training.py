@@ -327,7 +327,8 @@ class _Run:
                 "batch_size",
             )
         self.steps_per_epoch = math.ceil(len(self.train.images) / config.batch_size)
-        self.epoch, self.step, self.perm = 0, 0, None
+        self.epoch, self.step = 0, 0
+        self.perm: torch.Tensor | None = None
         self.history: list[dict[str, Any]] = []
         self.eval_fidelity: float | None = None
 
@@ -363,7 +364,7 @@ class _Run:
     def run(self) -> TrainResult:
         cfg = self.config
         total = cfg.epochs * self.steps_per_epoch
-        metrics = open(self.run_dir / ckpt.METRICS, "a")
+        metrics = open(self.run_dir / ckpt.METRICS, "a")  # noqa: SIM115 (open for the whole loop; closed in finally)
         self.stop = _StopFlag()
         self.boundary = True  # the state is at a step boundary: what a checkpoint may hold
         bar = tqdm(
@@ -427,8 +428,9 @@ class _Run:
         self.boundary = False
         if self.perm is None:
             self.perm = torch.randperm(len(images), generator=self.generator)
+        perm: torch.Tensor = self.perm
         t0 = time.perf_counter()
-        idx = self.perm[self.step * cfg.batch_size : (self.step + 1) * cfg.batch_size]
+        idx = perm[self.step * cfg.batch_size : (self.step + 1) * cfg.batch_size]
         batch = images[idx].to(self.device)
         # the masks are drawn on the CPU: the same masks on any device
         mask = self.model.random_mask(len(idx), generator=self.generator).to(self.device)
@@ -578,6 +580,6 @@ def saved_config(run_dir: str | os.PathLike, saved: dict[str, Any] | None = None
     """
     saved = ckpt.load_config(run_dir) if saved is None else saved
     try:
-        return TrainConfig.from_dict(saved.get("options"), where=f"{Path(run_dir) / ckpt.CONFIG} options")
+        return TrainConfig.from_dict(saved.get("options", {}), where=f"{Path(run_dir) / ckpt.CONFIG} options")
     except OptionError as exc:
         raise ckpt.CheckpointError(str(exc)) from None

@@ -30,8 +30,8 @@ def fake_backend_names() -> tuple[str, ...]:
         return tuple(sorted(b.name for b in FakeProviderForBackendV2().backends()))
 
 
-def _causes(exc: BaseException) -> list[BaseException]:
-    chain = []
+def _causes(exc: BaseException | None) -> list[BaseException]:
+    chain: list[BaseException] = []
     while exc is not None and exc not in chain:
         chain.append(exc)
         exc = exc.__cause__ or exc.__context__

@@ -130,7 +130,9 @@ def complete(record: JobRecord, job: Any, calibration_job: Any = None) -> None:
     if calibration_job is not None:
         calibration = [r.data.c.get_counts() for r in _wait(record, calibration_job, "calibration job")]
     save_counts(record, by_scale, calibration)
-    if calibration is not None:  # mthree's own code turns the counts into the calibration, saved beside the record
+    if (
+        calibration is not None and record.calibration is not None
+    ):  # mthree's own code turns the counts into the calibration, saved beside the record
         ReadoutCalibration.from_counts(
             get_backend(record.backend), record.calibration, calibration, calibration_path(record)
         )

@@ -202,7 +202,7 @@ class _CountsBackend:
 
     def run(self, circuits: Sequence[Any], shots: int | None = None, **options: Any) -> Any:
         circuits = list(circuits)
-        self.runs.append((circuits, int(shots)))
+        self.runs.append((circuits, int(shots or 0)))
         if self._counts is None:
             return _DoneJob(None)
         done = sum(len(c) for c, _ in self.runs[:-1])
@@ -221,7 +221,7 @@ class _DoneJob:
         return self
 
     def get_counts(self) -> list[dict[str, int]]:
-        return [dict(c) for c in self._counts]
+        return [dict(c) for c in self._counts or []]
 
 
 def calibration_plan(
@@ -271,7 +271,7 @@ class ReadoutCalibration:
         mit.cals_to_file(str(path))
         return ReadoutCalibration(path)
 
-    def correct(self, counts: Mapping[str, int], qubits: Sequence[int]) -> tuple[dict[str, float], float]:
+    def correct(self, counts: Counts, qubits: Sequence[int]) -> tuple[dict[str, float], float]:
         """The readout-corrected quasi-probabilities of ``counts`` and the mitigation overhead
         (the factor by which the shot-noise variance grows)."""
         quasi = self._mit.apply_correction(dict(counts), list(qubits), return_mitigation_overhead=True)

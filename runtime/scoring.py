@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,7 +126,7 @@ def _calibrate_now(record: JobRecord, backend: Any, qubits: list[int]) -> tuple[
     return plan.as_record(), [r.data.c.get_counts() for r in result]
 
 
-def _fidelity_rows(record: JobRecord, by_scale: Mapping[int, list[Counts]]) -> list[dict[str, Any]]:
+def _fidelity_rows(record: JobRecord, by_scale: Mapping[int, Sequence[Counts]]) -> list[dict[str, Any]]:
     def estimate(counts: Counts) -> Estimate:
         return fidelity_from_counts(counts, variant=record.variant, num_qubits=record.num_qubits)
 
@@ -154,7 +154,7 @@ def _fidelity_rows(record: JobRecord, by_scale: Mapping[int, list[Counts]]) -> l
     return rows
 
 
-def _reconstruction_rows(record: JobRecord, counts: list[Counts], png: str) -> list[dict[str, Any]]:
+def _reconstruction_rows(record: JobRecord, counts: Sequence[Counts], png: str) -> list[dict[str, Any]]:
     n = record.num_qubits
     rows, measured = [], []
     for i, (index, c, exact) in enumerate(zip(record.indices, counts, record.exact)):
@@ -177,7 +177,9 @@ def _reconstruction_rows(record: JobRecord, counts: list[Counts], png: str) -> l
     return rows
 
 
-def score(record: JobRecord, by_scale: Mapping[int, list[Counts]], png: str | os.PathLike | None = None) -> FetchResult:
+def score(
+    record: JobRecord, by_scale: Mapping[int, Sequence[Counts]], png: str | os.PathLike | None = None
+) -> FetchResult:
     """Interpret a job's counts (per ZNE scale, per binding) with the mitigation its record names."""
     figure = None
     if record.variant not in (RECONSTRUCTION, RECONSTRUCTION_POSTSELECT):

@@ -1,10 +1,13 @@
-"""The module graph of ``qmae_qiskit`` stays layered (docs/architecture.md): no import cycles, the
-circuits stay pure Qiskit, nothing reaches into the training loop, and the core never imports the
-runtime. Read from the source with ``ast``, so every import counts, lazy ones included."""
+"""The module graph of ``qmae_qiskit`` stays layered as docs/architecture.md states it: each module
+imports only from its own layer and the layers above it in the doc's table (read from the doc
+itself), no import cycles, the circuits stay pure Qiskit, nothing reaches into the training loop,
+and a job's data flows one way through the runtime. Read from the source with ``ast``, so every
+import counts, lazy ones included."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,17 +120,58 @@ def test_circuits_are_pure_qiskit():
             assert all(d.startswith("qmae_qiskit.circuits") for d in GRAPH[name]), name
 
 
-def test_the_core_does_not_import_the_runtime():
-    front_doors = {"qmae_qiskit.cli"}
-    for module, deps in GRAPH.items():
-        if module.startswith("qmae_qiskit.runtime") or module in front_doors:
-            continue
-        assert not any(d.startswith("qmae_qiskit.runtime") for d in deps), f"{module} imports the runtime"
+def _layers() -> list[tuple[str, list[str]]]:
+    """``(layer, modules)`` from the table of docs/architecture.md, top (most basic) first."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    table = text.split("| layer | modules | owns |", 1)[1].split("\n\n", 1)[0]
+    layers = []
+    for row in table.strip().splitlines()[1:]:
+        name, modules = (cell.strip() for cell in row.strip("|").split("|")[:2])
+        found = [m if m == "qmae_qiskit" else f"qmae_qiskit.{m}" for m in re.findall(r"`([\w.]+)`", modules)]
+        layers.append((name, found))
+    return layers
+
+
+LAYERS = _layers()
+LAYER_OF = {module: k for k, (_, modules) in enumerate(LAYERS) for module in modules}
+
+
+def test_the_doc_names_every_module_once():
+    named = [m for _, modules in LAYERS for m in modules]
+    assert len(LAYERS) >= 8 and sorted(set(named)) == sorted(named), "a module is named in two layers"
+    assert set(named) == set(MODULES), (
+        f"docs/architecture.md's table misses {sorted(set(MODULES) - set(named))} "
+        f"and names {sorted(set(named) - set(MODULES))}, which do not exist"
+    )
+
+
+def test_each_module_imports_only_its_own_layer_and_those_above():
+    wrong = [
+        f"{module} ({LAYERS[LAYER_OF[module]][0]}) imports {dep} ({LAYERS[LAYER_OF[dep]][0]})"
+        for module, deps in GRAPH.items()
+        for dep in deps
+        if LAYER_OF[dep] > LAYER_OF[module]
+    ]
+    assert not wrong, "; ".join(wrong)
+
+
+def test_the_core_imports_neither_the_runtime_nor_the_studies():
+    core = [m for m in MODULES if LAYER_OF[m] <= LAYER_OF["qmae_qiskit.training"]]
+    assert "qmae_qiskit.model" in core and "qmae_qiskit.engines.exact" in core
+    for module in core:
+        bad = [d for d in GRAPH[module] if d.startswith(("qmae_qiskit.runtime", "qmae_qiskit.studies"))]
+        assert not bad, f"{module} imports {bad}"
 
 
 def test_job_records_are_the_runtimes_base_layer():
     deps = GRAPH["qmae_qiskit.runtime.records"]
     assert not any(d.startswith("qmae_qiskit.runtime.") for d in deps), deps
+
+
+def test_a_jobs_data_flows_one_way():
+    for module in ("qmae_qiskit.runtime.retrieval", "qmae_qiskit.runtime.scoring", "qmae_qiskit.runtime.execution"):
+        assert "qmae_qiskit.runtime.submission" not in GRAPH[module], f"{module} imports submission"
+    assert "qmae_qiskit.runtime.retrieval" not in GRAPH["qmae_qiskit.runtime.scoring"]
 
 
 def test_test_files_have_unique_names():

@@ -9,7 +9,7 @@ def test_embedded_default_is_split_and_resized():
     train, test = load_mnist("train"), load_mnist("test")
     assert train.images.shape == (4000, 16, 16) and test.images.shape == (1000, 16, 16)
     assert train.source == "embedded"
-    assert 0.0 <= train.images.min() and train.images.max() <= 1.0
+    assert train.images.min() >= 0.0 and train.images.max() <= 1.0
     assert torch.bincount(test.labels).tolist() == [100] * 10
 
 

@@ -32,7 +32,7 @@ def test_quick_reproduce_writes_every_file_with_seeds_and_verdicts(tmp_path):
     assert set(table["ours"]) == names | {"qmae-25-postselect", "qae-25-postselect"}
     for row in table["ours"].values():
         for key in ("fidelity", "cosine_similarity", "ssim", "ssim_torchmetrics", "psnr", "accuracy", "masked_psnr"):
-            assert 0 <= row[key + "_stderr"] and (0 <= row[key] <= 1 or "psnr" in key)
+            assert row[key + "_stderr"] >= 0 and (0 <= row[key] <= 1 or "psnr" in key)
         assert row["fidelity_gain"] == pytest.approx(row["fidelity"] - row["input_fidelity"], abs=1e-9)
     ps = table["ours"]["qmae-25-postselect"]
     assert (

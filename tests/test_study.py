@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from qmae_qiskit.study import CEILINGS, GRID, KNOBS
+from qmae_qiskit.studies.study import CEILINGS, GRID, KNOBS
 
 
 def test_the_grid_is_every_combination_of_the_knobs():

@@ -16,9 +16,9 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 from .branches import Branches
+from .exact import ANSATZES
 
 ENGINES = ("exact", "estimator")
-ANSATZES = ("blocks", "unitary")
 
 __all__ = ["ANSATZES", "ENGINES", "Branches", "Engine", "make_engine"]
 

@@ -26,7 +26,7 @@ train with shot noise.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -59,6 +59,12 @@ def _observables(num_qubits: int, ancilla: int, fresh: Sequence[int]) -> list[Sp
         SparsePauliOp.from_sparse_list(with_anc, num_qubits).simplify(),
         SparsePauliOp.from_sparse_list(projector, num_qubits).simplify(),
     ]
+
+
+def _required(index: int | None) -> int:
+    if index is None:
+        raise ValueError("the paper circuit has a SWAP-test ancilla")
+    return index
 
 
 class EstimatorEngine:
@@ -102,13 +108,13 @@ class EstimatorEngine:
             num_qubits, variant="paper", trash_qubits=trash_qubits, pairs=pairs, decoder=decoder
         )
         circuit = self.spec.circuit
-        options = {"default_precision": precision}
+        options: dict[str, Any] = {"default_precision": precision}
         if seed is not None:
             options["run_options"] = {"seed": seed}
         self.qnn = EstimatorQNN(
             circuit=circuit,
             estimator=EstimatorV2(options=options),
-            observables=_observables(circuit.num_qubits, self.spec.ancilla, self.spec.fresh),
+            observables=_observables(circuit.num_qubits, _required(self.spec.ancilla), self.spec.fresh),
             input_params=self.spec.input_parameters,
             weight_params=self.spec.weight_parameters,
             input_gradients=True,

@@ -25,10 +25,11 @@ from collections.abc import Sequence
 import torch
 
 from ..circuits.ansatz import BLOCK_PARAMETERS
-from . import ANSATZES
 from .branches import Branches
 
-__all__ = ["ExactEngine", "block_matrices", "fuse_pairs", "trash_latent_order", "unitary_from_generator"]
+ANSATZES = ("blocks", "unitary")  # the paper's blocks, or a general unitary (the ceiling)
+
+__all__ = ["ANSATZES", "ExactEngine", "block_matrices", "fuse_pairs", "trash_latent_order", "unitary_from_generator"]
 
 # CNOTs in the block's 2-qubit basis index b0 + 2 b1 (Qiskit order: q0 is the low bit).
 _CX10 = torch.tensor([0, 1, 3, 2])  # control q1, target q0: |10> <-> |11>  (indices 2 <-> 3)
@@ -91,8 +92,8 @@ class _Blocks(torch.autograd.Function):
         adjoint = [grad]  # with respect to the prefix products, last first
         for k in range(3, 0, -1):
             adjoint.append(m[:, k].mH @ adjoint[-1])
-        adjoint = torch.stack(adjoint[::-1], 1)  # (P, 4, 4, 4)
-        dm = torch.cat([adjoint[:, :1], adjoint[:, 1:] @ prefix.mH], 1)
+        stacked = torch.stack(adjoint[::-1], 1)  # (P, 4, 4, 4)
+        dm = torch.cat([stacked[:, :1], stacked[:, 1:] @ prefix.mH], 1)
         dlayers = torch.empty_like(dm)
         rows = _ROW_PERMS.to(grad.device)  # each CNOT's permutation is its own inverse
         dlayers[:, torch.arange(4, device=grad.device)[:, None], rows] = dm
@@ -415,7 +416,7 @@ class ExactEngine:
         if ansatz not in ANSATZES:
             raise ValueError(f"unknown ansatz {ansatz!r}; choose one of {', '.join(ANSATZES)}")
         self.num_qubits = num_qubits
-        self.pairs = [tuple(p) for p in pairs]
+        self.pairs = [(int(p[0]), int(p[1])) for p in pairs]
         self.trash_qubits = tuple(trash_qubits)
         self.ansatz = ansatz
         self.dtype = dtype

@@ -30,9 +30,10 @@ from typing import Any
 
 import torch
 
-from . import checkpoint as ckpt
+from .. import checkpoint as ckpt
+from ..runs import writer_lock
 from .experiments import RunSpec, over_seeds, train_or_reuse, verdict
-from .runs import writer_lock
+from .report import markdown_table, render_template
 
 __all__ = ["GRID", "CEILINGS", "study"]
 
@@ -43,8 +44,8 @@ KNOBS = {
     "decoder": ("tied", "untied"),
     "token": ("shared", "per-patch"),
 }
-METRICS = ("fidelity", "input_fidelity", "fidelity_gain", "masked_psnr", "masked_cosine_similarity", "keep_probability")
-METRICS += ("accuracy", "input_accuracy")
+METRICS: tuple[str, ...] = ("fidelity", "input_fidelity", "fidelity_gain", "masked_psnr", "masked_cosine_similarity")
+METRICS += ("keep_probability", "accuracy", "input_accuracy")
 
 
 def _name(options: dict[str, Any]) -> str:
@@ -133,17 +134,17 @@ def _study(
     jobs: int,
     progress: bool,
 ) -> dict[str, Any]:
-    from .datasets import load_dataset
-    from .evaluation import passthrough, passthrough_fills
-    from .model import load_model
-    from .runs import versions
+    from ..datasets import load_dataset
+    from ..evaluation import passthrough, passthrough_fills
+    from ..model import load_model
+    from ..runs import versions
 
     wall = time.perf_counter()
     if load_dataset(dataset, "test", root=data_dir).labels is None:  # before anything is trained
         raise ValueError(f"qmae study compares classifier accuracy: {dataset} is unlabelled; use qmae evaluate")
     common = _common(quick, data_dir, dataset)
     grid, ceilings = (GRID[:4], CEILINGS[:1]) if quick else (GRID, CEILINGS)
-    plan = [(spec, seed, {}) for spec in grid for seed in range(seeds)]
+    plan: list[tuple[RunSpec, int, dict[str, Any]]] = [(spec, seed, {}) for spec in grid for seed in range(seeds)]
     plan += [(spec, seed, CEILING_OPTIONS) for spec in ceilings for seed in range(ceiling_seeds)]
     specs = [RunSpec(spec.name, {**spec.options, **extra}) for spec, _, extra in plan]
     start = time.perf_counter()
@@ -231,9 +232,9 @@ def _train_one(spec: RunSpec, runs: Path, seed: int, common: dict[str, Any], pro
 def _scoring(first: Path, data_dir: str | None, limit: int | None, quick: bool, progress: bool) -> tuple:
     """What every run is scored with: test images, training images, the classifier, the masks
     (once per process)."""
-    from .classifier import ClassifierOptions, cached_classifier
-    from .model import load_model
-    from .runs import data_for_run, saved_evaluation_masks
+    from ..classifier import ClassifierOptions, cached_classifier
+    from ..model import load_model
+    from ..runs import data_for_run, saved_evaluation_masks
 
     test = data_for_run(first, split="test", data_dir=data_dir, limit=limit)
     train_set = data_for_run(first, split="train", data_dir=data_dir, limit=1000 if quick else None, check=False)
@@ -246,8 +247,8 @@ def _scoring(first: Path, data_dir: str | None, limit: int | None, quick: bool, 
 def _score_one(
     path: Path, first: Path, data_dir: str | None, limit: int | None, quick: bool, progress: bool
 ) -> dict[str, Any]:
-    from .evaluation import evaluate_images
-    from .model import load_model
+    from ..evaluation import evaluate_images
+    from ..model import load_model
 
     test, _, classifier, masks = _scoring(first, data_dir, limit, quick, progress)
     model = load_model(path)
@@ -272,7 +273,7 @@ def _effects(
 ) -> list[dict[str, Any]]:
     """Each knob's effect on each metric: pairs of grid configurations that differ in that knob
     alone, the difference per pair and seed, its mean and paired 95 % interval."""
-    from .metrics import paired_interval
+    from ..metrics import paired_interval
 
     grid = {name: c for name, c in configs.items() if "ansatz" not in c}
     out = []
@@ -309,9 +310,11 @@ def _verdicts(result: dict[str, Any]) -> list[dict[str, Any]]:
 
     def add(claim: str, a: list[float], b: list[float], unit: str = "") -> None:
         if len(a) < 2:
-            out.append(
-                {"claim": claim, "sentence": f"{claim}: one seed, no interval (run with --seeds 3)", "holds": None}
-            )
+            one_seed: dict[str, Any] = {
+                "claim": claim,
+                "sentence": f"{claim}: one seed, no interval (run with --seeds 3)",
+            }
+            out.append({**one_seed, "holds": None})
             return
         v = verdict(claim, a, b, unit=unit)
         out.append({"claim": claim, "sentence": v.sentence(), "holds": v.holds, **v.interval._asdict()})
@@ -392,22 +395,8 @@ def _table_row(label: str, s: dict[str, Any], row: dict[str, Any]) -> list[str]:
 
 
 def report(result: dict[str, Any]) -> str:
-    """The generated tables of ``report.md``: every configuration, the ceilings, the pass-through
-    rows, the knobs' effects and the verdicts."""
-    md = lambda header, rows: "\n".join(  # noqa: E731
-        ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
-    )
-    lines = ["# Inpainting study: generated tables", ""]
-    if result["quick"]:
-        lines += ["**Quick run**: one epoch on 1,000 images, a few configurations. A smoke test, not results.", ""]
-    lines += [
-        f"{result['test_images']} test images ({result['test_source']}), the same saved masks for every row; "
-        f"{result['seeds']} seeds per configuration (ceilings: {result['ceiling_seeds']}); ± is the standard deviation "
-        "over seeds (the standard error over images for single-seed rows and the pass-through rows). Configuration "
-        "names: objective-Llayers-klatent-decoder-token. *P(keep)*: the fraction of shots post-selection keeps. "
-        "*Input accuracy*: the classifier on the model's own filled input.",
-        "",
-    ]
+    """``report.md``: ``templates/study_report.md`` with every configuration, the ceilings, the
+    pass-through rows, the knobs' effects and the verdicts."""
     passes = result["passthrough"]
     pass_rows = [
         [f"pass-through: {name.replace('_', ' ')}", f"{r['fidelity']:.3f} ± {r['fidelity_stderr']:.3f}", "–",
@@ -423,49 +412,43 @@ def report(result: dict[str, Any]) -> str:
         for name, c in result["configs"].items()
         if "ansatz" in c and name in result["rows"]
     ]
+    tables = []
     for objective in KNOBS["objective"]:
         names = [n for n, c in result["configs"].items() if c.get("objective") == objective and "ansatz" not in c]
         names = [n for n in names if n in result["rows"]]
-        if not names:
-            continue
-        lines += [f"## Objective: {objective}", ""]
-        body = [_table_row(n, result["summary"][n], result["rows"][n][0]) for n in names]
-        body += [row for row in ceilings if f" {objective}-" in row[0]] + pass_rows
-        lines += [md(TABLE_HEADER, body), ""]
-    lines += [
-        "## What each knob does",
-        "",
-        "Pairs of configurations that differ in one knob only; the difference per pair and seed, its mean and paired "
-        "95 % interval.",
-        "",
-    ]
+        if names:
+            body = [_table_row(n, result["summary"][n], result["rows"][n][0]) for n in names]
+            body += [row for row in ceilings if f" {objective}-" in row[0]] + pass_rows
+            tables.append(f"## Objective: {objective}\n\n{markdown_table(TABLE_HEADER, body)}\n\n")
 
     def effect_row(e: dict[str, Any]) -> list[str]:
         word = "undecided" if e["low"] <= 0 <= e["high"] else ("raises it" if e["low"] > 0 else "lowers it")
         interval = f"[{e['low']:+.4f}, {e['high']:+.4f}]"
-        return [
-            e["knob"],
-            f"{e['from']} -> {e['to']}",
-            e["metric"],
-            f"{e['mean']:+.4f}",
-            interval,
-            str(e["samples"]),
-            word,
-        ]
+        return [e["knob"], f"{e['from']} -> {e['to']}", e["metric"], f"{e['mean']:+.4f}", interval, str(e["samples"]),
+                word]  # fmt: skip
 
-    effect_rows = [effect_row(e) for e in result["effects"]]
-    lines += [md(["knob", "change", "metric", "mean difference", "95 % interval", "pairs", "verdict"], effect_rows), ""]
-    lines += ["## Verdicts", ""] + [f"- {v['sentence']}." for v in result["verdicts"]]
+    effects_header = ["knob", "change", "metric", "mean difference", "95 % interval", "pairs", "verdict"]
     t = result["timings"]
-    lines += [
-        "",
-        f"Compute: training {t['train_total_s'] / 60:.1f} min of run time over {len(t['train_s'])} runs "
-        f"({t.get('jobs', 1)} at once in the last call, whose training took {t.get('train_wall_s', 0) / 60:.1f} min "
-        f"of wall time), evaluation {t['evaluation_s'] / 60:.1f} min, the last call {t['total_s'] / 60:.1f} min "
-        "(runs trained earlier are reused).",
-        "",
-    ]
-    return "\n".join(lines)
+    quick = "**Quick run**: one epoch on 1,000 images, a few configurations. A smoke test, not results.\n\n"
+    return render_template(
+        "study_report.md",
+        {
+            "quick_note": quick if result["quick"] else "",
+            "test_images": result["test_images"],
+            "test_source": result["test_source"],
+            "seeds": result["seeds"],
+            "ceiling_seeds": result["ceiling_seeds"],
+            "tables": "".join(tables),
+            "effects": markdown_table(effects_header, [effect_row(e) for e in result["effects"]]),
+            "verdicts": "\n".join(f"- {v['sentence']}." for v in result["verdicts"]),
+            "train_min": f"{t['train_total_s'] / 60:.1f}",
+            "runs": len(t["train_s"]),
+            "jobs": t.get("jobs", 1),
+            "train_wall_min": f"{t.get('train_wall_s', 0) / 60:.1f}",
+            "evaluation_min": f"{t['evaluation_s'] / 60:.1f}",
+            "total_min": f"{t['total_s'] / 60:.1f}",
+        },
+    )
 
 
 def _figures(
@@ -477,9 +460,9 @@ def _figures(
     result: dict[str, Any],
 ) -> None:
     """Reconstructions of the first 6 test images by every configuration (seed 0), per objective."""
-    from .figures import save_image_grid
-    from .metrics import scale_reconstruction
-    from .model import load_model
+    from ..figures import save_image_grid
+    from ..metrics import scale_reconstruction
+    from ..model import load_model
 
     idx = torch.arange(6)
     x, m = images[idx], masks[idx]

@@ -39,7 +39,9 @@ from typing import Any
 
 import torch
 
-from .model import QMAE
+from ..model import QMAE
+
+CPU = torch.device("cpu")
 
 EPOCH_IMAGES = 24_345
 
@@ -50,7 +52,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time(fn: Callable[[], Any], *, repeat: int, warmup: int = 2, device: torch.device = torch.device("cpu")) -> float:
+def _time(fn: Callable[[], Any], *, repeat: int, warmup: int = 2, device: torch.device = CPU) -> float:
     """Median seconds of ``fn`` over ``repeat`` calls (the GPU's work included)."""
     for _ in range(warmup):
         fn()
@@ -72,7 +74,7 @@ def _device(name: str) -> torch.device:
 
 
 def _images(count: int, size: int = 16, seed: int = 0) -> torch.Tensor:
-    from .data import load_mnist, resize
+    from ..data import load_mnist, resize
 
     images = load_mnist("train", limit=max(count, 10)).images[:count]
     if len(images) < count:  # more than the embedded sample: tile it
@@ -101,7 +103,7 @@ def _setup(batch: int, device: torch.device, **model_options: Any) -> tuple[QMAE
     return model, images, mask
 
 
-def bench_exact(batches: list[int], repeat: int, device: torch.device = torch.device("cpu")) -> list[dict[str, float]]:
+def bench_exact(batches: list[int], repeat: int, device: torch.device = CPU) -> list[dict[str, float]]:
     rows = []
     for batch in batches:
         model, images, mask = _setup(batch, device)
@@ -113,7 +115,7 @@ def bench_exact(batches: list[int], repeat: int, device: torch.device = torch.de
     return rows
 
 
-def bench_roofline(batch: int, repeat: int, device: torch.device = torch.device("cpu")) -> dict[str, float]:
+def bench_roofline(batch: int, repeat: int, device: torch.device = CPU) -> dict[str, float]:
     """The unavoidable products: U (256x256, complex64) on 2B states, forward and backward."""
     gen = torch.Generator().manual_seed(0)
     u = torch.randn(256, 256, dtype=torch.complex64, generator=gen).to(device).requires_grad_()
@@ -143,11 +145,11 @@ def bench_roofline(batch: int, repeat: int, device: torch.device = torch.device(
     }
 
 
-def bench_epoch(batch: int, data_dir: str | None, device: torch.device = torch.device("cpu")) -> dict[str, Any]:
+def bench_epoch(batch: int, data_dir: str | None, device: torch.device = CPU) -> dict[str, Any]:
     """One real epoch through :func:`qmae_qiskit.training.train` (no evaluation, no progress bar)."""
     import tempfile
 
-    from .training import train
+    from ..training import train
 
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
@@ -196,7 +198,7 @@ def paper_stack_step(images: torch.Tensor, masked: torch.Tensor, theta: torch.Te
     """The paper's stack: PennyLane ``default.qubit``, 18 wires, one image per call, backprop."""
     import pennylane as qml
 
-    from .circuits.ansatz import all_pairs
+    from ..circuits.ansatz import all_pairs
 
     data, fresh, ref, anc = list(range(8)), 8, list(range(9, 17)), 17
     dev = qml.device("default.qubit", wires=18)
@@ -263,7 +265,7 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 2**20)
 
 
-def _scaling_point(n: int, batch: int, repeat: int, device: torch.device = torch.device("cpu")) -> dict[str, Any]:
+def _scaling_point(n: int, batch: int, repeat: int, device: torch.device = CPU) -> dict[str, Any]:
     size = 2 ** (n // 2)
     if n % 2:
         raise ValueError("n must be even (square images)")
@@ -282,16 +284,14 @@ def _scaling_point(n: int, batch: int, repeat: int, device: torch.device = torch
     return row
 
 
-def bench_scaling(
-    ns: list[int], batch: int, repeat: int, device: torch.device = torch.device("cpu")
-) -> list[dict[str, Any]]:
+def bench_scaling(ns: list[int], batch: int, repeat: int, device: torch.device = CPU) -> list[dict[str, Any]]:
     rows = []
     for n in ns:
         done = subprocess.run(
             [
                 sys.executable,
                 "-m",
-                "qmae_qiskit.bench",
+                "qmae_qiskit.studies.bench",
                 "--scaling-point",
                 str(n),
                 "--batch",
@@ -317,7 +317,7 @@ def bench_scaling(
     return rows
 
 
-def bench_evaluation(count: int, device: torch.device = torch.device("cpu")) -> dict[str, Any]:
+def bench_evaluation(count: int, device: torch.device = CPU) -> dict[str, Any]:
     model, images, mask = _setup(count, device)
 
     def run() -> None:
@@ -345,7 +345,7 @@ def run(*, quick: bool, data_dir: str | None, estimator_n8_backward: bool, devic
     }
     if gpu:
         result["machine"]["gpu"] = torch.cuda.get_device_name(dev)
-    from .runs import versions
+    from ..runs import versions
 
     result["versions"] = versions()
     result["exact"] = bench_exact([1, 32, 128, 512] + ([2048, 8192] if gpu else []), repeat, dev)
@@ -446,7 +446,7 @@ def table(result: dict[str, Any]) -> str:
 
 def plot(result: dict[str, Any], path: str) -> None:
     """Two panels: seconds per image of every path (log scale), and exact-engine scaling with n."""
-    from .figures import new_figure, save_figure
+    from ..figures import new_figure, save_figure
 
     fig, (left, right) = new_figure(1, 2, figsize=(10, 3.6))
     bars = {f"exact b={r['batch']}": r["s_per_image"] for r in result["exact"]}
@@ -502,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(table(result))
     if args.json:
-        from .checkpoint import write_json
+        from ..checkpoint import write_json
 
         write_json(args.json, result)
         plot(result, str(Path(args.json).with_suffix(".png")))

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from . import checkpoint as ckpt
-from .metrics import Interval, paired_interval
+from .. import checkpoint as ckpt
+from ..metrics import Interval, paired_interval
 
 __all__ = ["RunSpec", "run_dir", "finished", "train_or_reuse", "over_seeds", "Verdict", "verdict", "compare"]
 
@@ -60,7 +60,7 @@ def train_or_reuse(
     Returns:
         ``(run directory, seconds spent now, "reused" | "resumed" | "trained")``.
     """
-    from .training import resume, train
+    from ..training import resume, train
 
     path = run_dir(runs, spec, seed)
     start = time.perf_counter()
@@ -120,7 +120,12 @@ class Verdict:
 
 
 def verdict(
-    claim: str, a: Sequence[float], b: Sequence[float], *, unit: str = "", paired_over: str = "seeds"
+    claim: str,
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    *,
+    unit: str = "",
+    paired_over: str = "seeds",
 ) -> Verdict:
     """The verdict on "a > b" from paired samples (per seed, or per image for a single seed)."""
     return Verdict(claim, paired_interval(a, b), unit, paired_over)

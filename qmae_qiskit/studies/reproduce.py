@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import checkpoint as ckpt
+from .. import checkpoint as ckpt
+from ..runs import writer_lock
 from .experiments import RunSpec, Verdict, compare, over_seeds, train_or_reuse, verdict
-from .runs import writer_lock
+from .report import markdown_table, render_template
 
 __all__ = ["PAPER", "RUNS", "reproduce"]
 
@@ -120,11 +121,11 @@ def reproduce(
 def _reproduce(
     out: Path, *, quick: bool, data_dir: str | None, progress: bool, seeds: int, dataset: str
 ) -> dict[str, Any]:
-    from .classifier import ClassifierOptions, accuracy, cached_classifier
-    from .datasets import load_dataset
-    from .evaluation import evaluate_images, passthrough, passthrough_fills
-    from .model import load_model
-    from .runs import data_for_run, saved_evaluation_masks, versions
+    from ..classifier import ClassifierOptions, accuracy, cached_classifier, labels_of
+    from ..datasets import load_dataset
+    from ..evaluation import evaluate_images, passthrough, passthrough_fills
+    from ..model import load_model
+    from ..runs import data_for_run, saved_evaluation_masks, versions
 
     wall = time.perf_counter()
     runs = out / "runs"
@@ -188,7 +189,7 @@ def _reproduce(
         "summary": {name: over_seeds(r, SUMMARY_KEYS) for name, r in rows.items()},
         "passthrough": {name: _without_per_image(r) for name, r in pass_rows.items()},
         "baselines": {  # the inputs the classifier sees without any autoencoder, on QMAE-25's masks
-            "clean": {"accuracy": accuracy(classifier, test.images, test.labels)},
+            "clean": {"accuracy": accuracy(classifier, test.images, labels_of(test))},
             "masked, zeros": _baseline(pass_rows["zeros"]),
             "masked, learned token": _baseline(pass_rows["token"]),
             "masked, mean training image": _baseline(pass_rows["mean_image"]),
@@ -379,14 +380,22 @@ def _table1_rows(result: dict[str, Any]) -> list[list[str]]:
     for name, b in result["baselines"].items():
         fid = b.get("fidelity")
         rows.append(
-            [f"input: {name}", _fmt(*fid) if fid else "–", "–", "–", "–", "–", "–", _fmt(*b["accuracy"], pct=True)]
+            [
+                f"input: {name}",
+                _fmt(*fid) if fid else "–",
+                "–",
+                "–",
+                "–",
+                "–",
+                "–",
+                _fmt(b["accuracy"][0], b["accuracy"][1], pct=True),
+            ]
         )
     return rows
 
 
 def _markdown(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    return markdown_table(header, rows) + "\n"
 
 
 def _write_tables(out: Path, result: dict[str, Any]) -> None:
@@ -415,8 +424,8 @@ def _write_tables(out: Path, result: dict[str, Any]) -> None:
 def _figures(
     out: Path, models: dict[str, Any], images: torch.Tensor, masks: dict[str, torch.Tensor], mean_fill: torch.Tensor
 ) -> None:
-    from .figures import new_figure, save_figure, save_image_grid
-    from .metrics import scale_reconstruction
+    from ..figures import new_figure, save_figure, save_image_grid
+    from ..metrics import scale_reconstruction
 
     idx = torch.arange(5)
     x = images[idx]
@@ -465,130 +474,73 @@ def _figures(
 
 
 def _report(out: Path, result: dict[str, Any], *, quick: bool, data_dir: str | None) -> None:
-    summary, base, passes = result["summary"], result["baselines"], result["passthrough"]
+    """REPORT.md: ``templates/reproduce_report.md`` filled with this run's numbers."""
+    summary, base, passes, ours = result["summary"], result["baselines"], result["passthrough"], result["ours"]
     q, a, ps = summary["qmae-25"], summary["qae-25"], summary["qmae-25-postselect"]
-    ours = result["ours"]
-    mean = {name: {k: v["mean"] for k, v in s.items()} for name, s in summary.items()}
-    lines = ["# Reproducing *Quantum Masked Autoencoders for Vision Learning*, and asking whether it inpaints", ""]
-    if quick:
-        lines += ["**Quick run** (small subsets, one epoch): a smoke test of the pipeline, not results.", ""]
-    lines += [
-        f"Test images: {result['test_images']} ({result['test_source']}); the same saved masks for every 25 % model "
-        "and every pass-through row. Image metrics use the inference-time *visible-pixel* scaling (least-squares fit "
-        "of the unmasked pixels, clipped to [0, 1]); the oracle scaling (norm of the unmasked original) appears only "
-        f"in its own column. {_spread_note(result)}",
-        "",
-        "## Does it fill in the masked patch?",
-        "",
-        "A masked autoencoder exists to fill in what was masked. So each model sits next to what passing its own "
-        "filled input through would score (*input fidelity*; *gain* is the difference, paired per image), and next "
-        "to three fills that need no autoencoder at all: zeros, the learned token, and the per-pixel mean training "
-        "image (the classical fill any inpainting must beat). *Masked PSNR* and *masked cosine similarity* look at "
-        "the masked pixels only, where the filling happens. Post-selected rows keep only the shots whose trash qubit "
-        "reads 0; *P(keep)* is that fraction.",
-        "",
-        (out / "inpainting.md").read_text(),
-        "![masked input, reset and post-selected QMAE, the mean-image fill, the original](inpainting.png)",
-        "",
-        "Each claim below is decided by a paired 95 % interval of the difference (per seed with several seeds, "
-        "per image with one); where the interval includes 0 it is called undecided.",
-        "",
-    ]
-    lines += [f"- {v['sentence']}." for v in result["verdicts"]]
-    lines += [
-        "",
-        f"In numbers: the paper's objective (reset) leaves QMAE's output {mean['qmae-25']['fidelity_gain']:+.3f} in "
-        "fidelity from its own input: with 7 of 8 qubits kept and the trash reset, the channel can do little but pass "
-        f"the input through. Post-selection opens it: {mean['qmae-25-postselect']['fidelity']:.3f} on the kept shots "
-        f"({100 * mean['qmae-25-postselect']['keep_probability']:.0f} % of them), a gain of "
-        f"{mean['qmae-25-postselect']['fidelity_gain']:+.3f} over its own input. The mean training image, written "
-        f"into the patch, has fidelity {passes['mean_image']['fidelity']:.3f} and masked PSNR "
-        f"{passes['mean_image']['masked_psnr']:.2f} dB: the bar for filling in.",
-        "",
-        "## Table 1 of the paper, and ours",
-        "",
-        (out / "table1.md").read_text(),
-        "",
-        "## What reproduced",
-        "",
-    ]
-    for key, label in (
-        ("fidelity", "fidelity"),
-        ("cosine_similarity", "cosine similarity"),
-        ("ssim", "SSIM"),
-        ("accuracy", "ResNet18 accuracy"),
-    ):
-        paper_q, ours_q = PAPER["qmae-25"][key], q[key]["mean"]
-        lines.append(
-            f"- **{label}**: our QMAE {ours_q:.3f} {'beats' if ours_q > paper_q else 'does not reach'} the paper's "
-            f"{paper_q:.3f} (QAE: ours {a[key]['mean']:.3f}, the paper's {PAPER['qae-25'][key]:.3f})."
-        )
     qt, at = summary["qmae-25-trash"], summary["qae-25-trash"]
-    lines += [
-        "",
-        f"## The trash term (weight {TRASH_WEIGHT:g}; not the paper's loss)",
-        "",
-        "The paper trains on 1 - F alone. Adding the compression objective of Romero et al.'s quantum autoencoder, "
-        f"{TRASH_WEIGHT:g} x mean(1 - P(trash = 0)) after the encoder (`qmae train --trash-weight {TRASH_WEIGHT:g}`), "
-        "pushes the information into the latent qubits, so the reset discards less and the reconstruction carries "
-        "less of the trash = 1 ghost. The weight was chosen among 0, 1 and 3 on 2,000 training images held out from "
-        "the autoencoder, not on the test split. With it QMAE reaches "
-        f"{qt['fidelity']['mean']:.3f} fidelity and {100 * qt['accuracy']['mean']:.2f} % accuracy (QAE with the same "
-        f"term: {at['fidelity']['mean']:.3f}, {100 * at['accuracy']['mean']:.2f} %).",
-        "",
-        "## Post-selection",
-        "",
-        "Measuring the trash qubit instead of resetting it, and keeping only the shots where it reads 0 (on IBM "
-        "hardware a mid-circuit measurement; `qmae submit --variant postselect`), turns the decoder's output into a "
-        "learned projection of the input, which can move the masked patch. Trained for it (`qmae train --objective "
-        f"postselect`, acceptance term weight {result['postselect_keep_weight']:g} by default, "
-        f"chosen on held-out training images), QMAE reaches {ps['fidelity']['mean']:.3f} on the kept shots "
-        f"({100 * ps['keep_probability']['mean']:.1f} % kept), masked PSNR {ps['masked_psnr']['mean']:.2f} dB and "
-        f"{100 * ps['accuracy']['mean']:.2f} % accuracy. The reset-trained models read with post-selection at "
-        f"inference only (Table 1's last two model rows): QMAE {ours['qmae-25']['postselected_fidelity']:.3f} "
-        f"({100 * ours['qmae-25']['postselected_accuracy']:.2f} %), QAE {ours['qae-25']['postselected_fidelity']:.3f} "
-        f"({100 * ours['qae-25']['postselected_accuracy']:.2f} %).",
-        "",
-        "## The pass-through baselines",
-        "",
-        "The masked input itself, compared with the original, has fidelity "
-        f"{base['masked, learned token']['fidelity'][0]:.3f} with QMAE 25 %'s learned token, "
-        f"{base['masked, zeros']['fidelity'][0]:.3f} with zeros and "
-        f"{base['masked, mean training image']['fidelity'][0]:.3f} with the mean training image. Classifier accuracy: "
-        f"clean {100 * base['clean']['accuracy'][0]:.2f} % (paper {100 * PAPER_CLEAN_ACCURACY:.2f} %), masked with "
-        f"zeros {100 * base['masked, zeros']['accuracy'][0]:.2f} %, with the token "
-        f"{100 * base['masked, learned token']['accuracy'][0]:.2f} %, with the mean image "
-        f"{100 * base['masked, mean training image']['accuracy'][0]:.2f} %.",
-        "",
-        "## SSIM definitions",
-        "",
-        f"scikit-image (7x7 uniform window, data_range 1): QMAE {q['ssim']['mean']:.3f}, QAE {a['ssim']['mean']:.3f}. "
-        "torchmetrics with its defaults (11x11 gaussian, sigma 1.5, data range from the batch), as the paper's code "
-        f"would: QMAE {q['ssim_torchmetrics']['mean']:.3f}, QAE {a['ssim_torchmetrics']['mean']:.3f}. On 16x16 images "
-        "the window is a large part of the image, so the definition alone moves SSIM noticeably.",
-        "",
-        "## How this was run",
-        "",
-        f"Command: `qmae reproduce --out {out}{' --quick' if quick else ''}"
-        f"{' --data-dir ' + data_dir if data_dir else ''} --seeds {result['seeds_per_configuration']}`. Seeds: "
-        "training 0, 1, ... (weights, data order, masks), evaluation masks 1234, classifier 0. Training: exact "
-        "engine, Adam lr 0.02 cosine, batch 32, 3 epochs (quick: 2,000 images, batch 64, 1 epoch); the trash-term "
-        "runs add "
-        f"`--trash-weight {TRASH_WEIGHT:g}`, the post-selected ones `--objective postselect`.",
-        "",
-        "Wall times (s): "
-        + ", ".join(
-            f"{k} {v['train_s']} ({v['how']})"
-            for k, v in result["timings"].items()
-            if isinstance(v, dict) and "train_s" in v
-        )
-        + f"; classifier {result['timings']['classifier']['s']} (training it took "
-        f"{result['timings']['classifier'].get('trained_s', 'n/a')} s, once; then cached); evaluation "
-        f"{result['timings']['evaluation_s']}; total {result['timings'].get('total_s')}.",
-        "",
-        "Versions: "
-        + ", ".join(f"{k} {v}" for k, v in result["versions"].items())
-        + f"; {result['machine']['platform']}, {result['machine']['threads']} threads.",
-        "",
+    labels = {"fidelity": "fidelity", "cosine_similarity": "cosine similarity", "ssim": "SSIM"}
+    labels["accuracy"] = "ResNet18 accuracy"
+    reproduced = [
+        f"- **{label}**: our QMAE {q[key]['mean']:.3f} "
+        f"{'beats' if q[key]['mean'] > PAPER['qmae-25'][key] else 'does not reach'} the paper's "
+        f"{PAPER['qmae-25'][key]:.3f} (QAE: ours {a[key]['mean']:.3f}, the paper's {PAPER['qae-25'][key]:.3f})."
+        for key, label in labels.items()
     ]
-    ckpt.atomic_write(out / "REPORT.md", lambda fh: fh.write("\n".join(lines).encode()))
+    timings = result["timings"]
+    walls = (f"{k} {v['train_s']} ({v['how']})" for k, v in timings.items() if isinstance(v, dict) and "train_s" in v)
+    command = f"qmae reproduce --out {out}{' --quick' if quick else ''}{' --data-dir ' + data_dir if data_dir else ''}"
+    pct = lambda x: f"{100 * x:.2f}"  # noqa: E731
+    values = {
+        "quick_note": "**Quick run** (small subsets, one epoch): a smoke test of the pipeline, not results.\n\n"
+        if quick
+        else "",
+        "test_images": result["test_images"],
+        "test_source": result["test_source"],
+        "spread_note": _spread_note(result),
+        "inpainting_table": (out / "inpainting.md").read_text(),
+        "verdicts": "\n".join(f"- {v['sentence']}." for v in result["verdicts"]),
+        "reset_gain": f"{q['fidelity_gain']['mean']:+.3f}",
+        "ps_fidelity": f"{ps['fidelity']['mean']:.3f}",
+        "ps_kept_pct": f"{100 * ps['keep_probability']['mean']:.0f}",
+        "ps_kept_pct1": f"{100 * ps['keep_probability']['mean']:.1f}",
+        "ps_gain": f"{ps['fidelity_gain']['mean']:+.3f}",
+        "ps_masked_psnr": f"{ps['masked_psnr']['mean']:.2f}",
+        "ps_accuracy": pct(ps["accuracy"]["mean"]),
+        "mean_image_fidelity": f"{passes['mean_image']['fidelity']:.3f}",
+        "mean_image_masked_psnr": f"{passes['mean_image']['masked_psnr']:.2f}",
+        "table1": (out / "table1.md").read_text(),
+        "reproduced": "\n".join(reproduced),
+        "trash_weight": f"{TRASH_WEIGHT:g}",
+        "trash_qmae_fidelity": f"{qt['fidelity']['mean']:.3f}",
+        "trash_qmae_accuracy": pct(qt["accuracy"]["mean"]),
+        "trash_qae_fidelity": f"{at['fidelity']['mean']:.3f}",
+        "trash_qae_accuracy": pct(at["accuracy"]["mean"]),
+        "keep_weight": f"{result['postselect_keep_weight']:g}",
+        "qmae_ps_fidelity": f"{ours['qmae-25']['postselected_fidelity']:.3f}",
+        "qmae_ps_accuracy": pct(ours["qmae-25"]["postselected_accuracy"]),
+        "qae_ps_fidelity": f"{ours['qae-25']['postselected_fidelity']:.3f}",
+        "qae_ps_accuracy": pct(ours["qae-25"]["postselected_accuracy"]),
+        "token_fidelity": f"{base['masked, learned token']['fidelity'][0]:.3f}",
+        "zeros_fidelity": f"{base['masked, zeros']['fidelity'][0]:.3f}",
+        "mean_fidelity": f"{base['masked, mean training image']['fidelity'][0]:.3f}",
+        "clean_accuracy": pct(base["clean"]["accuracy"][0]),
+        "paper_clean_accuracy": pct(PAPER_CLEAN_ACCURACY),
+        "zeros_accuracy": pct(base["masked, zeros"]["accuracy"][0]),
+        "token_accuracy": pct(base["masked, learned token"]["accuracy"][0]),
+        "mean_accuracy": pct(base["masked, mean training image"]["accuracy"][0]),
+        "qmae_ssim": f"{q['ssim']['mean']:.3f}",
+        "qae_ssim": f"{a['ssim']['mean']:.3f}",
+        "qmae_ssim_tm": f"{q['ssim_torchmetrics']['mean']:.3f}",
+        "qae_ssim_tm": f"{a['ssim_torchmetrics']['mean']:.3f}",
+        "command": f"{command} --seeds {result['seeds_per_configuration']}",
+        "wall_times": ", ".join(walls),
+        "classifier_s": timings["classifier"]["s"],
+        "classifier_trained_s": timings["classifier"].get("trained_s", "n/a"),
+        "evaluation_s": timings["evaluation_s"],
+        "total_s": timings.get("total_s"),
+        "versions": ", ".join(f"{k} {v}" for k, v in result["versions"].items()),
+        "platform": result["machine"]["platform"],
+        "threads": result["machine"]["threads"],
+    }
+    text = render_template("reproduce_report.md", values)
+    ckpt.atomic_write(out / "REPORT.md", lambda fh: fh.write(text.encode()))
