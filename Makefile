@@ -1,4 +1,6 @@
-# Two commands for a fresh machine:  make demo  (train briefly, print the fidelity)  and  make test.
+# Two commands for a fresh machine:  make demo  (train briefly, print the fidelity)  and  make test
+# (ruff, mypy and the unit tests: minutes). make test-slow runs the integration tests that make test
+# leaves out (notebooks, studies, hardware benchmarks, full MNIST); CI (.ci/run) runs both.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -21,7 +23,10 @@ test: install
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m ruff format --check .
 	$(MAKE) typecheck
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow tests
 
 # mypy over the package as it installs (circuits/ and runtime/ are qmae_qiskit.circuits and .runtime)
 TYPECHECK := build/typecheck

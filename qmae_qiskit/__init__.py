@@ -3,8 +3,10 @@
 Train on Aer (or the exact batched simulator), run inference on IBM Quantum hardware. The public
 API, re-exported here::
 
-    QMAE, QAE, load_model                    the model (qmae_qiskit.model)
+    QMAE, QAE, ModelConfig, build_model,    the model and its architecture (qmae_qiskit.model)
+    load_model
     train, resume, TrainConfig, TrainResult  training into a run directory (qmae_qiskit.training)
+    OptionError                              a bad option, named as the caller spelled it (qmae_qiskit.options)
     evaluate, evaluate_run, EvalResult       scoring (qmae_qiskit.evaluation)
     evaluation_masks, data_for_run           a run's masks and data (qmae_qiskit.runs)
     load_dataset, load_mnist, ImageSet       images: MNIST, other datasets, your folders (qmae_qiskit.datasets)
@@ -15,14 +17,18 @@ Hardware jobs live in :mod:`qmae_qiskit.runtime`, circuit templates in :mod:`qma
 from .data import ImageSet, load_mnist
 from .datasets import load_dataset
 from .evaluation import EvalResult, evaluate, evaluate_run
-from .model import QAE, QMAE, load_model
+from .model import QAE, QMAE, ModelConfig, build_model, load_model
+from .options import OptionError
 from .runs import data_for_run, evaluation_masks
 from .training import TrainConfig, TrainResult, resume, train
 
 __all__ = [
     "QMAE",
     "QAE",
+    "ModelConfig",
+    "build_model",
     "load_model",
+    "OptionError",
     "TrainConfig",
     "TrainResult",
     "train",

@@ -125,6 +125,7 @@ class ModelConfig(Options):
         "the approximate ladder embedding hardware runs (L layers of n-1 CNOTs) instead of the exact one; slow to "
         "train: for fine-tuning",
         minimum=1,
+        maximum=64,  # 64 (n - 1) CNOTs decohere on any device and take minutes to fit: more is a typo
         metavar="L",
     )
 
@@ -150,8 +151,10 @@ class ModelConfig(Options):
         def named(name: str, check: Callable[[], Any]) -> Any:
             try:
                 return check()
-            except ValueError as exc:
-                raise OptionError(f"{{0}}: {exc}", name) from None
+            except ValueError as exc:  # the message names the option, or is prefixed with it
+                text = str(exc)
+                message = "{0}" + text[len(name) :] if text.startswith(name + " ") else "{0}: " + text
+                raise OptionError(message, name) from None
 
         n = named("image_size", lambda: self.num_qubits)
         named("patch_size", lambda: patch_grid(self.image_size, self.patch_size))

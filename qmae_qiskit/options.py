@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import re
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -64,7 +65,8 @@ class OptionError(ValueError):
     def render(self, style: str) -> str:
         """The message with the option names spelled for ``style`` (:data:`FLAG`, :data:`KEYWORD`
         or a key path such as ``"options"``)."""
-        return self.message.format(*(spell(n, style) for n in self.names))
+        # only {0}, {1}, ... are placeholders: other braces (a value's repr, a path) stay as they are
+        return re.sub(r"\{(\d+)\}", lambda m: spell(self.names[int(m.group(1))], style), self.message)
 
 
 @dataclass(frozen=True)

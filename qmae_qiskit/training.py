@@ -483,7 +483,8 @@ def train(
         A :class:`TrainResult` with the trained model and the per-step history.
 
     Raises:
-        ValueError: a bad option; ``out`` is a file, already holds a run, or holds other files.
+        OptionError: a bad option (a ValueError, naming it as a keyword: ``lr``).
+        ValueError: ``out`` is a file, already holds a run, or holds other files.
         RunLockedError: another process is writing ``out``.
     """
     memory = None
@@ -547,7 +548,7 @@ def resume(run_dir: str | os.PathLike, *, progress: bool = True, **overrides: An
     Raises:
         CheckpointError: not a run directory, an unreadable checkpoint, or a ``config.json``
             whose options are not valid.
-        ValueError: an option that contradicts the saved configuration.
+        OptionError: an option that contradicts the saved configuration.
         RunLockedError: another process is writing the run (it is still training).
     """
     run_dir = Path(run_dir)

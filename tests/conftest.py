@@ -71,6 +71,24 @@ def full_mnist() -> Path:
     return found
 
 
+# Integration tests beyond `make test`'s budget (minutes on 2 cores): `make test` deselects them
+# (-m "not slow"), `make test-slow` runs them, and CI runs both. Whole files, and every test that
+# needs full MNIST (a newcomer's machine has the embedded sample only).
+SLOW_FILES = {
+    "test_notebooks.py",
+    "test_study.py",
+    "test_reproduce.py",
+    "test_bench.py",
+    "test_hardware_benchmark.py",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SLOW_FILES or "full_mnist" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     skipped = [r for r in terminalreporter.stats.get("skipped", []) if "full MNIST not found" in str(r.longrepr)]
     if skipped:

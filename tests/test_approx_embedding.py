@@ -89,6 +89,7 @@ def test_line_pairs_train_option(tmp_path):
         train(out=tmp_path / "bad", image_size=4, patch_size="2x2", pairs="ring", progress=False)
 
 
+@pytest.mark.slow
 def test_fine_tuning_with_the_ladder_embedding(tmp_path):
     from qmae_qiskit.model import load_model
     from qmae_qiskit.training import train

@@ -10,6 +10,7 @@ def test_resnet18_is_adapted_to_16x16_grayscale():
     assert model(torch.rand(3, 1, 16, 16)).shape == (3, 10)
 
 
+@pytest.mark.slow
 def test_classifier_learns_and_is_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     train, test = load_mnist("train", limit=1000), load_mnist("test", limit=300)

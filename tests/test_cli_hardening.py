@@ -63,6 +63,7 @@ class _Payload:
         return (os.system, (f"touch {self.marker}",))
 
 
+@pytest.mark.slow
 def test_a_crafted_checkpoint_runs_no_code_anywhere(run4, tmp_path):
     bad = _copy(run4, tmp_path / "crafted")
     marker = tmp_path / "pwned"
@@ -88,6 +89,7 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
     assert path.exists(), proc.stderr.read().decode() if proc.poll() is not None else "timeout"
 
 
+@pytest.mark.slow
 def test_a_second_writer_is_refused_naming_the_first(tmp_path):
     out = tmp_path / "busy"
     first = subprocess.Popen(
@@ -110,6 +112,7 @@ def test_a_second_writer_is_refused_naming_the_first(tmp_path):
         pass
 
 
+@pytest.mark.slow
 def test_a_foreign_directory_or_a_file_is_not_a_run(tmp_path):
     foreign = tmp_path / "notes"
     foreign.mkdir()
@@ -122,6 +125,7 @@ def test_a_foreign_directory_or_a_file_is_not_a_run(tmp_path):
     one_line_error(qmae("train", "--out", str(tmp_path / ("x" * 300)), *SMALL), "File name too long")
 
 
+@pytest.mark.slow
 def test_killed_writes_leave_no_orphans_once_the_run_is_opened(run4, tmp_path):
     run = _copy(run4, tmp_path / "orphans")
     (run / ".checkpoint.pt.abc123.tmp").write_bytes(b"half a checkpoint")
@@ -130,6 +134,7 @@ def test_killed_writes_leave_no_orphans_once_the_run_is_opened(run4, tmp_path):
     assert not list(run.glob(".*.tmp"))
 
 
+@pytest.mark.slow
 def test_double_ctrl_c_resumes_bit_for_bit(tmp_path):
     """Two SIGINTs 10-50 ms apart, then --resume: the same weights, Adam moments and metrics as an
     uninterrupted run (the checkpoint only ever holds a completed step)."""
@@ -183,8 +188,14 @@ def _flat(state):
             lambda c: {**c, "architecture": {k: v for k, v in c["architecture"].items() if k != "pairs"}},
             "no architecture.pairs",
         ),
-        (lambda c: {**c, "options": {**c["options"], "warp_speed": 9}}, "unknown options ['warp_speed']"),
-        (lambda c: {**c, "options": {**c["options"], "batch_size": -3}}, "--batch-size must be a positive integer"),
+        (
+            lambda c: {**c, "options": {**c["options"], "warp_speed": 9}},
+            "config.json options holds unknown option(s) ['warp_speed']",
+        ),
+        (
+            lambda c: {**c, "options": {**c["options"], "batch_size": -3}},
+            "config.json options.batch_size must be a positive integer, got -3",
+        ),
     ],
 )
 def test_a_broken_config_json_is_named(run4, tmp_path, edit, match):
@@ -195,6 +206,7 @@ def test_a_broken_config_json_is_named(run4, tmp_path, edit, match):
     assert "config.json" in line
 
 
+@pytest.mark.slow
 def test_eval_masks_of_another_architecture_or_random_bytes_are_named(run4, tmp_path):
     run = _copy(run4, tmp_path / "masks")
     np.savez_compressed(
@@ -219,6 +231,7 @@ def _read_only(path: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_evaluable_read_only(run4, tmp_path):
     run = _copy(run4, tmp_path / "ro")
     (run / "eval_masks.npz").unlink(missing_ok=True)
@@ -251,7 +264,8 @@ def test_usage_errors_are_one_line():
     [
         (lambda m, x, k: m.fidelity(x[:0], k[:0]), "empty batch"),
         (lambda m, x, k: m.random_mask(-1), "integer >= 0"),
-        (lambda m, x, k: QMAE(latent_qubits=3.5), "latent_qubits must be in 1..7"),
+        (lambda m, x, k: QMAE(latent_qubits=3.5), "latent_qubits must be an integer >= 1, got 3.5"),
+        (lambda m, x, k: QMAE(latent_qubits=8), "^latent_qubits must be in 1..7"),
         (lambda m, x, k: m.fidelity((255 * x).to(torch.uint8), k), "uint8"),
         (lambda m, x, k: m.fidelity(255 * x, k), "pixels above 1"),
     ],

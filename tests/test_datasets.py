@@ -78,6 +78,7 @@ def classes(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_a_class_folder_trains_and_evaluates_with_accuracy(classes, tmp_path):
     run = tmp_path / "run"
     done = qmae("train", "--dataset", f"folder:{classes}", "--out", run, *SMALL)
@@ -95,6 +96,7 @@ def test_a_class_folder_trains_and_evaluates_with_accuracy(classes, tmp_path):
     assert out["images"] == 80 and 0 <= out["accuracy"] <= 1 and "masked_psnr" in out
 
 
+@pytest.mark.slow
 def test_a_flat_folder_is_unlabelled_and_has_no_accuracy(tmp_path):
     images, _ = _raw("train", 150)
     flat = write_folder(tmp_path / "flat", images, None)
@@ -138,6 +140,7 @@ def _write_idx(path: Path, array: np.ndarray) -> None:
     path.write_bytes(struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape) + array.tobytes())
 
 
+@pytest.mark.slow
 def test_fashion_mnist_reads_torchvisions_own_layout(tmp_path):
     raw = tmp_path / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
@@ -171,6 +174,7 @@ def test_train_on_a_tensor_from_python_then_evaluate_and_resume(tmp_path):
     assert labelled.history and qmae_qiskit.resume(tmp_path / "d", progress=False).history
 
 
+@pytest.mark.slow
 def test_files_changed_underneath_are_refused(classes, tmp_path):
     import shutil
 
@@ -218,6 +222,7 @@ def _unbalanced(root: Path) -> None:
     write_folder(root, images, np.array([0] * 40 + [1] * 4))
 
 
+@pytest.mark.slow
 def test_unreadable_files_are_named_or_skipped(tmp_path):
     root = tmp_path / "d"
     write_folder(root / "train", *_raw("train", 60))

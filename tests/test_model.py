@@ -115,6 +115,7 @@ def test_trash_term_is_the_probability_the_encoder_leaves_the_trash_in_zero(mnis
         model.loss(images, mask, trash_weight=-1.0)
 
 
+@pytest.mark.slow
 def test_training_with_the_trash_term_keeps_more_in_the_latent(tmp_path):
     from qmae_qiskit.training import train
 

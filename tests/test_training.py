@@ -39,7 +39,7 @@ def _weights(run_dir):
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("ref") / "run"
-    result = train(TrainConfig(**SMALL), out=out, progress=False)
+    result = train(TrainConfig.of(**SMALL), out=out, progress=False)
     return out, result
 
 
@@ -171,13 +171,13 @@ def test_device_option(tmp_path):
     from qmae_qiskit.training import TrainConfig, train
 
     with pytest.raises(ValueError, match="must be a torch device"):
-        TrainConfig(device="abacus").validate()
+        TrainConfig.of(device="abacus").validate()
     if torch.cuda.is_available():
-        with pytest.raises(ValueError, match="needs --engine exact"):
-            TrainConfig(device="cuda", engine="estimator").validate()
+        with pytest.raises(ValueError, match="needs engine exact"):
+            TrainConfig.of(device="cuda", engine="estimator").validate()
     else:
         with pytest.raises(ValueError, match="no CUDA GPU"):
-            TrainConfig(device="cuda").validate()
+            TrainConfig.of(device="cuda").validate()
     cpu = train(
         out=tmp_path / "cpu",
         image_size=4,
@@ -259,6 +259,7 @@ def test_inpainting_options_are_checked_in_one_line(tmp_path, capsys, argv, matc
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_holdout_keeps_the_last_training_images_out(tmp_path):
     from qmae_qiskit.runs import data_for_run
 

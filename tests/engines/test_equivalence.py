@@ -19,7 +19,7 @@ def _model(image_size, patch, ratio, seed=0, cls=QMAE, **kw):
     return model
 
 
-@pytest.mark.parametrize("size,count,qubits", [(16, 8, 18), (8, 8, 14)])
+@pytest.mark.parametrize("size,count,qubits", [pytest.param(16, 8, 18, marks=pytest.mark.slow), (8, 8, 14)])
 def test_exact_matches_statevector_on_paper_circuit(mnist16, mnist8, size, count, qubits):
     """8 real images, black borders included, at 16x16 (18 qubits) and 8x8 (14 qubits)."""
     images = (mnist16 if size == 16 else mnist8)[:count]
@@ -35,6 +35,7 @@ def test_exact_matches_statevector_on_paper_circuit(mnist16, mnist8, size, count
         assert exact[b] == pytest.approx(2 * p0 - 1, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_estimator_matches_exact_fidelity_at_16x16(mnist16):
     images = mnist16[:8]
     model = _model(16, "8x8", 0.25, seed=3)
@@ -64,6 +65,7 @@ def _assert_same_gradients(est, exact):
         assert torch.linalg.norm(e.double() - x.double()) <= 1e-4 * torch.linalg.norm(x.double()) + 1e-6
 
 
+@pytest.mark.slow
 def test_engines_agree_on_gradients_param_shift(mnist4):
     """Weight and token gradients through EstimatorQNN + TorchConnector (qiskit-machine-learning's
     parameter shift) equal autograd's. At 4x4 (n = 4): ~5 s per image here."""
@@ -75,6 +77,7 @@ def test_engines_agree_on_gradients_param_shift(mnist4):
     )
 
 
+@pytest.mark.slow
 def test_engines_agree_on_gradients_aer_statevector_at_16x16(mnist16):
     """The estimator engine's default backward (exact gradients from Aer state vectors) equals
     autograd through the exact engine, at the paper's size, on 8 real images."""
@@ -259,7 +262,7 @@ def test_postselected_reconstruction_circuit_matches_the_exact_engine(mnist4):
         np.testing.assert_allclose(probs / probs.sum(), exact[b], atol=1e-6)
 
 
-@pytest.mark.parametrize("gradient", ["aer_statevector", "param_shift"])
+@pytest.mark.parametrize("gradient", ["aer_statevector", pytest.param("param_shift", marks=pytest.mark.slow)])
 def test_estimator_engine_agrees_on_postselection_with_an_untied_decoder(mnist4, gradient):
     """Values and gradients of the post-selected loss (with the acceptance term), an untied decoder
     and per-patch tokens, through EstimatorQNN, equal the exact engine's."""

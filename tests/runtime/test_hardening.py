@@ -13,8 +13,8 @@ import pytest
 
 from qmae_qiskit.runtime import JobError, fetch, list_jobs, load_record, submit
 from qmae_qiskit.runtime.backends import get_backend
+from qmae_qiskit.runtime.execution import complete
 from qmae_qiskit.runtime.records import JobRecord, save_record
-from qmae_qiskit.runtime.submission import complete
 from qmae_qiskit.runtime.transpile import target_fingerprint
 from qmae_qiskit.training import train
 
@@ -42,6 +42,7 @@ def one_line(done, match):
     return done.stderr
 
 
+@pytest.mark.slow
 def test_fetch_refuses_a_replaced_checkpoint_naming_both_hashes(run4, tmp_path, jobs_dir):
     run = tmp_path / "copy"
     shutil.copytree(run4, run)
@@ -67,7 +68,8 @@ def test_fetch_refuses_a_replaced_checkpoint_naming_both_hashes(run4, tmp_path, 
     [
         (["--images", "100000"], "the test split has 1000 images"),
         (["--shots", str(10**12)], "is more than aer_simulator runs per circuit"),
-        (["--images", "0"], "must be positive integers"),
+        (["--images", "0"], "--images must be a positive integer, got 0"),
+        (["--zne", "1,3001"], "a noise scale of 3001"),
         (["--calibration-shots", "0", "--readout-mitigation"], "--calibration-shots must be a positive integer"),
     ],
 )
@@ -81,6 +83,7 @@ def test_a_circuit_too_wide_leaves_no_record(run4, jobs_dir):
     assert not jobs_dir.exists() or not list(jobs_dir.glob("*.json"))
 
 
+@pytest.mark.slow
 def test_one_bad_record_never_hides_the_others(run4, jobs_dir):
     good = submit(run4, backend="aer", images=1, shots=100, variant="compute_uncompute")
     (jobs_dir / "latin1.json").write_bytes("caf\xe9".encode("latin-1"))
@@ -96,6 +99,7 @@ def test_one_bad_record_never_hides_the_others(run4, jobs_dir):
     assert [r.record_id for r in list_jobs(refresh=False)] == [good.record_id]
 
 
+@pytest.mark.slow
 def test_a_token_without_a_network_names_the_cause_and_is_never_shown(run4, jobs_dir, tmp_path):
     env = {"QISKIT_IBM_TOKEN": TOKEN, "HOME": str(tmp_path), "QMAE_DEBUG": "1"}
     done = qmae("submit", run4, "--backend", "ibm_fez", jobs=jobs_dir, env=env)
@@ -135,6 +139,7 @@ def test_failed_or_cancelled_comes_from_the_jobs_status(status, recorded):
         fetch("r1")
 
 
+@pytest.mark.slow
 def test_readout_calibration_runs_as_a_second_job_and_fetch_completes_both(run4, jobs_dir):
     """--no-wait returns at once with both job ids recorded; the calibration is mthree's balanced one
     (as on hardware), run through our Sampler, and fetch turns its counts into the calibration."""
@@ -159,6 +164,7 @@ def test_a_recalibrated_device_gets_a_new_transpile_cache_entry():
     assert target_fingerprint(get_backend("fake_fez")) == before  # a fake device's own target is stable
 
 
+@pytest.mark.slow
 def test_verbose_logs_the_long_client_side_steps(run4, jobs_dir):
     done = qmae(
         "--verbose",

@@ -41,6 +41,7 @@ def test_noisy_fake_device_gives_a_lower_fidelity(run4):
     assert noisy.mean_fidelity < noiseless.mean_fidelity - 4 * (noisy.mean_stderr + noiseless.mean_stderr)
 
 
+@pytest.mark.slow
 def test_reconstruction_job_matches_the_exact_pixels_and_writes_png(run4, tmp_path):
     record = submit(run4, backend="aer", images=3, shots=8000, reconstruct=True)
     result = fetch(record.record_id, png=tmp_path / "recon.png")
@@ -49,6 +50,7 @@ def test_reconstruction_job_matches_the_exact_pixels_and_writes_png(run4, tmp_pa
     assert (tmp_path / "recon.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_killed_submit_leaves_a_record_that_fetch_completes(run4, jobs_dir):
     env = dict(os.environ, QMAE_JOBS_DIR=str(jobs_dir))
     proc = subprocess.Popen(
@@ -81,6 +83,7 @@ def test_killed_submit_leaves_a_record_that_fetch_completes(run4, jobs_dir):
     assert load_record(record["record_id"]).status == "done" and len(result.images) == 2
 
 
+@pytest.mark.slow
 def test_cli_submit_json_jobs_and_fetch(run4, jobs_dir):
     env = dict(os.environ, QMAE_JOBS_DIR=str(jobs_dir))
     cli = [sys.executable, "-m", "qmae_qiskit.cli"]
@@ -109,7 +112,7 @@ def test_cli_submit_json_jobs_and_fetch(run4, jobs_dir):
         (["submit", "RUN", "--backend", "fake_nowhere"], "unknown fake backend"),
         (["submit", "RUN", "--backend", "fake_belem"], "needs 9 qubits but fake_belem has 5"),
         (["submit", "RUN", "--backend", "ibm_fez"], "no IBM Quantum account"),
-        (["submit", "RUN", "--backend", "aer", "--shots", "0"], "must be positive"),
+        (["submit", "RUN", "--backend", "aer", "--shots", "0"], "--shots must be a positive integer, got 0"),
     ],
 )
 def test_runtime_errors_are_one_line(run4, jobs_dir, tmp_path, args, message):
@@ -164,12 +167,14 @@ def test_postselected_job_scores_the_kept_shots(run4_postselect, variant):
         assert row["stderr"] == pytest.approx((row["fidelity"] * (1 - row["fidelity"]) / kept_shots) ** 0.5, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_a_postselected_run_is_submitted_postselected_by_default(run4_postselect, run4):
     assert submit(run4_postselect, backend="aer", images=1, shots=100).variant == "postselect"
     assert submit(run4, backend="aer", images=1, shots=100).variant == "reset"
     assert submit(run4, backend="aer", images=1, shots=100, profile="best", cdr=3).variant == "compute_uncompute"
 
 
+@pytest.mark.slow
 def test_postselected_run_reconstructs_from_its_kept_shots(run4_postselect, tmp_path):
     record = submit(run4_postselect, backend="aer", images=2, shots=8000, reconstruct=True)
     assert record.variant == "reconstruction_postselect"
@@ -178,6 +183,7 @@ def test_postselected_run_reconstructs_from_its_kept_shots(run4_postselect, tmp_
     assert (tmp_path / "ps.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_postselected_job_runs_on_a_fake_device_with_the_best_profile(run4_postselect):
     """Local testing mode on fake_fez: mid-circuit measurement, readout mitigation and CDR together."""
     record = submit(run4_postselect, backend="fake_fez", images=2, shots=2000, profile="best", cdr=4)
