@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from qmae_qiskit.classifier import ClassifierOptions, accuracy, cached_classifier, resnet18_16x16
