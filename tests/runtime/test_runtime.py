@@ -25,9 +25,9 @@ def jobs_dir(tmp_path, monkeypatch):
 
 
 def test_noiseless_aer_agrees_with_the_exact_engine_within_4_sigma(run4, jobs_dir):
-    record = submit(run4, backend="aer", images=4, shots=8000, variant="reset", seed=7)
+    record = submit(run4, backend="aer", images=2, shots=4000, variant="reset", seed=7)
     result = fetch(record.job_id)
-    assert record.status == "done" and len(result.images) == 4
+    assert record.status == "done" and len(result.images) == 2
     for row in result.images:
         assert abs(row["fidelity"] - row["exact"]) <= 4 * row["stderr"] + 1e-9
     assert abs(result.mean_fidelity - result.mean_exact) <= 4 * result.mean_stderr
@@ -35,6 +35,18 @@ def test_noiseless_aer_agrees_with_the_exact_engine_within_4_sigma(run4, jobs_di
         assert "secret-token-never-written" not in path.read_text(errors="ignore")
 
 
+def test_a_quick_job_on_a_fake_device_is_submitted_fetched_and_scored(run4, jobs_dir):
+    """Local testing mode on fake_fez, end to end in seconds: the options resolved, the record
+    written, the Sampler in a Batch, the counts saved and scored next to the exact engine."""
+    record = submit(run4, backend="fake_fez", images=1, shots=300, variant="compute_uncompute")
+    result = fetch(record.record_id)
+    assert record.status == "done" and record.local and record.options["profile"] is None
+    row = result.images[0]
+    assert 0.0 <= row["fidelity"] <= 1.0 and row["stderr"] > 0 and row["exact"] == pytest.approx(record.exact[0])
+    assert (jobs_dir / f"{record.record_id}.result.json").is_file()
+
+
+@pytest.mark.slow
 def test_noisy_fake_device_gives_a_lower_fidelity(run4):
     noiseless = fetch(submit(run4, backend="aer", images=2, shots=4000, variant="destructive").record_id)
     noisy = fetch(submit(run4, backend="fake_fez", images=2, shots=4000, variant="destructive").record_id)
@@ -153,7 +165,7 @@ def run4_postselect(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("variant", ["postselect", "postselect_flag"])
+@pytest.mark.parametrize("variant", ["postselect", pytest.param("postselect_flag", marks=pytest.mark.slow)])
 def test_postselected_job_scores_the_kept_shots(run4_postselect, variant):
     """On noiseless Aer, F of the kept shots agrees with the exact engine within 4 sigma, and the
     kept fraction with P(trash = 0); the error counts only the kept shots."""
