@@ -23,7 +23,7 @@ test: install
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m ruff format --check .
 	$(MAKE) typecheck
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadscope tests
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow tests

@@ -22,7 +22,6 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from torchvision.transforms import functional as TF
 
 from .circuits.embedding import image_qubits
 
@@ -105,6 +104,8 @@ def resize(images: torch.Tensor, image_size: int) -> torch.Tensor:
     if images.dtype == torch.uint8:
         x = x / 255.0
     if x.shape[-1] != image_size or x.shape[-2] != image_size:
+        from torchvision.transforms import functional as TF  # torchvision takes seconds to import: when resizing
+
         x = TF.resize(x, [image_size, image_size], antialias=True)
     return x.clamp_(0.0, 1.0)
 
