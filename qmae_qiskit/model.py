@@ -269,7 +269,7 @@ class QMAE(nn.Module):
             self.token = nn.Parameter(torch.full(shape, float(token_init)))  # (Hp, Wp) or (P, Hp, Wp)
         else:
             self.register_parameter("token", None)
-        self._circuits: dict[tuple[str, bool], FidelityCircuit] = {}
+        self._circuits: dict[tuple[str, bool, int | None], FidelityCircuit] = {}  # by variant, measure, embedding
         self.engine = "exact"
         self.set_engine(engine, **(engine_options or {}))
         self.set_embedding(config.embedding_layers)
@@ -332,9 +332,7 @@ class QMAE(nn.Module):
                 "embedding_layers",
                 "engine",
             )
-        self.config = config
-        self._circuits.clear()
-        self._fits.clear()
+        self.config = config  # templates and ladder fits are cached per embedding: nothing to drop
         return self
 
     @contextlib.contextmanager
@@ -586,7 +584,7 @@ class QMAE(nn.Module):
             raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(CIRCUIT_VARIANTS)}")
         if self.ansatz == "unitary":
             raise ValueError("the unitary ansatz is a bound on what circuits can do, not a circuit: it has no template")
-        key = (variant, measure)
+        key = (variant, measure, self.embedding_layers)
         if key not in self._circuits:
             common = dict(
                 trash_qubits=self.trash_qubits,

@@ -118,10 +118,23 @@ def option(
     return dataclasses.field(default=default, metadata={"option": spec, "flag": flag})
 
 
-def _register_flags(cls: type) -> None:
+_DECLARED: dict[type, tuple[tuple[dataclasses.Field, OptionSpec, Any], ...]] = {}
+
+
+def _declared(cls: type) -> tuple[tuple[dataclasses.Field, OptionSpec, Any], ...]:
+    """``(field, spec, type hint)`` of ``cls``'s options, read once per class; its own flag names
+    are registered for :func:`flag_name` on the way."""
+    if cls in _DECLARED:
+        return _DECLARED[cls]
+    hints = typing.get_type_hints(cls)
+    declared = []
     for f in dataclasses.fields(cls):
-        if f.metadata.get("flag"):
-            _FLAGS[f.name] = f.metadata["flag"]
+        if "option" in f.metadata:
+            declared.append((f, f.metadata["option"], hints[f.name]))
+            if f.metadata.get("flag"):
+                _FLAGS[f.name] = f.metadata["flag"]
+    _DECLARED[cls] = tuple(declared)
+    return _DECLARED[cls]
 
 
 def _base_type(hint: Any) -> tuple[Any, bool]:
@@ -200,13 +213,9 @@ class Options:
     @classmethod
     def option_fields(cls) -> Iterator[tuple[dataclasses.Field, OptionSpec, Any]]:
         """``(field, spec, type hint)`` of every declared option (nested configurations excluded)."""
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            if "option" in f.metadata:
-                yield f, f.metadata["option"], hints[f.name]
+        return iter(_declared(cls))
 
     def __post_init__(self) -> None:
-        _register_flags(type(self))
         for f, spec, _ in self.option_fields():
             value = getattr(self, f.name)
             if spec.parse is not None and value is not None:

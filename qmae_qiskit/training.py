@@ -149,16 +149,9 @@ class TrainConfig(Options):
         """
         if not isinstance(data, Mapping):
             raise OptionError(f"{where} must be a JSON object, got {type(data).__name__}")
-        keys = {ModelConfig.ALIASES.get(k, k) for k in data}
         arch = {k: v for k, v in data.items() if ModelConfig.ALIASES.get(k, k) in ModelConfig.names()}
-        own = {k: v for k, v in data.items() if k not in arch}
-        unknown = sorted(keys - cls.flat_names())
-        if unknown:
-            raise OptionError(
-                f"{where} holds unknown option(s) {unknown} (written by another version of qmae-qiskit?); remove them"
-            )
-        architecture = ModelConfig.from_dict(arch, where=where)
-        return super().from_dict(own, where=where, architecture=architecture)
+        own = {k: v for k, v in data.items() if k not in arch}  # unknown keys are refused with these
+        return super().from_dict(own, where=where, architecture=ModelConfig.from_dict(arch, where=where))
 
     @property
     def keep_term(self) -> float:
