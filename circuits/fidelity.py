@@ -35,6 +35,14 @@ on hardware), with classical bits ``c[0..n-1]`` the data and ``c[n..n+t-1]`` the
 
 Every variant takes the decoder's own weights when the decoder is untied (``decoder="untied"``:
 an independent ``V(phi)^dagger`` of the encoder's form instead of ``U(theta)^dagger``).
+
+Ancilla-assisted decoder (``ancillas=A``): after ``V^dagger`` an *ancilla stage* ``W(omega)`` (the
+encoder's block form on the ``n + A`` qubits ``data + aux``) acts on the data and ``A`` fresh
+``aux`` qubits, measured at the end into the classical bits after the others; a shot is kept
+when they read 0, so the decoder applies the block ``<0|W|0>``, a contraction (a block
+encoding) rather than a projector. The compute-uncompute, post-selected and reconstruction
+circuits take it (the SWAP-test variants do not: their ancilla-free forms are shallower); every
+"kept shot" formula below reads all bits after the ``n`` data bits as bits that must be 0.
 """
 
 from __future__ import annotations
@@ -99,6 +107,8 @@ class FidelityCircuit:
     ancilla: int | None
     decoder_weights: ParameterVector | None = None
     fresh: tuple[int, ...] = ()
+    ancilla_weights: ParameterVector | None = None
+    num_ancillas: int = 0
 
     @property
     def input_parameters(self) -> list:
@@ -107,8 +117,11 @@ class FidelityCircuit:
 
     @property
     def weight_parameters(self) -> list:
-        """Encoder then (untied) decoder weights."""
-        return list(self.weights) + (list(self.decoder_weights) if self.decoder_weights is not None else [])
+        """Encoder, then (untied) decoder, then ancilla-stage weights."""
+        out = list(self.weights)
+        for extra in (self.decoder_weights, self.ancilla_weights):
+            out += list(extra) if extra is not None else []
+        return out
 
 
 def resolve_trash_qubits(
@@ -147,8 +160,20 @@ def resolve_trash_qubits(
 class _Parts:
     """The pieces every variant is built from: embeddings, encoder, decoder and their parameters."""
 
-    def __init__(self, num_qubits: int, trash, latent_qubits, pairs, embedding_layers, decoder_kind: str) -> None:
+    def __init__(
+        self,
+        num_qubits: int,
+        trash,
+        latent_qubits,
+        pairs,
+        embedding_layers,
+        decoder_kind: str,
+        ancillas: int = 0,
+        ancilla_pairs: Sequence[Sequence[int]] | None = None,
+    ) -> None:
         check_num_qubits(num_qubits)
+        if isinstance(ancillas, bool) or not isinstance(ancillas, int) or ancillas < 0:
+            raise ValueError(f"ancillas must be an integer >= 0, got {ancillas!r}")
         if decoder_kind not in DECODERS:
             raise ValueError(f"unknown decoder {decoder_kind!r}; choose one of {', '.join(DECODERS)}")
         self.n = num_qubits
@@ -165,6 +190,23 @@ class _Parts:
             self.decoder = decoder(encoder(num_qubits, pairs=self.pairs, parameters=self.decoder_weights))
         else:
             self.decoder = decoder(self.encoder)
+        self.num_ancillas = ancillas
+        self.ancilla_weights = None
+        if ancillas:
+            wide = num_qubits + ancillas
+            stage_pairs = validate_pairs(all_pairs(wide) if ancilla_pairs is None else ancilla_pairs, wide)
+            self.ancilla_weights = ParameterVector("ω", BLOCK_PARAMETERS * len(stage_pairs))
+            self.ancilla_stage = encoder(wide, pairs=stage_pairs, parameters=self.ancilla_weights)
+
+    def decode(self, qc: QuantumCircuit, data: QuantumRegister) -> QuantumRegister | None:
+        """Append the decoder (and the ancilla stage on fresh ``aux`` qubits); returns ``aux``."""
+        qc.compose(self.decoder, data, inplace=True)
+        if not self.num_ancillas:
+            return None
+        aux = QuantumRegister(self.num_ancillas, "aux")
+        qc.add_register(aux)
+        qc.compose(self.ancilla_stage, list(data) + list(aux), inplace=True)
+        return aux
 
     def result(self, qc: QuantumCircuit, variant: str, ancilla=None, fresh: Sequence[int] = ()) -> FidelityCircuit:
         return FidelityCircuit(
@@ -178,6 +220,8 @@ class _Parts:
             ancilla,
             self.decoder_weights,
             tuple(fresh),
+            self.ancilla_weights,
+            self.num_ancillas,
         )
 
 
@@ -191,6 +235,8 @@ def fidelity_circuit(
     measure: bool = False,
     embedding_layers: int | None = None,
     decoder: str = "tied",
+    ancillas: int = 0,
+    ancilla_pairs: Sequence[Sequence[int]] | None = None,
 ) -> FidelityCircuit:
     """Build the parameterized QMAE fidelity circuit.
 
@@ -205,16 +251,25 @@ def fidelity_circuit(
         embedding_layers: ``None`` for the exact RY-tree embeddings, or ``L`` for the approximate
             ladder embeddings (``L * (n - 1)`` CNOTs each; :func:`~.embedding.ladder_embedding`).
         decoder: ``"tied"`` (``U(theta)^dagger``, the paper's) or ``"untied"`` (``V(phi)^dagger``).
+        ancillas: fresh qubits of the ancilla-assisted decoder (see the module docstring);
+            compute-uncompute and post-selected variants only.
+        ancilla_pairs: the ancilla stage's pairs on ``n + ancillas`` qubits (default: all pairs).
 
     Returns:
         A :class:`FidelityCircuit`.
 
     Raises:
-        ValueError: unknown variant or decoder, ``n`` outside 2..12, or invalid latent / trash / pairs.
+        ValueError: unknown variant or decoder, ``n`` outside 2..12, invalid latent / trash /
+            pairs, or ancillas with a SWAP-test variant.
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    parts = _Parts(num_qubits, trash_qubits, latent_qubits, pairs, embedding_layers, decoder)
+    if ancillas and variant in ("paper", "reset", "destructive"):
+        raise ValueError(
+            f"the ancilla-assisted decoder is built for the compute_uncompute and post-selected variants, not "
+            f"{variant!r}: use variant compute_uncompute (reset) or postselect"
+        )
+    parts = _Parts(num_qubits, trash_qubits, latent_qubits, pairs, embedding_layers, decoder, ancillas, ancilla_pairs)
     n, trash = parts.n, parts.trash
     if variant in POSTSELECTED_VARIANTS:
         return _postselected(parts, variant)
@@ -245,7 +300,7 @@ def fidelity_circuit(
             qc.swap(data[q], fresh[k])
         else:
             qc.reset(data[q])
-    qc.compose(parts.decoder, data, inplace=True)
+    aux = parts.decode(qc, data)
 
     if variant in ("paper", "reset"):
         qc.h(anc[0])
@@ -263,11 +318,13 @@ def fidelity_circuit(
         creg = ClassicalRegister(2 * n, "c")  # c[i] = data_i, c[n + i] = ref_i
         qc.add_register(creg)
         qc.measure(list(data) + list(ref), creg)
-    else:  # compute_uncompute
+    else:  # compute_uncompute (with ancillas: c[n..] the aux qubits, kept where 0)
         qc.compose(parts.embed(parts.original).inverse(), data, inplace=True)
-        creg = ClassicalRegister(n, "c")
+        creg = ClassicalRegister(n + parts.num_ancillas, "c")
         qc.add_register(creg)
-        qc.measure(data, creg)
+        qc.measure(data, creg[:n])
+        if aux is not None:
+            qc.measure(aux, creg[n:])
 
     ancilla = qc.find_bit(anc[0]).index if anc is not None else None
     fresh_indices = [qc.find_bit(q).index for q in fresh] if fresh is not None else []
@@ -278,7 +335,8 @@ def _postselected(parts: _Parts, variant: str) -> FidelityCircuit:
     """The compute-uncompute circuit with the trash measured (``c[n..]``) instead of reset."""
     n, trash = parts.n, parts.trash
     data = QuantumRegister(n, "data")
-    creg = ClassicalRegister(n + len(trash), "c")  # c[i] = data_i, c[n + k] = trash qubit k
+    # c[i] = data_i, c[n + k] = trash qubit k (or its flag), then the aux qubits of the ancilla stage
+    creg = ClassicalRegister(n + len(trash) + parts.num_ancillas, "c")
     regs: list = [data]
     flags = None
     if variant == "postselect_flag":
@@ -292,11 +350,13 @@ def _postselected(parts: _Parts, variant: str) -> FidelityCircuit:
             qc.measure(data[q], creg[n + k])  # mid-circuit: a kept shot's trash is |0>
         else:
             qc.cx(data[q], flags[k])  # the flag reads what the trash would have
-    qc.compose(parts.decoder, data, inplace=True)
+    aux = parts.decode(qc, data)
     qc.compose(parts.embed(parts.original).inverse(), data, inplace=True)
     qc.measure(data, creg[:n])
     if flags is not None:
-        qc.measure(flags, creg[n:])
+        qc.measure(flags, creg[n : n + len(trash)])
+    if aux is not None:
+        qc.measure(aux, creg[n + len(trash) :])
     return parts.result(qc, variant)
 
 
@@ -309,20 +369,25 @@ def reconstruction_circuit(
     embedding_layers: int | None = None,
     decoder: str = "tied",
     postselect: bool = False,
+    ancillas: int = 0,
+    ancilla_pairs: Sequence[Sequence[int]] | None = None,
 ) -> FidelityCircuit:
     """The reconstruction circuit (``n`` qubits): masked embedding, U, reset the trash, the
     decoder, measure the data qubits. The image is the square root of the outcome frequencies.
 
     With ``postselect`` the trash is measured mid-circuit into ``c[n..]`` instead of reset, and
-    the image comes from the shots where it read 0 (variant ``"reconstruction_postselect"``).
+    the image comes from the shots where it read 0 (variant ``"reconstruction_postselect"``). With
+    ``ancillas`` the aux qubits of the ancilla stage follow in the last classical bits, and the
+    image comes from the shots where they read 0 too.
 
     Returns:
         A :class:`FidelityCircuit` (``original`` is unused).
     """
-    parts = _Parts(num_qubits, trash_qubits, latent_qubits, pairs, embedding_layers, decoder)
+    parts = _Parts(num_qubits, trash_qubits, latent_qubits, pairs, embedding_layers, decoder, ancillas, ancilla_pairs)
     n, trash = parts.n, parts.trash
     data = QuantumRegister(n, "data")
-    creg = ClassicalRegister(n + (len(trash) if postselect else 0), "c")
+    measured_trash = len(trash) if postselect else 0
+    creg = ClassicalRegister(n + measured_trash + parts.num_ancillas, "c")
     variant = RECONSTRUCTION_POSTSELECT if postselect else RECONSTRUCTION
     qc = QuantumCircuit(data, creg, name=f"qmae_{variant}")
     qc.compose(parts.embed(parts.masked), data, inplace=True)
@@ -332,8 +397,10 @@ def reconstruction_circuit(
             qc.measure(data[q], creg[n + k])
         else:
             qc.reset(data[q])
-    qc.compose(parts.decoder, data, inplace=True)
+    aux = parts.decode(qc, data)
     qc.measure(data, creg[:n])
+    if aux is not None:
+        qc.measure(aux, creg[n + measured_trash :])
     return parts.result(qc, variant)
 
 
@@ -406,7 +473,9 @@ def fidelity_from_counts(counts: Mapping[str, float], *, variant: str, num_qubit
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    if variant in POSTSELECTED_VARIANTS:
+    width = len(next(iter(counts)).replace(" ", "")) if counts else 0
+    if variant in POSTSELECTED_VARIANTS or (variant == "compute_uncompute" and width > num_qubits):
+        # the shots whose bits after the data (trash, flags, aux qubits) all read 0 are kept
         t = _trash_width(counts, num_qubits, variant)
         bits, weights, shots = _outcomes(counts, num_qubits + t, variant)
         kept = float(sum(w for b, w in zip(bits, weights) if not any(b[num_qubits:])))

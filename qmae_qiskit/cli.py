@@ -176,9 +176,15 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(out))
         return 0
     print(f"{out['images']} {args.split} images ({out['source']}), the run's saved masks, visible-pixel scaling:")
-    for key in ("fidelity", "cosine_similarity", "ssim", "ssim_torchmetrics", "psnr", "accuracy"):
+    keys: tuple[str, ...] = ("fidelity", "keep_probability", "fidelity_per_shot", "cosine_similarity", "ssim")
+    keys += ("ssim_torchmetrics", "psnr", "masked_psnr", "accuracy", "composite_fidelity", "composite_accuracy")
+    for key in keys:
         if key in out:
             print(f"  {key:<18} {out[key]:.4f} ± {out[key + '_stderr']:.4f}")
+    print("pass-through on the same masks (the filled input itself):")
+    for name, row in out["passthrough"].items():
+        accuracy = f", accuracy {row['accuracy']:.4f}" if "accuracy" in row else ""
+        print(f"  {name:<18} fidelity {row['fidelity']:.4f}, masked PSNR {row['masked_psnr']:.2f} dB{accuracy}")
     return 0
 
 

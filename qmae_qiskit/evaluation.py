@@ -8,7 +8,10 @@ reconstructions, each a mean with its standard error, with the inference-time ``
 A masked autoencoder exists to fill in what was masked, so every score sits next to what passing
 the input through would score (``input_fidelity``, ``fidelity_gain``, the ``passthrough`` rows for
 zeros, the learned token and the mean training image on the same masks), and the metrics that
-look only at the masked pixels (``masked_psnr``, ``masked_cosine_similarity``). The ``oracle_*``
+look only at the masked pixels (``masked_psnr``, ``masked_cosine_similarity``). The ``composite_*``
+keys score the *composite* (the visible pixels kept, the model's patch pasted in), how classical
+MAEs present inpainting; the ``linear_fill`` pass-through row is the classical anchor (a ridge
+regression from the visible pixels to the patch, :mod:`qmae_qiskit.linear_fill`). The ``oracle_*``
 keys repeat the image metrics with the oracle scaling; the other trash procedure has its own keys
 (``postselected_*`` or ``reset_*``), never mixed into the main ones.
 """
@@ -23,11 +26,20 @@ from typing import Any
 
 import torch
 
-from .metrics import image_metrics, mean_stderr, scale_reconstruction, state_fidelity
+from .linear_fill import LinearFill, fit_linear_fill
+from .metrics import composite_image, image_metrics, mean_stderr, scale_reconstruction, state_fidelity
 from .model import QMAE, load_model
 from .runs import data_for_run, saved_evaluation_masks
 
-__all__ = ["EvalResult", "evaluate", "evaluate_images", "evaluate_run", "passthrough", "passthrough_fills"]
+__all__ = [
+    "EvalResult",
+    "evaluate",
+    "evaluate_images",
+    "evaluate_run",
+    "linear_fill_for",
+    "passthrough",
+    "passthrough_fills",
+]
 
 
 @dataclass(frozen=True)
@@ -127,7 +139,11 @@ def evaluate_images(
 
         - ``fidelity``: the model's own (reset: the SWAP-test F; postselect: F of the kept shots);
           ``input_fidelity``: its filled input's, the pass-through; ``fidelity_gain``: their
-          difference, paired per image; ``keep_probability`` when post-selected;
+          difference, paired per image; ``keep_probability`` when shots are discarded
+          (post-selected, or ancillas), with ``fidelity_per_shot`` = ``fidelity`` x
+          ``keep_probability`` (a rejected shot counted as a failure);
+        - ``composite_*``: the composite's ``fidelity`` (with the original), image metrics and
+          ``accuracy`` (its ``masked_psnr`` is the reconstruction's);
         - image metrics of the reconstruction (visible-pixel scaling): ``cosine_similarity``,
           ``ssim``, ``ssim_torchmetrics``, ``psnr``, and on the masked pixels only ``masked_psnr``,
           ``masked_cosine_similarity``; ``accuracy`` when a classifier and labels are given;
@@ -149,9 +165,13 @@ def evaluate_images(
         x, m = images[start : start + batch_size], masks[start : start + batch_size]
         b = model.branches(x, m)
         filled = model.fill(x, m).detach()
+        own_kept = model.acceptance(b)
         parts["reset"].append(b.fidelity.double())
         parts["joint"].append(b.joint.double())
         parts["kept"].append(b.kept.double())
+        parts.setdefault("own_kept", []).append(
+            own_kept.double() if own_kept is not None else torch.ones_like(b.kept, dtype=torch.float64)
+        )
         parts["input"].append(state_fidelity(filled.flatten(1), x.flatten(1)))
         parts["filled"].append(filled.clamp(0, 1))
         parts["recon"].append(model.reconstruct(x, m).detach())
@@ -160,16 +180,25 @@ def evaluate_images(
     reset, joint, kept, input_fid, filled, recon = (
         torch.cat(parts[k]) for k in ("reset", "joint", "kept", "input", "filled", "recon")
     )
+    own_kept = torch.cat(parts["own_kept"])
+    discards = own_ps or model.ancillas > 0
     postselected = joint / torch.where(kept > 0, kept, torch.ones_like(kept))
     fidelity = postselected if own_ps else reset
     out: dict[str, Any] = {"images": len(images)}
     _summaries(out, "", {"fidelity": fidelity, "input_fidelity": input_fid, "fidelity_gain": fidelity - input_fid})
-    if own_ps:
-        _summaries(out, "", {"keep_probability": kept})
+    if discards:
+        _summaries(out, "", {"keep_probability": own_kept, "fidelity_per_shot": fidelity * own_kept})
     scaled = scale_reconstruction(recon, images, masks, method="visible")
     own = image_metrics(scaled, images, masks, with_ssim=with_ssim)
     _summaries(out, "", own)
-    values = {"fidelity": fidelity, "input_fidelity": input_fid, "keep_probability": kept, **own}
+    composite = composite_image(recon, images, masks)
+    composite_values = {
+        "fidelity": state_fidelity(composite.flatten(1), images.flatten(1)),
+        **image_metrics(composite, images, masks, torchmetrics_ssim=False, with_ssim=with_ssim),
+    }
+    _summaries(out, "composite_", composite_values)
+    values = {"fidelity": fidelity, "input_fidelity": input_fid, "keep_probability": own_kept, **own}
+    values.update({f"composite_{k}": v for k, v in composite_values.items()})
     other_prefix = "reset_" if own_ps else "postselected_"
     if extras:  # the other procedure (reset <-> post-selected) in its own keys, and the oracle scaling
         other_scaled = scale_reconstruction(torch.cat(parts["other"]), images, masks, method="visible")
@@ -182,6 +211,7 @@ def evaluate_images(
     if classifier is not None and labels is not None:
         values["correct"] = _accuracy(out, "accuracy", classifier, scaled, labels)
         values["input_correct"] = _accuracy(out, "input_accuracy", classifier, filled, labels)
+        values["composite_correct"] = _accuracy(out, "composite_accuracy", classifier, composite, labels)
         if extras:
             _accuracy(out, "oracle_accuracy", classifier, oracle, labels)
             _accuracy(out, f"{other_prefix}accuracy", classifier, other_scaled, labels)
@@ -191,16 +221,34 @@ def evaluate_images(
 
 
 def passthrough_fills(
-    model: QMAE, images: torch.Tensor, masks: torch.Tensor, mean_image: torch.Tensor
+    model: QMAE,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    mean_image: torch.Tensor,
+    linear: LinearFill | None = None,
 ) -> dict[str, torch.Tensor]:
     """The filled inputs every table compares a model with, on the same masks: ``zeros``, the
-    model's learned ``token`` (QMAE only), and the per-pixel ``mean_image`` of the training images
-    written into the masked pixels (the classical fill any inpainting must beat)."""
+    model's learned ``token`` (QMAE only), the per-pixel ``mean_image`` of the training images
+    written into the masked pixels, and with ``linear`` (a fitted
+    :class:`~qmae_qiskit.linear_fill.LinearFill`) the ``linear_fill``: the classical fills any
+    quantum inpainting is measured against."""
     fills = {"zeros": images.masked_fill(masks, 0.0)}
     if model.token is not None:
         fills["token"] = model.fill(images, masks).detach()
     fills["mean_image"] = torch.where(masks, mean_image.to(images.dtype).expand_as(images), images)
+    if linear is not None:
+        fills["linear_fill"] = linear.fill(images, masks)
     return fills
+
+
+def linear_fill_for(train_images: torch.Tensor, model: QMAE, masks: torch.Tensor) -> LinearFill | None:
+    """The per-position ridge fill fitted on ``train_images`` (alpha chosen on their last 10 %),
+    or ``None`` where it is not defined (masks of more than one patch)."""
+    ph, pw = model.patch_size
+    grid = masks[:, ::ph, ::pw]
+    if model.num_masked != 1 or not torch.equal(grid.repeat_interleave(ph, 1).repeat_interleave(pw, 2), masks):
+        return None
+    return fit_linear_fill(train_images, patch_size=model.patch_size)
 
 
 def evaluate_run(
@@ -237,13 +285,16 @@ def evaluate_run(
 
         classifier, _ = cached_classifier(train_images, progress=progress)
     out = evaluate_images(model, data.images, masks, labels=data.labels, classifier=classifier)
-    fills = passthrough_fills(model, data.images, masks, train_images.images.mean(0))
+    linear = linear_fill_for(train_images.images, model, masks)
+    fills = passthrough_fills(model, data.images, masks, train_images.images.mean(0), linear)
     out["passthrough"] = {
         name: passthrough(data.images, masks, fill, labels=data.labels, classifier=classifier)
         for name, fill in fills.items()
     }
     out["best_passthrough_fidelity"] = max(row["fidelity"] for row in out["passthrough"].values())
     out.update(objective=model.objective, split=split, source=data.source, embedding_layers=model.embedding_layers)
+    if linear is not None:
+        out["linear_fill_alpha"] = linear.alpha
     if data.labels is None:
         out["accuracy_note"] = "unlabelled dataset: no classifier, no accuracy"
     return out

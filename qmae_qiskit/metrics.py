@@ -24,6 +24,7 @@ import torch
 __all__ = [
     "SCALINGS",
     "scale_reconstruction",
+    "composite_image",
     "cosine_similarity",
     "ssim",
     "ssim_torchmetrics",
@@ -70,6 +71,24 @@ def scale_reconstruction(
     else:
         scale = x.norm(dim=1) / r.norm(dim=1).clamp_min(1e-30)
     return (r * scale[:, None]).clamp(0, 1).reshape(recon.shape).to(recon.dtype)
+
+
+def composite_image(recon: torch.Tensor, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The *composite*: the visible pixels of ``images`` kept, the reconstruction's masked pixels
+    pasted in at the ``"visible"`` scale (:func:`scale_reconstruction`). This is how classical
+    masked autoencoders present inpainting (He et al. show "reconstruction + visible"): the
+    visible pixels are known, only the patch is the model's. Its masked PSNR is the
+    reconstruction's; on hardware only the patch's values come from sampled probabilities.
+
+    Args:
+        recon: ``(B, H, W)`` non-negative amplitudes (``QMAE.reconstruct``).
+        images: ``(B, H, W)`` originals.
+        mask: ``(B, H, W)`` bool, True where masked.
+
+    Returns:
+        ``(B, H, W)`` in [0, 1], differentiable in ``recon``.
+    """
+    return torch.where(mask, scale_reconstruction(recon, images, mask, method="visible"), images.to(recon.dtype))
 
 
 def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

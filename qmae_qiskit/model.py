@@ -39,16 +39,53 @@ from .circuits.fidelity import (
     resolve_trash_qubits,
 )
 from .engines import ANSATZES, ENGINES, Branches, Engine, make_engine
-from .masking import fill_masked, num_masked_patches, parse_patch_size, patch_grid, random_masks
+from .engines.exact import ExactEngine
+from .masking import fill_masked, mask_patches, num_masked_patches, parse_patch_size, patch_grid, random_masks
+from .metrics import composite_image, state_fidelity
 from .options import OptionError, Options, option
 
 MAX_UNITARY_QUBITS = 10  # a dense 1024 x 1024 matrix exponential per step
 
-__all__ = ["QMAE", "QAE", "ModelConfig", "MODELS", "OBJECTIVES", "TOKENS", "LossTerms", "build_model", "load_model"]
+__all__ = [
+    "QMAE",
+    "QAE",
+    "ModelConfig",
+    "MODELS",
+    "OBJECTIVES",
+    "TOKENS",
+    "CONDITIONS",
+    "LOSSES",
+    "LossTerms",
+    "build_model",
+    "load_model",
+]
 
 MODELS = ("qmae", "qae")
 OBJECTIVES = ("reset", "postselect")
 TOKENS = ("shared", "per-patch")
+CONDITIONS = ("none", "position")
+LOSSES = ("fidelity", "composite")
+MAX_ANCILLAS = 4
+
+# The block's angles that make it the identity (up to a global phase; found by optimization, pinned
+# by tests/test_model.py): the ancilla stage starts here, so training starts from the plain decoder.
+IDENTITY_BLOCK = (
+    -2.4699099111311065,
+    0.0,
+    2.058715636117597,
+    1.6783284927738604,
+    1.1879388615120094,
+    2.2476521907511295,
+    math.pi / 2,
+    -math.pi / 2,
+    math.pi / 2,
+    -2.8723759655116194,
+    0.0,
+    -1.4288187410094628,
+    2.4647367916581073,
+    -1.1879388675151195,
+    -1.6783284933227827,
+)
 
 
 def _pairs(value: Any) -> str | tuple[tuple[int, int], ...]:
@@ -128,6 +165,20 @@ class ModelConfig(Options):
         maximum=64,  # 64 (n - 1) CNOTs decohere on any device and take minutes to fit: more is a typo
         metavar="L",
     )
+    condition: str = option(
+        "none",
+        "none: one set of weights for every mask; position: one set of weights (and one token) per patch position, "
+        "picked per image from its mask (one masked patch per image)",
+        choices=CONDITIONS,
+    )
+    ancillas: int = option(
+        0,
+        "A fresh ancilla qubits the decoder acts on after U^dagger (a block-encoded decoder: shots are kept where "
+        "they read 0, so it applies any contraction, not only a projector); 0: the paper's decoder",
+        minimum=0,
+        maximum=MAX_ANCILLAS,
+        metavar="A",
+    )
 
     @property
     def num_qubits(self) -> int:
@@ -142,6 +193,18 @@ class ModelConfig(Options):
         """The encoder's pairs of one layer, from a name or an explicit list."""
         n = self.num_qubits
         return named_pairs(self.pairs, n) if isinstance(self.pairs, str) else validate_pairs(self.pairs, n)
+
+    def ancilla_pairs(self) -> list[tuple[int, int]]:
+        """The ancilla stage's pairs of one layer on ``n + ancillas`` qubits (the ancillas are the
+        highest): the named set on the wider register, or all pairs when ``pairs`` is explicit."""
+        wide = self.num_qubits + self.ancillas
+        return named_pairs(self.pairs, wide) if isinstance(self.pairs, str) else all_pairs(wide)
+
+    @property
+    def num_positions(self) -> int:
+        """Patch positions on the grid (the weight sets of ``condition="position"``)."""
+        rows, cols = patch_grid(self.image_size, self.patch_size)
+        return rows * cols
 
     def resolved(self) -> ModelConfig:
         """The same architecture with explicit trash qubits and pairs (what ``config.json`` records)."""
@@ -170,6 +233,22 @@ class ModelConfig(Options):
                 )
             if self.layers != 1 or pairs != all_pairs(n):
                 raise OptionError("{0} unitary is a general unitary: it has no {1} or {2}; drop them", *_UNITARY)
+            if n + self.ancillas > MAX_UNITARY_QUBITS:
+                raise OptionError(
+                    f"{{0}} unitary with {{1}} {self.ancillas} is a dense matrix on n + A = {n + self.ancillas} "
+                    f"qubits: n + A <= {MAX_UNITARY_QUBITS}",
+                    "ansatz",
+                    "ancillas",
+                )
+        if self.condition == "position":
+            masked = num_masked_patches(self.mask_ratio, self.image_size, self.patch_size)
+            if masked != 1:
+                raise OptionError(
+                    f"{{0}} position picks the weights by the masked patch: it needs one masked patch per image, "
+                    f"but {{1}} {self.mask_ratio:g} masks {masked}; use {{1}} {1 / self.num_positions:g} or {{0}} none",
+                    "condition",
+                    "mask_ratio",
+                )
         if self.model == "qae" and self.token != "shared":
             raise OptionError("QAE has no mask token (masked pixels are zeros): drop {0}", "token")
 
@@ -251,21 +330,33 @@ class QMAE(nn.Module):
         self.latent_qubits = self.num_qubits - len(self.trash_qubits)
         self.pairs = config.resolved_pairs()
         self.encoder_pairs = self.pairs * config.layers  # layer l's blocks are encoder_pairs[l * len(pairs):]
+        self.ancilla_pairs = config.ancilla_pairs() * config.layers if config.ancillas else []
+        self.num_positions = config.num_positions
         self._fits: dict[tuple[int | None, str], Any] = {}  # LadderFit by (layers, content hash)
 
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        sets = (self.num_positions,) if config.condition == "position" else ()  # one weight set per position
         if config.ansatz == "unitary":  # near the identity: K = A - A^dagger small
             dim = 2**self.num_qubits
-            theta = 0.01 * torch.randn(2, dim, dim, generator=gen)
+            theta = 0.01 * torch.randn(*sets, 2, dim, dim, generator=gen)
         else:
-            theta = (2 * torch.rand(BLOCK_PARAMETERS * len(self.encoder_pairs), generator=gen) - 1) * init_scale
-        self.theta = nn.Parameter(theta)  # (15 * pairs * layers,) or (2, 2**n, 2**n)
+            theta = (2 * torch.rand(*sets, BLOCK_PARAMETERS * len(self.encoder_pairs), generator=gen) - 1) * init_scale
+        self.theta = nn.Parameter(theta)  # ([P,] 15 * pairs * layers) or ([P,] 2, 2**n, 2**n)
         # the untied decoder starts where the tied model starts (V = U) and trains apart from it
         self.decoder_theta = nn.Parameter(theta.clone()) if config.decoder == "untied" else None
+        self.ancilla_theta: nn.Parameter | None = None
+        if config.ancillas:  # the ancilla stage W starts at (nearly) the identity: the plain decoder
+            if config.ansatz == "unitary":
+                wide = 2 ** (self.num_qubits + config.ancillas)
+                stage = 0.01 * torch.randn(*sets, 2, wide, wide, generator=gen)
+            else:
+                identity = torch.tensor(IDENTITY_BLOCK).repeat(len(self.ancilla_pairs))
+                stage = identity + 0.01 * torch.randn(*sets, identity.numel(), generator=gen)
+            self.ancilla_theta = nn.Parameter(stage)
         self.token: nn.Parameter | None
         if self.uses_token:
-            rows, cols = patch_grid(config.image_size, config.patch_size)
-            shape = config.patch_size if config.token == "shared" else (rows * cols, *config.patch_size)
+            per_position = config.token == "per-patch" or config.condition == "position"
+            shape = (self.num_positions, *config.patch_size) if per_position else config.patch_size
             self.token = nn.Parameter(torch.full(shape, float(token_init)))  # (Hp, Wp) or (P, Hp, Wp)
         else:
             self.register_parameter("token", None)
@@ -287,6 +378,8 @@ class QMAE(nn.Module):
     embedding_layers = property(
         lambda self: self.config.embedding_layers, doc="``None`` (exact embedding) or the ladder's layers."
     )
+    condition = property(lambda self: self.config.condition, doc="``none`` or ``position``.")
+    ancillas = property(lambda self: self.config.ancillas, doc="Ancilla qubits of the decoder (0: none).")
 
     # --- configuration -------------------------------------------------------------------------
 
@@ -309,8 +402,12 @@ class QMAE(nn.Module):
             raise OptionError(
                 "{0} unitary is a bound computed by the exact engine only; use {1} exact", "ansatz", "engine"
             )
+        if engine != "exact" and self.ancillas:
+            raise OptionError("the ancilla-assisted decoder ({0}) runs on {1} exact only", "ancillas", "engine")
         if engine == "exact":
             options.setdefault("ansatz", self.ansatz)
+            if self.ancillas:
+                options.update(ancillas=self.ancillas, ancilla_pairs=self.ancilla_pairs)
         else:
             options.setdefault("decoder", self.decoder)
         self._engine: Engine = make_engine(engine, self.num_qubits, self.encoder_pairs, self.trash_qubits, **options)
@@ -409,7 +506,57 @@ class QMAE(nn.Module):
             if ((mask != 0) & (mask != 1)).any():
                 raise ValueError("mask must be boolean (True = masked pixel)")
             mask = mask.bool()
+        if self.condition == "position":
+            self.positions(mask)  # one whole patch per image, or a one-line error
         return images, mask.to(images.device)
+
+    def positions(self, mask: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` the masked patch's position of each mask (row-major on the patch grid): the
+        weight set ``condition="position"`` uses for that image.
+
+        Raises:
+            ValueError: a mask that is not exactly one whole patch.
+        """
+        ph, pw = self.patch_size
+        grid = mask[:, ::ph, ::pw].cpu()
+        whole = grid.repeat_interleave(ph, 1).repeat_interleave(pw, 2)
+        counts = grid.flatten(1).sum(1)
+        if not torch.equal(whole, mask.cpu()) or (counts != 1).any():
+            bad = ((counts != 1) | (whole != mask.cpu()).flatten(1).any(1)).nonzero().flatten()[:5].tolist()
+            raise ValueError(
+                f"condition='position' picks the weights by the masked patch, but mask(s) {bad} are not exactly one "
+                f"whole {ph}x{pw} patch; mask one patch per image (model.random_mask does)"
+            )
+        return mask_patches(mask.cpu(), self.patch_size)[:, 0]
+
+    def _weights(self, position: int | None) -> dict[str, torch.Tensor | None]:
+        """The engine's weights for one patch position (``None``: the unconditioned model's)."""
+
+        def pick(w: torch.Tensor | None) -> torch.Tensor | None:
+            return w if w is None or position is None else w[position]
+
+        weights = {"theta": pick(self.theta), "decoder": pick(self.decoder_theta)}
+        if self.ancillas:
+            weights["ancilla"] = pick(self.ancilla_theta)
+        return weights
+
+    def _by_position(self, mask: torch.Tensor, run: Callable[[dict[str, Any], Any], Any]) -> Any:
+        """``run(weights, rows)`` once (unconditioned) or per patch position on that position's
+        rows, the results put back in batch order (a tensor or a tuple of tensors / ``None``)."""
+        if self.condition != "position":
+            return run(self._weights(None), slice(None))
+        positions = self.positions(mask).to(mask.device)
+        groups = [(p, (positions == p).nonzero().flatten()) for p in positions.unique().tolist()]
+        parts = [run(self._weights(p), rows) for p, rows in groups]
+        back = torch.cat([rows for _, rows in groups]).argsort()
+
+        def merge(pieces: list[Any]) -> Any:
+            return None if pieces[0] is None else torch.cat(pieces)[back]
+
+        if isinstance(parts[0], tuple):
+            fields = [merge(list(field)) for field in zip(*parts)]
+            return type(parts[0])(*fields) if hasattr(parts[0], "_fields") else tuple(fields)
+        return merge(parts)
 
     # --- the model -----------------------------------------------------------------------------
 
@@ -439,9 +586,10 @@ class QMAE(nn.Module):
             ValueError: malformed images or mask (see :meth:`_check`).
         """
         images, mask = self._check(images, mask)
-        masked = self.fill(images, mask).flatten(1)  # (B, 2**n)
-        return self._engine.branches(
-            self.theta, self.embed(masked), self.embed(images.flatten(1)), decoder=self.decoder_theta
+        masked = self.embed(self.fill(images, mask).flatten(1))  # (B, 2**n)
+        original = self.embed(images.flatten(1))
+        return self._by_position(
+            mask, lambda w, rows: self._engine.branches(w.pop("theta"), masked[rows], original[rows], **w)
         )
 
     def fidelity(self, images: torch.Tensor, mask: torch.Tensor, *, postselect: bool | None = None) -> torch.Tensor:
@@ -466,8 +614,17 @@ class QMAE(nn.Module):
         return b.postselected if self._postselect(postselect) else b.fidelity
 
     def keep_probability(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``(B,)`` probability that the trash reads 0: the fraction of shots post-selection keeps."""
+        """``(B,)`` probability that the trash (and the ancillas) read 0: the fraction of shots
+        post-selection keeps."""
         return self.branches(images, mask).kept
+
+    def acceptance(self, branches: Branches) -> torch.Tensor | None:
+        """The fraction of shots this model's own procedure keeps, from its :meth:`branches`:
+        ``kept`` when post-selected, ``accepted`` (the ancillas read 0) for a reset model with
+        ancillas, ``None`` for the paper's reset model (every shot counts)."""
+        if self.objective == "postselect":
+            return branches.kept
+        return branches.accepted
 
     def embed(self, vectors: torch.Tensor) -> torch.Tensor:
         """What the embedding prepares for ``(B, 2**n)`` pixel vectors: the vectors themselves
@@ -500,52 +657,118 @@ class QMAE(nn.Module):
         return self._fits[key]
 
     def loss(
-        self, images: torch.Tensor, mask: torch.Tensor, *, trash_weight: float = 0.0, keep_weight: float = 0.0
+        self,
+        images: torch.Tensor,
+        mask: torch.Tensor,
+        *,
+        trash_weight: float = 0.0,
+        keep_weight: float = 0.0,
+        loss: str = "fidelity",
     ) -> torch.Tensor:
         """The training loss: the scalar of :meth:`loss_terms`."""
-        return self.loss_terms(images, mask, trash_weight=trash_weight, keep_weight=keep_weight).loss
+        return self.loss_terms(images, mask, trash_weight=trash_weight, keep_weight=keep_weight, loss=loss).loss
 
     def loss_terms(
-        self, images: torch.Tensor, mask: torch.Tensor, *, trash_weight: float = 0.0, keep_weight: float = 0.0
+        self,
+        images: torch.Tensor,
+        mask: torch.Tensor,
+        *,
+        trash_weight: float = 0.0,
+        keep_weight: float = 0.0,
+        loss: str = "fidelity",
     ) -> LossTerms:
         """The training loss, the batch's fidelities under the model's objective, and ``P(keep)``.
 
-        ``objective="reset"``: ``mean(1 - F)``, the paper's loss (Eq. 9). A positive
-        ``trash_weight`` adds ``trash_weight * mean(1 - P(trash = 0))``, the compression objective
-        of Romero et al.'s quantum autoencoder (not in the QMAE paper): it pushes the information
-        into the latent qubits, so the reset discards less and the reconstruction carries less of
-        the trash = 1 "ghost".
+        ``loss="fidelity"``, ``objective="reset"``: ``mean(1 - F)``, the paper's loss (Eq. 9). A
+        positive ``trash_weight`` adds ``trash_weight * mean(1 - P(trash = 0))``, the compression
+        objective of Romero et al.'s quantum autoencoder (not in the QMAE paper): it pushes the
+        information into the latent qubits, so the reset discards less and the reconstruction
+        carries less of the trash = 1 "ghost".
 
         ``objective="postselect"``: ``mean(1 - F_ps)`` on the kept shots, plus ``keep_weight *
         mean(1 - P(keep))``: without it the model learns to keep fewer shots (the fidelity of the
         few it keeps rises), which on hardware costs shots and makes the filled patch less
-        readable; the weight holds the acceptance rate up.
+        readable; the weight holds the acceptance rate up. With ancillas (``ancillas > 0``) the
+        kept shots are those where the ancillas (and, post-selected, the trash) read 0, and
+        ``keep_weight`` holds that fraction up under either objective.
+
+        ``loss="composite"`` aims at the patch, as classical MAEs compute their loss on the masked
+        patches: ``mean(1 - F_c)`` with ``F_c`` the fidelity of the *composite* (the visible pixels
+        kept, the model's patch pasted in at the visible-pixel scale; :func:`~qmae_qiskit.metrics.composite_image`)
+        with the original, plus the same acceptance term. It reads only the output's pixel
+        probabilities (what a device measures), so the output state's phases are free: the state
+        fidelity of such a model is not what it is trained for.
 
         Returns:
-            :class:`LossTerms`: the scalar loss, ``(B,)`` fidelities, ``(B,)`` ``P(trash = 0)``.
+            :class:`LossTerms`: the scalar loss, ``(B,)`` fidelities (composite ones for
+            ``loss="composite"``), ``(B,)`` kept fraction of the model's procedure (1 where every
+            shot counts).
 
         Raises:
-            ValueError: a negative or non-finite weight, or the weight of the other objective.
+            ValueError: a negative or non-finite weight, a weight of the other objective, an
+                unknown loss, or the composite loss on the estimator engine.
         """
         for name, weight in (("trash_weight", trash_weight), ("keep_weight", keep_weight)):
             if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {weight!r}")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
         postselect = self.objective == "postselect"
         if postselect and trash_weight:
             raise ValueError("trash_weight is the reset objective's term; with post-selection use keep_weight")
-        if not postselect and keep_weight:
+        if not (postselect or self.ancillas) and keep_weight:
             raise ValueError(
-                "keep_weight holds the acceptance rate of objective='postselect'; with reset use trash_weight"
+                "keep_weight holds the acceptance rate of objective='postselect' (or of ancillas > 0); with reset use "
+                "trash_weight"
             )
-        b = self.branches(images, mask)
-        fid = b.postselected if postselect else b.fidelity
-        weight = keep_weight if postselect else trash_weight
-        loss = (1.0 - fid).mean()
-        if weight:
-            loss = loss + weight * (1.0 - b.kept).mean()
-        return LossTerms(loss, fid, b.kept)
+        if loss == "composite":
+            b, pixels = self._branches_and_pixels(images, mask)
+            images, mask = self._check(images, mask)
+            fid = state_fidelity(composite_image(pixels.sqrt(), images, mask), images).to(images.dtype)
+        else:
+            b = self.branches(images, mask)
+            fid = b.postselected if postselect else b.fidelity
+        kept = self.acceptance(b)
+        total = (1.0 - fid).mean()
+        if keep_weight and kept is not None:
+            total = total + keep_weight * (1.0 - kept).mean()
+        if trash_weight:
+            total = total + trash_weight * (1.0 - b.kept).mean()
+        return LossTerms(total, fid, torch.ones_like(fid) if kept is None else kept)
 
-    def reconstruct(self, images: torch.Tensor, mask: torch.Tensor, *, postselect: bool | None = None) -> torch.Tensor:
+    def _branches_and_pixels(self, images: torch.Tensor, mask: torch.Tensor) -> tuple[Branches, torch.Tensor]:
+        """:meth:`branches` and the output's pixel probabilities ``(B, H, W)`` of the model's own
+        procedure, from one differentiable pass of the exact engine (the composite loss)."""
+        if self.engine != "exact":
+            raise ValueError(
+                "loss='composite' reads the output's pixels, which the exact engine computes: use engine exact"
+            )
+        images, mask = self._check(images, mask)
+        masked = self.embed(self.fill(images, mask).flatten(1))
+        original = self.embed(images.flatten(1))
+        postselect = self.objective == "postselect"
+        engine = self._engine
+        assert isinstance(engine, ExactEngine)
+
+        def run(w: dict[str, Any], rows: Any) -> tuple[torch.Tensor | None, ...]:
+            out = engine.decoded(w["theta"], masked[rows], decoder=w["decoder"], ancilla=w.get("ancilla"))
+            b = engine.branches_from(out, original[rows])
+            probs = (out[:, :1] if postselect else out).abs().square().sum(1)
+            total = probs.sum(1, keepdim=True)
+            probs = probs / torch.where(total > 0, total, torch.ones_like(total))
+            return (*b, probs)
+
+        *fields, probs = self._by_position(mask, run)
+        return Branches(*fields), probs.reshape(images.shape).clamp_min(1e-12)
+
+    def reconstruct(
+        self,
+        images: torch.Tensor,
+        mask: torch.Tensor,
+        *,
+        postselect: bool | None = None,
+        composite: bool = False,
+    ) -> torch.Tensor:
         """The image read off the decoder's output state (always computed exactly).
 
         With the trash reset the output is mixed; each pixel is the square root of its
@@ -557,18 +780,22 @@ class QMAE(nn.Module):
             postselect: ``True``: measure the trash and keep only the trash = 0 outcome (a pure
                 state; on hardware, a mid-circuit measurement and discarded shots); ``False``:
                 reset it; ``None`` (default): the model's own ``objective``.
+            composite: return the *composite* instead, in pixel units: the visible pixels of
+                ``images`` kept and the reconstruction's masked pixels pasted in, scaled by the
+                least-squares fit of the visible pixels (how classical MAEs show inpainting;
+                :func:`~qmae_qiskit.metrics.composite_image`).
 
         Returns:
-            ``(B, H, W)``.
+            ``(B, H, W)``: unit-norm amplitudes, or the composite in [0, 1].
         """
         images, mask = self._check(images, mask)
-        probs = self._engine.reconstruct(
-            self.theta,
-            self.embed(self.fill(images, mask).flatten(1)),
-            postselect=self._postselect(postselect),
-            decoder=self.decoder_theta,
+        masked = self.embed(self.fill(images, mask).flatten(1))
+        ps = self._postselect(postselect)
+        probs = self._by_position(
+            mask, lambda w, rows: self._engine.reconstruct(w.pop("theta"), masked[rows], postselect=ps, **w)
         )
-        return probs.sqrt().reshape(images.shape)
+        amplitudes = probs.sqrt().reshape(images.shape)
+        return composite_image(amplitudes, images, mask) if composite else amplitudes
 
     # --- circuits ------------------------------------------------------------------------------
 
@@ -591,6 +818,8 @@ class QMAE(nn.Module):
                 pairs=self.encoder_pairs,
                 embedding_layers=self.embedding_layers,
                 decoder=self.decoder,
+                ancillas=self.ancillas,
+                ancilla_pairs=self.ancilla_pairs or None,
             )
             if variant in (RECONSTRUCTION, RECONSTRUCTION_POSTSELECT):
                 spec = reconstruction_circuit(
@@ -613,8 +842,12 @@ class QMAE(nn.Module):
         with torch.no_grad():
             masked = angles(self.fill(images, mask).flatten(1).double())
             original = angles(images.flatten(1).double())
-            parts = [self.theta] + ([self.decoder_theta] if self.decoder_theta is not None else [])
-            weights = torch.cat([w.detach().double() for w in parts]).expand(images.shape[0], -1)
+            parts = [w for w in (self.theta, self.decoder_theta, self.ancilla_theta) if w is not None]
+            if self.condition == "position":  # each image's own position's weights
+                where = self.positions(mask)
+                weights = torch.cat([w.detach().double()[where] for w in parts], dim=1)
+            else:
+                weights = torch.cat([w.detach().double() for w in parts]).expand(images.shape[0], -1)
         named = torch.cat([masked, original, weights], dim=1).numpy()
         # columns of `named`: masked angles, original angles, weights (whatever the circuit uses of them)
         size = masked.shape[1]

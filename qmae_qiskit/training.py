@@ -35,7 +35,7 @@ from .datasets import MEMORY, dataset_identity, load_dataset, memory_splits, sav
 from .engines import ENGINES
 from .evaluation import evaluate
 from .figures import save_loss_plot
-from .model import QMAE, ModelConfig, build_model, load_model
+from .model import LOSSES, QMAE, ModelConfig, build_model, load_model
 from .options import OptionError, Options, option
 from .runs import check_new_run_dir, data_for_run, saved_evaluation_masks, versions, writer_lock
 
@@ -96,10 +96,16 @@ class TrainConfig(Options):
     )
     keep_weight: float | None = option(
         None,
-        f"with --objective postselect: the weight of mean(1 - P(keep)) in the loss, which holds the kept fraction up "
-        f"(default {DEFAULT_KEEP_WEIGHT}, chosen on held-out training images)",
+        f"with --objective postselect or --ancillas: the weight of mean(1 - P(keep)) in the loss, which holds the "
+        f"kept fraction up (default {DEFAULT_KEEP_WEIGHT}, chosen on held-out training images)",
         minimum=0,
         metavar="W",
+    )
+    loss: str = option(
+        "fidelity",
+        "fidelity: 1 - F of the whole image (the paper's); composite: 1 - F of the composite (visible pixels kept, "
+        "the model's patch pasted in), a loss aimed at the patch as classical MAEs' is (exact engine)",
+        choices=LOSSES,
     )
     holdout: int = option(
         0, "keep the last N training images out of training (to choose options on them)", minimum=0, metavar="N"
@@ -154,9 +160,14 @@ class TrainConfig(Options):
         return super().from_dict(own, where=where, architecture=ModelConfig.from_dict(arch, where=where))
 
     @property
+    def keeps_shots(self) -> bool:
+        """Whether the model discards shots (post-selected, or an ancilla-assisted decoder)."""
+        return self.architecture.objective == "postselect" or self.architecture.ancillas > 0
+
+    @property
     def keep_term(self) -> float:
         """The acceptance term's weight in the loss (0 unless post-selected)."""
-        if self.architecture.objective != "postselect":
+        if not self.keeps_shots:
             return 0.0
         return DEFAULT_KEEP_WEIGHT if self.keep_weight is None else float(self.keep_weight)
 
@@ -182,10 +193,15 @@ class TrainConfig(Options):
             )
         if arch.embedding_layers is not None and self.engine != "exact":
             raise OptionError("{0} needs {1} exact", "embedding_layers", "engine")
-        if self.keep_weight is not None and arch.objective != "postselect":
+        if self.keep_weight is not None and not self.keeps_shots:
             raise OptionError(
-                "{0} holds the kept fraction of {1} postselect; add that, or drop it", "keep_weight", "objective"
+                "{0} holds the kept fraction of {1} postselect (or of {2} >= 1); add one, or drop it",
+                "keep_weight",
+                "objective",
+                "ancillas",
             )
+        if self.loss == "composite" and self.engine != "exact":
+            raise OptionError("{0} composite reads the output's pixels: it needs {1} exact", "loss", "engine")
         if self.trash_weight > 0 and arch.objective == "postselect":
             raise OptionError(
                 "{0} is the reset objective's compression term; with {1} postselect the same term is the acceptance "
@@ -431,7 +447,9 @@ class _Run:
         lr = _lr_at(cfg, global_step, total)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        terms = self.model.loss_terms(batch, mask, trash_weight=cfg.trash_weight, keep_weight=cfg.keep_term)
+        terms = self.model.loss_terms(
+            batch, mask, trash_weight=cfg.trash_weight, keep_weight=cfg.keep_term, loss=cfg.loss
+        )
         self.optimizer.zero_grad(set_to_none=True)
         terms.loss.backward()
         self.optimizer.step()
@@ -445,7 +463,7 @@ class _Run:
             "lr": lr,
             "images_per_s": rate,
         }
-        if cfg.architecture.objective == "postselect":
+        if cfg.keeps_shots:
             record["keep_probability"] = terms.kept.mean().item()
         self.history.append(record)
         return record
@@ -490,7 +508,7 @@ def train(
         raise OptionError(
             "{0}='memory' is how a run records tensors given to train(dataset=...); pass the tensors", "dataset"
         )
-    if config.architecture.objective == "postselect" and config.keep_weight is None:  # record the weight used
+    if config.keeps_shots and config.keep_weight is None:  # record the weight used
         config = config.replace(keep_weight=config.keep_term)
     if config.init_from is not None:  # fine-tuning keeps the starting run's architecture
         base = saved_config(config.init_from).architecture

@@ -19,11 +19,16 @@ class Branches(NamedTuple):
             ``|<eta_0|phi_0>|^2``.
         kept: ``P(trash = 0) = ||phi_0||^2``: the shots a post-selected circuit keeps (and the
             compression fidelity of Romero et al.'s quantum autoencoder).
+        accepted: with an ancilla-assisted decoder (``ancillas > 0``), the fraction of shots the
+            *reset* procedure keeps, ``P(ancillas = 0)``; ``None`` without ancillas (every shot is
+            kept). With ancillas, ``fidelity`` is that of the accepted shots, ``joint`` is
+            ``P(trash = 0, ancillas = 0, pass)`` and ``kept`` is ``P(trash = 0, ancillas = 0)``.
     """
 
     fidelity: torch.Tensor
     joint: torch.Tensor
     kept: torch.Tensor
+    accepted: torch.Tensor | None = None
 
     @property
     def postselected(self) -> torch.Tensor:

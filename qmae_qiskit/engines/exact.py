@@ -397,6 +397,11 @@ class ExactEngine:
         dtype: complex dtype of the simulation (``torch.complex64`` or ``torch.complex128``).
         fuse_width: qubits per fused super-gate (2 applies the blocks one by one; default: the
             cheapest by the cost model of ``_cheapest_width``, 5 for the 28 pairs of n = 8).
+        ancillas: ``A`` fresh qubits the decoder acts on after ``V^dagger`` (the ancilla stage
+            ``W`` on ``n + A`` qubits, ancillas the highest); only shots where they read 0 are
+            kept, so the decoder applies the block ``<0|W|0>``, any contraction rather than a
+            projector (a block encoding).
+        ancilla_pairs: the ancilla stage's qubit pairs on ``n + A`` qubits (blocks ansatz).
     """
 
     name = "exact"
@@ -410,6 +415,8 @@ class ExactEngine:
         ansatz: str = "blocks",
         dtype: torch.dtype = torch.complex64,
         fuse_width: int | None = None,
+        ancillas: int = 0,
+        ancilla_pairs: Sequence[tuple[int, int]] | None = None,
     ) -> None:
         if dtype not in (torch.complex64, torch.complex128):
             raise ValueError(f"dtype must be torch.complex64 or torch.complex128, got {dtype}")
@@ -420,6 +427,14 @@ class ExactEngine:
         self.trash_qubits = tuple(trash_qubits)
         self.ansatz = ansatz
         self.dtype = dtype
+        self.ancillas = int(ancillas)
+        self.ancilla_stage: ExactEngine | None = None
+        if self.ancillas:
+            wide = num_qubits + self.ancillas
+            stage_pairs = (
+                [(i, j) for i in range(wide) for j in range(i + 1, wide)] if ancilla_pairs is None else ancilla_pairs
+            )
+            self.ancilla_stage = ExactEngine(wide, stage_pairs, (), ansatz=ansatz, dtype=dtype)
         # basis index of (trash value t, latent value a): lets F be a reshape, not a gather per step
         self._order = torch.as_tensor(trash_latent_order(num_qubits, self.trash_qubits))
         # with the default trash (the highest qubits) the order is the identity: skip the gather
@@ -539,7 +554,13 @@ class ExactEngine:
         return phi, eta0
 
     def branches(
-        self, theta: torch.Tensor, masked: torch.Tensor, original: torch.Tensor, *, decoder: torch.Tensor | None = None
+        self,
+        theta: torch.Tensor,
+        masked: torch.Tensor,
+        original: torch.Tensor,
+        *,
+        decoder: torch.Tensor | None = None,
+        ancilla: torch.Tensor | None = None,
     ) -> Branches:
         """Everything one forward pass gives, per image of the batch.
 
@@ -548,11 +569,17 @@ class ExactEngine:
             masked: ``(B, 2**n)`` real encoder inputs (the masked, token-filled images).
             original: ``(B, 2**n)`` real references (the unmasked images).
             decoder: the decoder's own weights (untied), or ``None`` for ``U^dagger`` (tied).
+            ancilla: the ancilla stage's weights (engines built with ``ancillas > 0`` only).
 
         Returns:
             :class:`~qmae_qiskit.engines.Branches` of ``(B,)`` tensors: the reset fidelity, the
-            joint probability of keeping the shot and passing, and ``P(trash = 0)``.
+            joint probability of keeping the shot and passing, and ``P(trash = 0)`` (with
+            ancillas: of the accepted shots, and ``accepted``).
         """
+        if self.ancillas:
+            if ancilla is None:
+                raise ValueError(f"this engine's decoder has {self.ancillas} ancilla(s): pass their weights (ancilla=)")
+            return self.branches_from(self.decoded(theta, masked, decoder=decoder, ancilla=ancilla), original)
         psi = self._normalize(masked, theta.device)
         chi = self._normalize(original, theta.device)
         phi, eta0 = self._states(theta, decoder, psi, chi)
@@ -576,6 +603,57 @@ class ExactEngine:
         b = self.branches(theta, masked, original, decoder=decoder)
         return (b.fidelity, b.kept) if with_trash else b.fidelity
 
+    def decoded(
+        self,
+        theta: torch.Tensor,
+        masked: torch.Tensor,
+        *,
+        decoder: torch.Tensor | None = None,
+        ancilla: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The decoder's unnormalized output per trash branch: ``out_t = <0_A| W V^dagger
+        (phi_t (x) |0>_trash)`` (``W`` the identity without ancillas), differentiable.
+
+        Returns:
+            ``(B, T, 2**n)`` complex: ``sum_t ||out_t||^2`` is the kept fraction of the reset
+            procedure (1 without ancillas), ``||out_0||^2`` that of the post-selected one.
+        """
+        reordered = self._reorder_rows(self.unitary(theta))
+        back = reordered if decoder is None else self._reorder_rows(self.unitary(decoder))
+        phi = self._normalize(masked, theta.device).to(self.dtype) @ reordered.transpose(0, 1)
+        phi = phi.reshape(masked.shape[0], -1, 2 ** (self.num_qubits - len(self.trash_qubits)))
+        # put each trash branch back at trash = 0 and decode: V^dagger (phi_t (x) |0>)
+        out = phi @ back[: phi.shape[-1]].conj()  # (B, T, 2**n)
+        if self.ancilla_stage is not None:
+            if ancilla is None:
+                raise ValueError(f"this engine's decoder has {self.ancillas} ancilla(s): pass their weights (ancilla=)")
+            # <0_A| W (out_t (x) |0_A>): the ancillas are the high bits, so |0_A> pads with zeros
+            batch, branches, dim = out.shape
+            flat = out.reshape(batch * branches, dim)
+            if self.ancilla_stage.ansatz == "unitary":
+                block = self.ancilla_stage.unitary(ancilla)[:dim, :dim]
+                wide = flat @ block.transpose(0, 1)
+            else:  # the super-gates on the few states, not W's 2^(n+A) x 2^(n+A) matrix
+                padded = torch.cat([flat, flat.new_zeros(flat.shape[0], dim * (2**self.ancillas - 1))], dim=1)
+                wide = self.ancilla_stage.apply(ancilla, padded)[:, :dim]
+            out = wide.reshape(batch, branches, dim)
+        return out
+
+    def branches_from(self, out: torch.Tensor, original: torch.Tensor) -> Branches:
+        """:class:`~qmae_qiskit.engines.Branches` from :meth:`decoded`'s output (one pass gives
+        both the branches and the pixels); ``accepted`` is ``None`` without ancillas.
+
+        Args:
+            out: ``(B, T, 2**n)`` complex, from :meth:`decoded`.
+            original: ``(B, 2**n)`` real references.
+        """
+        chi = self._normalize(original, out.device).to(out.dtype)
+        overlap = (out @ chi.unsqueeze(-1)).squeeze(-1).abs().square()  # (B, T): |<chi|out_t>|^2 (chi real)
+        norms = out.abs().square().sum(-1)  # (B, T)
+        accepted = norms.sum(1)
+        fidelity = overlap.sum(1) / torch.where(accepted > 0, accepted, torch.ones_like(accepted))
+        return Branches(fidelity, overlap[:, 0], norms[:, 0], accepted if self.ancillas else None)
+
     def reconstruct(
         self,
         theta: torch.Tensor,
@@ -583,28 +661,25 @@ class ExactEngine:
         *,
         postselect: bool = False,
         decoder: torch.Tensor | None = None,
+        ancilla: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Pixel probabilities of the decoder's output (the diagonal of ``rho_out``).
+        """Pixel probabilities of the decoder's output (the diagonal of ``rho_out``), of the shots
+        kept (with ancillas: those where they read 0).
 
         Args:
             postselect: keep only the trash = 0 branch (measure the trash and discard the other
                 outcomes) instead of resetting it.
             decoder: the untied decoder's weights (``None``: ``U^dagger``).
+            ancilla: the ancilla stage's weights (engines with ancillas).
 
         Returns:
-            ``(B, 2**n)`` real, each row summing to 1 (0 for an all-zero input).
+            ``(B, 2**n)`` real, each row summing to 1 (0 for an all-zero input or nothing kept).
         """
-        reordered = self._reorder_rows(self.unitary(theta))
-        back = reordered if decoder is None else self._reorder_rows(self.unitary(decoder))
-        phi = self._normalize(masked, theta.device).to(self.dtype) @ reordered.transpose(0, 1)
-        phi = phi.reshape(masked.shape[0], -1, 2 ** (self.num_qubits - len(self.trash_qubits)))
-        latent_dim = phi.shape[-1]
+        out = self.decoded(theta, masked, decoder=decoder, ancilla=ancilla)
         if postselect:
-            phi = phi[:, :1]
-        # put each trash branch back at trash = 0 and decode: V^dagger (phi_t (x) |0>)
-        decoded = phi @ back[:latent_dim].conj()  # (B, T, 2**n)
-        probs = decoded.abs().square().sum(1)
-        if postselect:
+            out = out[:, :1]
+        probs = out.abs().square().sum(1)
+        if postselect or self.ancillas:
             total = probs.sum(1, keepdim=True)
             probs = probs / torch.where(total > 0, total, torch.ones_like(total))
         return probs

@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 import torch
 from qiskit import transpile
-from qiskit.quantum_info import Statevector
+from qiskit.quantum_info import Operator, Statevector
 from qiskit_aer import AerSimulator
 
 from qmae_qiskit import QAE, QMAE
-from qmae_qiskit.circuits import fidelity_from_counts
+from qmae_qiskit.circuits import fidelity_circuit, fidelity_from_counts, keep_fraction_from_counts
+from qmae_qiskit.engines.exact import block_matrices
+from qmae_qiskit.model import IDENTITY_BLOCK
 
 
 def _model(image_size, patch, ratio, seed=0, cls=QMAE, **kw):
@@ -227,7 +229,6 @@ def test_knobs_match_statevector_on_the_paper_circuit(mnist4, knobs):
 def test_postselected_circuits_match_the_exact_engine(mnist4, variant, knobs):
     """F of the kept shots and the kept fraction, exactly (1e-6): the flag variant by Statevector,
     the mid-circuit variant by projecting the state at its mid-circuit measurement."""
-    from qmae_qiskit.circuits import keep_fraction_from_counts
 
     model = _randomized(_model(4, "2x2", 0.25, seed=12, objective="postselect", **knobs), 12)
     mask = model.random_mask(5, generator=torch.Generator().manual_seed(8))
@@ -289,3 +290,201 @@ def test_estimator_engine_agrees_on_postselection_with_an_untied_decoder(mnist4,
     torch.testing.assert_close(est[0], exact[0], atol=1e-5, rtol=0)
     for e, x in zip(est[1:], exact[1:]):
         assert torch.linalg.norm(e.double() - x.double()) <= 1e-4 * torch.linalg.norm(x.double()) + 1e-6
+
+
+# --- issue 20's fill-in architectures: the ancilla-assisted (block-encoded) decoder, mask-position
+# conditioning and the composite loss, pinned to Qiskit and to finite differences ------------------
+
+
+def _fill_model(seed: int, **options) -> QMAE:
+    model = _randomized(QMAE(image_size=4, patch_size="2x2", mask_ratio=0.25, seed=seed, **options), seed)
+    g = torch.Generator().manual_seed(seed + 100)
+    with torch.no_grad():
+        if model.ancilla_theta is not None:  # far from the identity, so that the stage matters
+            model.ancilla_theta.copy_(torch.rand(model.ancilla_theta.shape, generator=g) * 6 - 3)
+        if model.token is not None:
+            model.token.copy_(torch.rand(model.token.shape, generator=g))
+    model.set_engine("exact", dtype=torch.complex128)
+    return model
+
+
+def test_identity_block_is_the_identity():
+    block = block_matrices(torch.tensor([IDENTITY_BLOCK], dtype=torch.float64), torch.complex128)[0]
+    phase = block[0, 0]
+    assert abs(abs(phase) - 1) < 1e-9
+    np.testing.assert_allclose((block / phase).numpy(), np.eye(4), atol=1e-8)
+
+
+def test_ancilla_stage_at_the_identity_is_the_plain_decoder(mnist4):
+    """A fresh ancilla stage set to the identity block leaves every number of the plain model."""
+    plain = _fill_model(3, objective="postselect")
+    wide = QMAE(image_size=4, patch_size="2x2", mask_ratio=0.25, objective="postselect", ancillas=1)
+    wide.load_state_dict({**plain.state_dict(), "ancilla_theta": wide.ancilla_theta.detach()}, strict=True)
+    with torch.no_grad():
+        wide.ancilla_theta.copy_(torch.tensor(IDENTITY_BLOCK).repeat(len(wide.ancilla_pairs)))
+    wide.set_engine("exact", dtype=torch.complex128)
+    mask = plain.random_mask(5, generator=torch.Generator().manual_seed(4))
+    a, b = plain.branches(mnist4[:5], mask), wide.branches(mnist4[:5], mask)
+    for name in ("fidelity", "joint", "kept"):
+        torch.testing.assert_close(getattr(a, name), getattr(b, name), atol=1e-6, rtol=0)
+    torch.testing.assert_close(b.accepted, torch.ones(5, dtype=b.accepted.dtype), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("ancillas", [1, 2])
+@pytest.mark.parametrize("variant", ["postselect", "postselect_flag"])
+def test_ancilla_postselected_circuits_match_the_exact_engine(mnist4, variant, ancillas):
+    model = _fill_model(21, objective="postselect", ancillas=ancillas, decoder="untied")
+    mask = model.random_mask(4, generator=torch.Generator().manual_seed(8))
+    exact = model.fidelity(mnist4[:4], mask).detach().numpy()
+    kept = model.keep_probability(mnist4[:4], mask).detach().numpy()
+    spec = model.template(variant)
+    t = len(model.trash_qubits)
+    assert spec.circuit.num_qubits == 4 + ancillas + (t if variant == "postselect_flag" else 0)
+    assert spec.circuit.num_clbits == 4 + t + ancillas
+    for b in range(4):
+        circuit = model.circuit(mnist4[b], mask[b], variant=variant, measure=True)
+        if variant == "postselect_flag":
+            probs = _exact_probabilities(circuit)
+            f, _ = fidelity_from_counts(probs, variant=variant, num_qubits=4)
+            k = keep_fraction_from_counts(probs, num_qubits=4)
+        else:  # the trash measured mid-circuit, the aux qubits at the end
+            state, final, trash_kept = _postselect_run(circuit)
+            probs = np.abs(state.data) ** 2
+            index = np.arange(len(probs))
+            aux = [circuit.find_bit(q).index for q in circuit.qregs[1]]
+            aux_zero = np.all([(index >> q) & 1 == 0 for q in aux], axis=0)
+            all_zero = np.all([(index >> q) & 1 == 0 for q in final], axis=0)
+            k = float(probs[aux_zero].sum())
+            f = float(probs[all_zero].sum()) / k
+            assert trash_kept > 0
+        assert f == pytest.approx(exact[b], abs=1e-6)
+        assert k == pytest.approx(kept[b], abs=1e-6)
+
+
+def test_ancilla_reset_circuit_matches_the_exact_engine(mnist4):
+    """Reset objective with ancillas: the compute-uncompute circuit's F of the accepted shots."""
+    model = _fill_model(22, ancillas=1)
+    mask = model.random_mask(4, generator=torch.Generator().manual_seed(9))
+    b = model.branches(mnist4[:4], mask)
+    assert (b.accepted < 0.999).all()  # the stage discards shots
+    for i in range(4):
+        circuit = model.circuit(mnist4[i], mask[i], variant="compute_uncompute", measure=True)
+        probs = _exact_probabilities(circuit)
+        f, _ = fidelity_from_counts(probs, variant="compute_uncompute", num_qubits=4)
+        accepted = keep_fraction_from_counts(probs, num_qubits=4)
+        assert f == pytest.approx(b.fidelity[i].item(), abs=1e-6)
+        assert accepted == pytest.approx(b.accepted[i].item(), abs=1e-6)
+
+
+@pytest.mark.parametrize("postselect", [True, False])
+def test_ancilla_reconstruction_circuits_match_the_exact_engine(mnist4, postselect):
+    model = _fill_model(23, ancillas=1, objective="postselect" if postselect else "reset")
+    mask = model.random_mask(3, generator=torch.Generator().manual_seed(2))
+    exact = model.reconstruct(mnist4[:3], mask).detach().square().flatten(1).numpy()
+    variant = "reconstruction_postselect" if postselect else "reconstruction"
+    for b in range(3):
+        circuit = model.circuit(mnist4[b], mask[b], variant=variant)
+        if postselect:  # the trash measured mid-circuit: project there; qubits 0..3 data, 4 aux
+            state, final, _ = _postselect_run(circuit)
+            assert final == [0, 1, 2, 3, 4]
+            kept = (np.abs(state.data) ** 2)[:16]  # aux (the high qubit) reads 0
+        else:
+            probs = _exact_probabilities(circuit)  # c[0..3] data, then the aux bit
+            kept = np.zeros(16)
+            for key, v in probs.items():
+                if "1" not in key[:-4]:
+                    kept[int(key[-4:], 2)] += v
+        np.testing.assert_allclose(kept / kept.sum(), exact[b], atol=1e-6)
+
+
+def test_the_unitary_ceiling_with_ancillas_is_a_contraction_of_its_matrix(mnist4):
+    """``--ansatz unitary --ancillas 1``: the engine's output is <0|W|0> of the dense W, applied."""
+    model = _fill_model(24, ansatz="unitary", objective="postselect", ancillas=1)
+    with torch.no_grad():
+        model.ancilla_theta.normal_(0, 0.3, generator=torch.Generator().manual_seed(1))
+    mask = model.random_mask(3, generator=torch.Generator().manual_seed(3))
+    engine = model._engine
+    w = engine.ancilla_stage.unitary(model.ancilla_theta.detach())
+    np.testing.assert_allclose((w @ w.mH).numpy(), np.eye(32), atol=1e-9)
+    u = engine.unitary(model.theta.detach())
+    psi = model.fill(mnist4[:3], mask).flatten(1).double()
+    psi = (psi / psi.norm(dim=1, keepdim=True)).to(torch.complex128)
+    chi = mnist4[:3].flatten(1).double()
+    chi = chi / chi.norm(dim=1, keepdim=True)
+    projector = torch.zeros(16, 16, dtype=torch.complex128)
+    projector[:8, :8] = torch.eye(8)  # trash = qubit 3 reads 0
+    out = psi @ (w[:16, :16] @ u.mH @ projector @ u).T
+    kept = out.abs().square().sum(1)
+    fid = (out * chi.to(torch.complex128)).sum(1).abs().square() / kept
+    b = model.branches(mnist4[:3], mask)
+    torch.testing.assert_close(b.kept, kept.to(b.kept.dtype), atol=1e-8, rtol=0)
+    torch.testing.assert_close(b.postselected, fid.to(b.kept.dtype), atol=1e-8, rtol=0)
+
+
+def test_position_conditioning_binds_each_images_own_weights(mnist4):
+    """Each image's circuit carries its position's weights and token: Statevector of the paper
+    circuit, per image, equals the exact engine's batched value."""
+    model = _fill_model(25, condition="position", decoder="untied")
+    assert model.theta.shape[0] == model.num_positions == 4 and model.token.shape == (4, 2, 2)
+    mask = model.random_mask(8, generator=torch.Generator().manual_seed(5))
+    positions = model.positions(mask)
+    assert len(set(positions.tolist())) > 1
+    exact = model.fidelity(mnist4[:8], mask).detach()
+    spec = model.template("paper")
+    for i in range(8):
+        state = Statevector(model.circuit(mnist4[i], mask[i], variant="paper"))
+        z = state.expectation_value(Operator.from_label("Z" + "I" * (spec.circuit.num_qubits - 1)))
+        assert float(np.real(z)) == pytest.approx(exact[i].item(), abs=1e-6)
+    # and another position's weights would give another number: the binding is not a no-op
+    other = model.theta.detach().clone()
+    with torch.no_grad():
+        model.theta[positions[0]] = other[(positions[0] + 1) % 4]
+    assert model.fidelity(mnist4[:1], mask[:1]).item() != pytest.approx(exact[0].item(), abs=1e-4)
+
+
+def test_position_conditioning_refuses_masks_of_several_patches():
+    with pytest.raises(ValueError, match="one masked patch per image"):
+        QMAE(image_size=4, patch_size="2x2", mask_ratio=0.5, condition="position")
+    model = QMAE(image_size=4, patch_size="2x2", mask_ratio=0.25, condition="position")
+    mask = torch.zeros(1, 4, 4, dtype=torch.bool)
+    mask[0, 0, 0] = True  # one pixel, not a whole patch
+    with pytest.raises(ValueError, match="not exactly one whole 2x2 patch"):
+        model.fidelity(torch.rand(1, 4, 4), mask)
+
+
+def test_ancillas_are_refused_by_the_swap_test_variants_and_the_estimator():
+    with pytest.raises(ValueError, match="compute_uncompute"):
+        fidelity_circuit(4, variant="reset", ancillas=1)
+    model = QMAE(image_size=4, patch_size="2x2", mask_ratio=0.25, ancillas=1)
+    with pytest.raises(ValueError, match="exact"):
+        model.set_engine("estimator")
+
+
+@pytest.mark.parametrize(
+    "knobs", [dict(ancillas=1), dict(condition="position"), dict(ancillas=1, condition="position")]
+)
+def test_composite_loss_gradients_match_finite_differences(mnist4, knobs):
+    model = _fill_model(26, objective="postselect", **knobs)
+    mask = model.random_mask(6, generator=torch.Generator().manual_seed(6))
+    params = [p for p in (model.theta, model.ancilla_theta, model.token) if p is not None]
+    with torch.no_grad():
+        for p in params:
+            p.data = p.data.double()
+
+    def loss() -> torch.Tensor:
+        return model.loss(mnist4[:6].double(), mask, keep_weight=0.1, loss="composite")
+
+    value = loss()
+    value.backward()
+    g = torch.Generator().manual_seed(0)
+    for p in params:
+        direction = torch.randn(p.shape, generator=g, dtype=torch.float64)
+        analytic = (p.grad * direction).sum().item()
+        eps = 1e-6
+        with torch.no_grad():
+            p += eps * direction
+            up = loss().item()
+            p -= 2 * eps * direction
+            down = loss().item()
+            p += eps * direction
+        assert analytic == pytest.approx((up - down) / (2 * eps), rel=1e-4, abs=1e-7)
