@@ -59,7 +59,8 @@ class FetchResult:
         images: per image ``{"index", "fidelity", "stderr", "exact", "raw", "exact_embedded"}``
             (fidelity jobs; ``raw`` is the unmitigated estimate) or
             ``{"index", "fidelity", "exact": 1.0, ...}`` where fidelity is the classical fidelity of
-            the measured pixel distribution with the exact one (reconstruction jobs).
+            the measured pixel distribution with the exact one (reconstruction jobs, with the
+            composite's ``composite_fidelity`` and ``masked_psnr``, measured and ``exact_``).
         mean_fidelity, mean_stderr, mean_exact: averages over the images.
         png: path of the reconstructed-images figure (reconstruction jobs).
         mean_keep_fraction: post-selected jobs: the mean fraction of shots kept (``None`` otherwise).
@@ -88,6 +89,11 @@ class FetchResult:
             "images": self.images,
             "png": self.png,
             "mean_keep_fraction": self.mean_keep_fraction,
+            **{
+                f"mean_{key}": float(np.mean([r[key] for r in self.images]))
+                for key in ("composite_fidelity", "exact_composite_fidelity", "masked_psnr", "exact_masked_psnr")
+                if self.images and key in self.images[0]
+            },
         }
 
 
@@ -172,9 +178,29 @@ def _reconstruction_rows(record: JobRecord, counts: Sequence[Counts], png: str) 
         rows.append({"index": index, "fidelity": fidelity, "stderr": None, "exact": 1.0})
         if record.variant == RECONSTRUCTION_POSTSELECT:
             rows[-1].update(keep_fraction=float(kept), exact_keep=record.exact_keep[i] if record.exact_keep else None)
-    originals, _ = record_images(record, model_for(record))
+    originals, masks = record_images(record, model_for(record))
+    _composite_columns(rows, np.stack(measured), np.asarray(record.exact), originals, masks)
     _plot(record, np.stack(measured), np.sqrt(np.asarray(record.exact)), originals.numpy(), png)
     return rows
+
+
+def _composite_columns(
+    rows: list[dict[str, Any]], measured: np.ndarray, exact: np.ndarray, originals: Any, masks: Any
+) -> None:
+    """The composite (visible pixels kept, the measured patch pasted in at the visible-pixel scale)
+    per image, from the counts and from the exact distribution: its fidelity with the original
+    and the patch's PSNR. Only the patch's values come from the device; the visible ones are known."""
+    import torch
+
+    from ..metrics import composite_image, masked_psnr, state_fidelity
+
+    shape = originals.shape
+    for name, amplitudes in (("", torch.as_tensor(measured)), ("exact_", torch.as_tensor(np.sqrt(exact)))):
+        composite = composite_image(amplitudes.reshape(shape).to(originals.dtype), originals, masks)
+        fid = state_fidelity(composite.flatten(1), originals.flatten(1))
+        psnr = masked_psnr(composite, originals, masks)
+        for row, f, q in zip(rows, fid.tolist(), psnr.tolist()):
+            row[f"{name}composite_fidelity"], row[f"{name}masked_psnr"] = f, q
 
 
 def score(

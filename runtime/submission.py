@@ -105,7 +105,11 @@ def resolve_options(options: SubmitOptions | None, profile: str | None, override
     if unknown:
         raise OptionError(f"unknown submit option(s) {unknown}; the options are SubmitOptions' fields")
     base = options or (PROFILES[profile] if profile else SubmitOptions())
-    resolved = base.replace(**{k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    resolved = base.replace(**given)
+    if resolved.reconstruct and profile is not None:  # a profile's fidelity mitigation has no reconstruction form
+        plain = SubmitOptions()
+        resolved = resolved.replace(**{k: getattr(plain, k) for k in ("zne", "cdr", "variant") if k not in given})
     resolved.validate()
     return resolved
 

@@ -1,0 +1,246 @@
+"""``qmae fill-study``: a QMAE that fills in the patch, chosen on held-out training images.
+
+Issue 20's study. The candidates (:data:`CANDIDATES`) combine the fill-in knobs: mask-position
+conditioning (``condition="position"``: weights and token per patch position), the
+ancilla-assisted decoder (``ancillas``: a block-encoded contraction instead of a projector), the
+loss aimed at the patch (``loss="composite"``) and the acceptance weight. Every candidate is
+post-selected, trained with seed 0 on the training split *minus its last* ``holdout`` *images*,
+and scored on those held-out training images (masked PSNR of the patch, P(keep), composite
+fidelity), next to the mean-image and linear fills on the same images. The best candidate by
+held-out masked PSNR, among those keeping at least ``min_keep`` of the shots, is then trained
+for the other seeds and scored **once** on the test split (all 10,000 MNIST test images by
+default) with every metric, the pass-through rows (zeros, token, mean image, linear fill) and
+the paired 95 % intervals of its masked PSNR over the mean-image and linear fills (per seed).
+
+Writes ``results.json`` and ``report.md`` into ``--out``; runs live in ``--out/runs`` and are
+reused when finished, resumed when interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import checkpoint as ckpt
+from ..runs import writer_lock
+from .experiments import RunSpec, run_dir, train_or_reuse, verdict
+from .report import markdown_table
+
+__all__ = ["CANDIDATES", "COMMON", "MIN_KEEP", "fill_study", "score_holdout"]
+
+COMMON: dict[str, Any] = dict(
+    model="qmae",
+    objective="postselect",
+    condition="position",
+    mask_ratio=0.25,
+    patch_size="8x8",
+    epochs=3,
+    batch_size=32,
+    holdout=2000,
+    eval_limit=0,
+)
+QUICK: dict[str, Any] = dict(epochs=1, limit=600, holdout=200)
+MIN_KEEP = 0.05  # the issue's floor on the kept fraction: below it a device spends 20 shots per kept one
+
+CANDIDATES = (
+    RunSpec("fill-A0-composite-k0.01", dict(ancillas=0, loss="composite", keep_weight=0.01)),
+    RunSpec("fill-A1-composite-k0.01", dict(ancillas=1, loss="composite", keep_weight=0.01)),
+    RunSpec("fill-A2-fidelity-k0.01", dict(ancillas=2, loss="fidelity", keep_weight=0.01)),
+    RunSpec("fill-A2-composite-k0.01", dict(ancillas=2, loss="composite", keep_weight=0.01)),
+    RunSpec("fill-A2-composite-k0.001", dict(ancillas=2, loss="composite", keep_weight=0.001)),
+)
+HOLDOUT_KEYS = ("masked_psnr", "keep_probability", "composite_fidelity", "fidelity")
+
+
+def _train(args: tuple[RunSpec, str, int, dict[str, Any], int]) -> tuple[str, int, float, str]:
+    spec, runs, seed, common, threads = args
+    torch.set_num_threads(threads)
+    path, seconds, how = train_or_reuse(spec, runs, seed, common=common)
+    return str(path), seed, seconds, how
+
+
+def _train_all(jobs: list[tuple[RunSpec, int]], runs: Path, common: dict[str, Any], workers: int) -> dict[str, float]:
+    """Train (or reuse) every ``(spec, seed)``, ``workers`` at a time; seconds spent per run."""
+    threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
+    tasks = [(spec, str(runs), seed, common, threads) for spec, seed in jobs]
+    if workers <= 1:
+        done = [_train(t) for t in tasks]
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            done = list(pool.map(_train, tasks))
+    return {Path(path).name: seconds for path, _, seconds, how in done if how != "reused"}
+
+
+def score_holdout(path: str | os.PathLike, *, data_dir: str | None = None) -> dict[str, Any]:
+    """A run's numbers on the training images it held out (``--holdout``), with the mean-image and
+    linear fills (fitted on the images it trained on) on the same masks: what the choice rests on.
+
+    Raises:
+        DataError: a run without held-out images.
+    """
+    from ..evaluation import evaluate_images, passthrough, passthrough_fills
+    from ..linear_fill import fit_linear_fill
+    from ..model import load_model
+    from ..runs import data_for_run, evaluation_masks
+
+    model = load_model(path)
+    held = data_for_run(path, split="holdout", data_dir=data_dir)
+    trained = data_for_run(path, split="train", data_dir=data_dir)
+    masks = evaluation_masks(len(held.images), model, seed=12345)  # not the test split's masks
+    row = evaluate_images(model, held.images, masks, with_ssim=False, extras=False)
+    out = {key: row[key] for key in HOLDOUT_KEYS if key in row}
+    linear = fit_linear_fill(trained.images, patch_size=model.patch_size)
+    fills = passthrough_fills(model, held.images, masks, trained.images.mean(0), linear)
+    for name in ("mean_image", "linear_fill"):
+        out[f"{name}_masked_psnr"] = passthrough(held.images, masks, fills[name], with_ssim=False)["masked_psnr"]
+    out["images"] = len(held.images)
+    return out
+
+
+def _choose(holdout: dict[str, dict[str, Any]], min_keep: float) -> str:
+    eligible = {n: r for n, r in holdout.items() if r.get("keep_probability", 1.0) >= min_keep}
+    if not eligible:
+        raise ValueError(f"no candidate keeps {min_keep:g} of its shots on the held-out images")
+    return max(eligible, key=lambda n: eligible[n]["masked_psnr"])
+
+
+def fill_study(
+    out: str | os.PathLike,
+    *,
+    seeds: int = 3,
+    data_dir: str | None = None,
+    limit: int | None = None,
+    quick: bool = False,
+    jobs: int = 1,
+    min_keep: float = MIN_KEEP,
+    candidates: tuple[RunSpec, ...] = CANDIDATES,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Choose a fill-in configuration on held-out training images, then test it once.
+
+    Args:
+        out: the study directory (``runs/``, ``results.json``, ``report.md``).
+        seeds: seeds of the chosen configuration (its seed 0 is the candidate's run).
+        data_dir: MNIST in torchvision's layout.
+        limit: score on the first N test images (default all).
+        quick: one epoch on 600 training images (a pipeline check, not a result).
+        jobs: runs trained at once, each in its own process.
+        min_keep: the smallest held-out P(keep) a candidate may have.
+        candidates: the configurations tried.
+
+    Returns:
+        The ``results.json`` content.
+
+    Raises:
+        ValueError: ``seeds`` below 2 (a paired interval needs two), or no candidate keeps enough shots.
+    """
+    from ..evaluation import evaluate_run
+
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 2:
+        raise ValueError(f"seeds must be an integer >= 2 (the paired interval over seeds needs two), got {seeds!r}")
+    out = Path(out)
+    runs = out / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    common = {**COMMON, **(QUICK if quick else {}), "data_dir": data_dir}
+    with writer_lock(out):
+        start = time.perf_counter()
+        train_s = _train_all([(spec, 0) for spec in candidates], runs, common, jobs)
+        holdout = {spec.name: score_holdout(run_dir(runs, spec, 0), data_dir=data_dir) for spec in candidates}
+        best = _choose(holdout, min_keep)
+        spec = next(s for s in candidates if s.name == best)
+        train_s.update(_train_all([(spec, seed) for seed in range(1, seeds)], runs, common, jobs))
+        test = [
+            evaluate_run(run_dir(runs, spec, seed), data_dir=data_dir, limit=limit, progress=progress)
+            for seed in range(seeds)
+        ]
+        result = _summarize(spec, holdout, test, common, seeds)
+        result["timings"] = {"train_s": train_s, "total_s": time.perf_counter() - start}
+        ckpt.write_json(out / "results.json", result)
+        (out / "report.md").write_text(report(result))
+    return result
+
+
+def _per_seed(test: list[dict[str, Any]], key: str, fill: str | None = None) -> list[float]:
+    return [row["passthrough"][fill][key] if fill else row[key] for row in test]
+
+
+def _summarize(
+    spec: RunSpec, holdout: dict[str, Any], test: list[dict[str, Any]], common: dict[str, Any], seeds: int
+) -> dict[str, Any]:
+    keys = ("fidelity", "keep_probability", "fidelity_per_shot", "masked_psnr", "composite_fidelity")
+    keys += ("composite_accuracy", "accuracy", "input_accuracy")
+    seeds_rows = [{k: row.get(k) for k in keys} for row in test]
+    fills = {}
+    for name in test[0]["passthrough"]:
+        fills[name] = {k: test[0]["passthrough"][name].get(k) for k in ("fidelity", "masked_psnr", "accuracy")}
+    verdicts = []
+    for fill, margin in (("mean_image", 1.0), ("linear_fill", 0.0)):
+        if fill not in fills:
+            continue
+        v = verdict(
+            f"{spec.name} fills the patch better than the {fill.replace('_', ' ')} (masked PSNR)",
+            _per_seed(test, "masked_psnr"),
+            _per_seed(test, "masked_psnr", fill),
+            unit=" dB",
+        )
+        verdicts.append({"fill": fill, "margin_db": margin, "sentence": v.sentence(), **v.interval._asdict()})
+    return {
+        "chosen": spec.name,
+        "options": {**common, **spec.options},
+        "holdout": holdout,
+        "test": seeds_rows,
+        "passthrough": fills,
+        "verdicts": verdicts,
+        "seeds": seeds,
+        "test_images": test[0]["images"],
+    }
+
+
+def report(result: dict[str, Any]) -> str:
+    """``report.md``: the held-out choice, then the test numbers of the chosen configuration."""
+    held = result["holdout"]
+    rows = [
+        [
+            name,
+            f"{r['masked_psnr']:.2f}",
+            f"{r.get('keep_probability', 1.0):.3f}",
+            f"{r['composite_fidelity']:.4f}",
+            f"{r['mean_image_masked_psnr']:.2f}",
+            f"{r['linear_fill_masked_psnr']:.2f}",
+        ]
+        for name, r in held.items()
+    ]
+    lines = [
+        "# Fill-in study (issue 20): chosen on held-out training images, tested once",
+        "",
+        f"Candidates trained with seed 0 on the training split minus its last {result['options']['holdout']} images, "
+        "scored on those held-out images (masks drawn from seed 12345):",
+        "",
+        markdown_table(
+            ["candidate", "masked PSNR (dB)", "P(keep)", "composite F", "mean-image fill", "linear fill"], rows
+        ),
+        "",
+        f"Chosen: **{result['chosen']}** (the highest held-out masked PSNR with P(keep) >= {MIN_KEEP}).",
+        "",
+        f"## Test split ({result['test_images']} images, the runs' saved masks), {result['seeds']} seeds",
+        "",
+    ]
+    keys = list(result["test"][0])
+    trows = [[f"seed {i}"] + [_fmt(row.get(k)) for k in keys] for i, row in enumerate(result["test"])]
+    lines += [markdown_table(["run", *keys], trows), "", "Pass-through rows (seed 0's masks):", ""]
+    prow = [
+        [name, _fmt(r["fidelity"]), _fmt(r["masked_psnr"]), _fmt(r.get("accuracy"))]
+        for name, r in result["passthrough"].items()
+    ]
+    lines += [markdown_table(["fill", "fidelity", "masked PSNR (dB)", "accuracy"], prow), ""]
+    lines += [f"- {v['sentence']}" for v in result["verdicts"]]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: Any) -> str:
+    return "" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
