@@ -62,7 +62,7 @@ def test_qmae_evaluate_json_has_the_inpainting_keys_and_pass_through_rows(run4, 
     out = json.loads(capsys.readouterr().out)
     for key in ("input_fidelity", "fidelity_gain", "masked_psnr", "masked_cosine_similarity"):
         assert key in out and key + "_stderr" in out
-    assert set(out["passthrough"]) == {"zeros", "token", "mean_image"}
+    assert set(out["passthrough"]) == {"zeros", "token", "mean_image", "linear_fill"}
     assert out["best_passthrough_fidelity"] == max(r["fidelity"] for r in out["passthrough"].values())
     assert out["passthrough"]["token"]["fidelity"] == pytest.approx(out["input_fidelity"], abs=1e-9)
     assert out["objective"] == "reset"

@@ -243,7 +243,7 @@ def test_postselected_training_records_its_acceptance_weight_and_kept_fraction(t
 @pytest.mark.parametrize(
     "argv,match",
     [
-        (["--keep-weight", "0.5"], "--keep-weight holds the kept fraction of --objective postselect"),
+        (["--keep-weight", "0.5"], "--keep-weight holds the kept fraction of --objective postselect (or of --ancillas"),
         (["--objective", "postselect", "--trash-weight", "1"], "use --keep-weight"),
         (["--objective", "postselect", "--keep-weight", "-1"], "--keep-weight must be a number >= 0"),
         (["--ansatz", "unitary", "--engine", "estimator"], "exact engine only"),

@@ -45,7 +45,10 @@ COMMON: dict[str, Any] = dict(
     eval_limit=0,
 )
 QUICK: dict[str, Any] = dict(epochs=1, limit=600, holdout=200)
-MIN_KEEP = 0.05  # the issue's floor on the kept fraction: below it a device spends 20 shots per kept one
+# The floor on the held-out kept fraction: twice issue 20's 0.05 (below which a device spends 20 shots
+# per kept one), so that the choice, measured on one seed's held-out images, keeps the 0.05 over
+# seeds and unseen images with a margin (the acceptance weight 0.001 kept 0.055: at the edge).
+MIN_KEEP = 0.10
 
 CANDIDATES = (
     RunSpec("fill-A0-composite-k0.01", dict(ancillas=0, loss="composite", keep_weight=0.01)),
@@ -154,11 +157,14 @@ def fill_study(
         best = _choose(holdout, min_keep)
         spec = next(s for s in candidates if s.name == best)
         train_s.update(_train_all([(spec, seed) for seed in range(1, seeds)], runs, common, jobs))
-        test = [
-            evaluate_run(run_dir(runs, spec, seed), data_dir=data_dir, limit=limit, progress=progress)
+        test = [  # no classifier in a quick pipeline check (training one is the slow part)
+            evaluate_run(
+                run_dir(runs, spec, seed), data_dir=data_dir, limit=limit, progress=progress, with_accuracy=not quick
+            )
             for seed in range(seeds)
         ]
         result = _summarize(spec, holdout, test, common, seeds)
+        result["min_keep"] = min_keep
         result["timings"] = {"train_s": train_s, "total_s": time.perf_counter() - start}
         ckpt.write_json(out / "results.json", result)
         (out / "report.md").write_text(report(result))
@@ -225,7 +231,8 @@ def report(result: dict[str, Any]) -> str:
             ["candidate", "masked PSNR (dB)", "P(keep)", "composite F", "mean-image fill", "linear fill"], rows
         ),
         "",
-        f"Chosen: **{result['chosen']}** (the highest held-out masked PSNR with P(keep) >= {MIN_KEEP}).",
+        f"Chosen: **{result['chosen']}**: the highest held-out masked PSNR with P(keep) >= {result['min_keep']} "
+        "(twice the 0.05 floor, for a margin over seeds and unseen images).",
         "",
         f"## Test split ({result['test_images']} images, the runs' saved masks), {result['seeds']} seeds",
         "",
