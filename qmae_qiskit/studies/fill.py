@@ -178,7 +178,7 @@ def _per_seed(test: list[dict[str, Any]], key: str, fill: str | None = None) -> 
 def _summarize(
     spec: RunSpec, holdout: dict[str, Any], test: list[dict[str, Any]], common: dict[str, Any], seeds: int
 ) -> dict[str, Any]:
-    keys = ("fidelity", "keep_probability", "fidelity_per_shot", "masked_psnr", "composite_fidelity")
+    keys: tuple[str, ...] = ("fidelity", "keep_probability", "fidelity_per_shot", "masked_psnr", "composite_fidelity")
     keys += ("composite_accuracy", "accuracy", "input_accuracy")
     seeds_rows = [{k: row.get(k) for k in keys} for row in test]
     fills = {}
