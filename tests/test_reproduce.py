@@ -46,7 +46,7 @@ def test_quick_reproduce_writes_every_file_with_seeds_and_verdicts(tmp_path):
     seeds = [r["fidelity"] for r in table["seeds"]["qmae-25"]]
     assert summary["mean"] == pytest.approx(sum(seeds) / 2) and summary["std"] > 0
     assert (out / "runs" / "qmae-25-seed1" / "checkpoint.pt").is_file()
-    assert {"zeros", "token", "mean_image"} == set(table["passthrough"])
+    assert {"zeros", "token", "mean_image", "linear_fill"} == set(table["passthrough"])
     for v in table["verdicts"]:  # stated only where the interval excludes 0
         assert (v["holds"] is None) == (v["low"] <= 0 <= v["high"]), v
         assert ("undecided" in v["sentence"]) == (v["holds"] is None)

@@ -123,7 +123,7 @@ def _reproduce(
 ) -> dict[str, Any]:
     from ..classifier import ClassifierOptions, accuracy, cached_classifier, labels_of
     from ..datasets import load_dataset
-    from ..evaluation import evaluate_images, passthrough, passthrough_fills
+    from ..evaluation import evaluate_images, linear_fill_for, passthrough, passthrough_fills
     from ..model import load_model
     from ..runs import data_for_run, saved_evaluation_masks, versions
 
@@ -173,7 +173,9 @@ def _reproduce(
         ]
     m25 = masks["qmae-25"]
     mean_image = train_set.images.mean(0)
-    fills = passthrough_fills(load_model(first), test.images, m25, mean_image)
+    first_model = load_model(first)
+    linear = linear_fill_for(train_set.images, first_model, m25)  # the classical anchor (ridge, per position)
+    fills = passthrough_fills(first_model, test.images, m25, mean_image, linear)
     pass_rows = {
         name: passthrough(test.images, m25, fill, labels=test.labels, classifier=classifier, per_image=True)
         for name, fill in fills.items()
@@ -332,6 +334,7 @@ def _inpainting_rows(result: dict[str, Any]) -> list[list[str]]:
         )
     names = {"zeros": "pass-through: zeros", "token": "pass-through: QMAE 25 %'s learned token", "mean_image": ""}
     names["mean_image"] = "pass-through: mean training image (classical fill)"
+    names["linear_fill"] = "pass-through: linear fill (ridge from the visible pixels, per position)"
     for name, row in result["passthrough"].items():
         rows.append(
             [names[name], _pass_cell(row, "fidelity"), "–", "–", _pass_cell(row, "masked_psnr", digits=2)]

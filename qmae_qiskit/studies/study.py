@@ -135,7 +135,7 @@ def _study(
     progress: bool,
 ) -> dict[str, Any]:
     from ..datasets import load_dataset
-    from ..evaluation import passthrough, passthrough_fills
+    from ..evaluation import linear_fill_for, passthrough, passthrough_fills
     from ..model import load_model
     from ..runs import versions
 
@@ -171,10 +171,13 @@ def _study(
     for (name, path), row in zip(paths, scored):
         row.update(train_s=train_s.get(path.name))
         rows[name].append(row)
-    fills = passthrough_fills(load_model(first), test.images, masks, train_set.images.mean(0))
+    first_model = load_model(first)
+    linear = linear_fill_for(train_set.images, first_model, masks)  # the classical anchor (ridge, per position)
+    fills = passthrough_fills(first_model, test.images, masks, train_set.images.mean(0), linear)
     pass_rows = {
         name: passthrough(test.images, masks, fills[name], labels=test.labels, classifier=classifier, with_ssim=False)
-        for name in ("zeros", "mean_image")
+        for name in ("zeros", "mean_image", "linear_fill")
+        if name in fills
     }
     evaluation_s = round(time.perf_counter() - start, 1)
 
