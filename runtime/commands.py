@@ -24,7 +24,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     c.add_argument("run_dir", metavar="RUN_DIR")
     c.add_argument("--backend", required=True, help="aer, a fake device (fake_fez, ...) or a real one (ibm_fez, ...)")
     c.add_argument(
-        "--variant", action="append", choices=HARDWARE_VARIANTS, help="repeatable; default paper, reset, destructive"
+        "--variant",
+        action="append",
+        choices=HARDWARE_VARIANTS,
+        help="repeatable; default paper, reset, destructive (a run with ancillas: compute_uncompute, postselect, "
+        "postselect_flag)",
     )
     c.add_argument("--optimization-level", type=int, default=3, choices=(0, 1, 2, 3))
     c.add_argument(
@@ -87,7 +91,11 @@ def _circuit(args: argparse.Namespace) -> int:
 
     model = load_model(args.run_dir).set_embedding(args.embedding_layers)
     backend = get_backend(args.backend)
-    variants = tuple(args.variant or ("paper", "reset", "destructive"))
+    # an ancilla-assisted decoder has compute-uncompute and post-selected forms only (circuits/fidelity.py)
+    default = (
+        ("compute_uncompute", "postselect", "postselect_flag") if model.ancillas else ("paper", "reset", "destructive")
+    )
+    variants = tuple(args.variant or default)
     rows = transpile_report(model, backend, variants, optimization_level=args.optimization_level)
     print(json.dumps(as_dicts(rows)) if args.json else report_table(rows))
     if args.draw:

@@ -66,7 +66,8 @@ def submit(
     run_dir = Path(run_dir).resolve()
     model = load_model(run_dir)
     given = overrides.get("variant") or (options.variant if options else None)
-    variant = given or ("postselect" if model.objective == "postselect" else opts.variant or "reset")
+    plain = "compute_uncompute" if model.ancillas else "reset"  # ancillas: no SWAP-test form
+    variant = given or ("postselect" if model.objective == "postselect" else opts.variant or plain)
     if opts.reconstruct:  # a post-selected model is read off its kept shots
         variant = RECONSTRUCTION_POSTSELECT if model.objective == "postselect" else RECONSTRUCTION
     layers = model.embedding_layers if opts.embedding_layers is None else opts.embedding_layers
