@@ -156,3 +156,14 @@ def test_fill_study_chooses_on_held_out_images_and_tests_the_choice_once(tmp_pat
     assert {v["fill"] for v in result["verdicts"]} == {"mean_image", "linear_fill"}
     report = (tmp_path / "fs" / "report.md").read_text()
     assert "Chosen: **" in report and "linear_fill" in report
+
+
+def test_position_conditioning_works_on_the_estimator_engine_too(mnist4):
+    """The model binds each position's weights, so EstimatorQNN on Aer gives the exact engine's F."""
+    model = QMAE(image_size=4, patch_size="2x2", mask_ratio=0.25, condition="position", seed=3)
+    mask = model.random_mask(4, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        exact = model.fidelity(mnist4[:4], mask)
+        model.set_engine("estimator")
+        aer = model.fidelity(mnist4[:4], mask)
+    torch.testing.assert_close(aer.double(), exact.double(), atol=1e-5, rtol=0)
