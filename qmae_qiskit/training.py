@@ -272,28 +272,36 @@ def _load_data(config: TrainConfig, split: str) -> ImageSet:
 
 
 class _StopFlag:
-    """SIGINT handling for the duration of a run (main thread only; elsewhere Ctrl-C is default).
+    """SIGINT and SIGTERM handling for the duration of a run (main thread only; elsewhere the
+    default handlers stay).
 
-    The first Ctrl-C only raises a flag: the step in flight finishes and the run saves at that
+    SIGTERM is what SLURM, Kubernetes and ``timeout`` send before a kill: it is treated as Ctrl-C.
+    The first signal only raises a flag: the step in flight finishes and the run saves at that
     step boundary. A second one stops at once, but never inside a save (``shield``): the
     checkpoint only ever holds a completed step.
     """
 
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
     def __init__(self) -> None:
         self.raised = False
         self.shielded = False
-        self._previous = None
+        self.name = "interrupted"
+        self._previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
 
     def _handle(self, signum, frame) -> None:
-        if self.raised and not self.shielded:  # a second Ctrl-C: stop now
+        if signum == signal.SIGTERM:
+            self.name = "terminated (SIGTERM)"
+        if self.raised and not self.shielded:  # a second signal: stop now
             raise KeyboardInterrupt
         self.raised = True
 
     @contextlib.contextmanager
     def shield(self):
-        """Ctrl-C is recorded but does not interrupt the block (a checkpoint being written)."""
+        """A signal is recorded but does not interrupt the block (a checkpoint being written)."""
         self.shielded = True
         try:
             yield
@@ -301,8 +309,8 @@ class _StopFlag:
             self.shielded = False
 
     def restore(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
 
 
 class _Run:
@@ -410,9 +418,9 @@ class _Run:
             bar.close()
             if self.boundary:
                 self._save_shielded()
-                message = "interrupted; checkpoint saved"
-            else:  # a second Ctrl-C inside a step: the last checkpoint (a completed step) stands
-                message = "interrupted mid-step; the last checkpoint stands (its steps are redone on resume)"
+                message = f"{self.stop.name}; checkpoint saved"
+            else:  # a second signal inside a step: the last checkpoint (a completed step) stands
+                message = f"{self.stop.name} mid-step; the last checkpoint stands (its steps are redone on resume)"
             raise KeyboardInterrupt(f"{message}. Continue with: qmae train --resume {self.run_dir}") from None
         finally:
             self.stop.restore()

@@ -82,7 +82,7 @@ def _wait_for_steps(out, steps, proc):
     )
 
 
-@pytest.mark.parametrize("sig", [pytest.param(signal.SIGKILL, marks=pytest.mark.slow), signal.SIGINT])
+@pytest.mark.parametrize("sig", [pytest.param(signal.SIGKILL, marks=pytest.mark.slow), signal.SIGINT, signal.SIGTERM])
 def test_interrupted_run_resumes_bit_for_bit(tmp_path, reference_run, sig):
     ref_dir, _ = reference_run
     out = tmp_path / "run"
@@ -90,9 +90,11 @@ def test_interrupted_run_resumes_bit_for_bit(tmp_path, reference_run, sig):
     _wait_for_steps(out, 25, proc)  # into the second epoch, between checkpoints
     proc.send_signal(sig)
     proc.wait(timeout=60)
-    if sig == signal.SIGINT:
+    if sig in (signal.SIGINT, signal.SIGTERM):  # SIGTERM (SLURM, Kubernetes, timeout) saves like Ctrl-C
         assert proc.returncode == 130
-        assert b"--resume" in proc.stderr.read()
+        err = proc.stderr.read()
+        assert b"--resume" in err and b"checkpoint saved" in err
+        assert (b"SIGTERM" in err) == (sig == signal.SIGTERM)
     assert main(["train", "--resume", str(out), "--no-progress"]) == 0
     ref, got = _weights(ref_dir), _weights(out)
     assert ref.keys() == got.keys()
