@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -198,12 +199,20 @@ def read_records() -> list[JobRecord]:
     return records
 
 
+_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # a record or provider job id: a name, not a path
+
+
 def load_record(job_or_record_id: str) -> JobRecord:
     """The record for a provider job id or our record id.
 
     Raises:
         JobError: no such record here, or an unreadable one.
     """
+    if not isinstance(job_or_record_id, str) or not _ID.fullmatch(job_or_record_id):
+        raise JobError(
+            f"{job_or_record_id!r} is not a job id: ids are names (letters, digits, '-', '_', '.'), never paths; "
+            "list them with `qmae jobs`"
+        )
     path = record_path(job_or_record_id)
     if path.is_file():
         return _read(path)

@@ -182,3 +182,15 @@ def test_verbose_logs_the_long_client_side_steps(run4, jobs_dir):
     )
     assert done.returncode == 0, done.stderr
     assert "transpil" in done.stderr and "waiting for job" in done.stderr and "passmanager" not in done.stderr
+
+
+@pytest.mark.parametrize("job_id", ["../../evil", "/etc/passwd", "a/b", "..", "", "x" * 200])
+def test_job_ids_are_names_not_paths(tmp_path, monkeypatch, capsys, job_id):
+    """``qmae fetch ../../evil`` must not read a JSON file outside the jobs directory (issue 21)."""
+    from qmae_qiskit.cli import main
+
+    monkeypatch.setenv("QMAE_JOBS_DIR", str(tmp_path / "jobs"))
+    (tmp_path / "evil.json").write_text("{}")
+    assert main(["fetch", job_id]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a job id" in err[0], err
