@@ -18,6 +18,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import signal
 import threading
 import time
@@ -271,6 +272,18 @@ def _load_data(config: TrainConfig, split: str) -> ImageSet:
     )
 
 
+class TrainingDiverged(ValueError):
+    """A non-finite loss, gradient or weight stopped the run at a step (nothing non-finite saved).
+
+    Attributes:
+        removable: no checkpoint exists yet (the run directory holds nothing to resume).
+    """
+
+    def __init__(self, message: str, *, removable: bool) -> None:
+        super().__init__(message)
+        self.removable = removable
+
+
 class _StopFlag:
     """SIGINT and SIGTERM handling for the duration of a run (main thread only; elsewhere the
     default handlers stay).
@@ -438,6 +451,24 @@ class _Run:
         with self.stop.shield():
             self.save()
 
+    def _check_finite(self, values: torch.Tensor | list[torch.Tensor], step: int, what: str) -> None:
+        """Stop at this step, before anything non-finite is written (issue 21: finite training)."""
+        tensors = values if isinstance(values, list) else [values]
+        if all(bool(torch.isfinite(t.detach()).all()) for t in tensors):
+            return
+        have = (self.run_dir / ckpt.CHECKPOINT).is_file()
+        kept = (
+            f"the last checkpoint ({self.run_dir / ckpt.CHECKPOINT}) stands"
+            if have
+            else "nothing was checkpointed, so the run directory is removed"
+        )
+        raise TrainingDiverged(
+            f"training diverged: the {what} became non-finite at step {step} (lr {self.config.lr:g}, trash_weight "
+            f"{self.config.trash_weight:g}, keep_weight {self.config.keep_term:g}); {kept}. Lower --lr or the "
+            "loss weights and train again",
+            removable=not have,
+        )
+
     def _step(self, total: int) -> dict[str, Any]:
         """One Adam step; returns its metrics record. Between its first change of the state (the
         generator draws) and the record appended to the history, the state is mid-step."""
@@ -460,7 +491,10 @@ class _Run:
         )
         self.optimizer.zero_grad(set_to_none=True)
         terms.loss.backward()
+        self._check_finite(terms.loss, global_step, "loss")
+        self._check_finite([p.grad for p in self.model.parameters() if p.grad is not None], global_step, "gradient")
         self.optimizer.step()
+        self._check_finite(list(self.model.parameters()), global_step, "weights")
         self.step += 1
         rate = len(idx) / (time.perf_counter() - t0)
         record = {
@@ -554,7 +588,12 @@ def train(
                 "versions": versions(),
             },
         )
-        return run.run()
+        try:
+            return run.run()
+        except TrainingDiverged as exc:
+            if exc.removable:  # this call created the directory and nothing in it can be resumed
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
 
 
 def resume(run_dir: str | os.PathLike, *, progress: bool = True, **overrides: Any) -> TrainResult:

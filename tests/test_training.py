@@ -273,3 +273,40 @@ def test_holdout_keeps_the_last_training_images_out(tmp_path):
     held = data_for_run(tmp_path / "h", split="holdout")
     full = data_for_run(tmp_path / "h", split="train", limit=100)
     assert torch.equal(held.images, full.images[-30:])
+
+
+@pytest.mark.parametrize("argv", [["--trash-weight", "1e308"], ["--lr", "1e308"]])
+def test_a_diverging_run_stops_in_one_line_and_leaves_no_unusable_directory(tmp_path, capsys, argv):
+    """Issue 21: --trash-weight 1e308 trained to nan, saved it and exited 0; now: exit 2, one line,
+    and the directory (nothing checkpointed yet) is removed so that --out can be used again."""
+    out = tmp_path / "div"
+    base = ["train", "--out", str(out), "--image-size", "4", "--patch-size", "2x2", "--limit", "64"]
+    assert main([*base, "--epochs", "1", "--batch-size", "16", "--eval-limit", "0", "--no-progress", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "training diverged" in err[0] and "Lower --lr" in err[0], err
+    assert not out.exists()
+
+
+def test_divergence_after_a_checkpoint_keeps_it_and_the_run_resumes(tmp_path, monkeypatch):
+    from qmae_qiskit.model import QMAE
+    from qmae_qiskit.training import TrainingDiverged, resume
+
+    calls = {"n": 0}
+    real = QMAE.loss_terms
+
+    def flaky(self, *args, **kwargs):
+        terms = real(self, *args, **kwargs)
+        calls["n"] += 1
+        return terms._replace(loss=terms.loss * float("nan")) if calls["n"] == 6 else terms
+
+    monkeypatch.setattr(QMAE, "loss_terms", flaky)
+    out = tmp_path / "run"
+    options = dict(image_size=4, patch_size="2x2", limit=64, epochs=2, batch_size=16, eval_limit=0, progress=False)
+    with pytest.raises(TrainingDiverged, match="the loss became non-finite at step 5.*the last checkpoint"):
+        train(out=out, **options)  # 4 steps per epoch: epoch 1 is checkpointed, step 5 diverges
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values())
+    monkeypatch.setattr(QMAE, "loss_terms", real)
+    result = resume(out, progress=False)
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 8 and len(result.history) == 8
