@@ -40,7 +40,7 @@ from .model import LOSSES, QMAE, ModelConfig, build_model, load_model
 from .options import OptionError, Options, option
 from .runs import check_new_run_dir, data_for_run, saved_evaluation_masks, versions, writer_lock
 
-__all__ = ["TrainConfig", "TrainResult", "train", "resume"]
+__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "train", "resume"]
 
 SCHEDULES = ("constant", "cosine")
 # The acceptance term's default weight with --objective postselect, chosen on held-out training
