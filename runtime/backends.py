@@ -91,6 +91,11 @@ def get_backend(name: str) -> Any:
     Raises:
         BackendError: unknown name (the message lists the local ones), no account, no network.
     """
+    if not isinstance(name, str) or not name.strip() or name != name.strip():
+        raise BackendError(f"backend {name!r} is not a name; give aer, a fake device (fake_fez, ...) or an IBM device")
+    local = name.lower()
+    if local != name and (local == "aer" or local.startswith("fake_")):  # FAKE_FEZ, Aer: a spelling, not a device
+        raise BackendError(f"unknown backend {name!r}; local backend names are lower case: did you mean {local}?")
     if name == "aer":
         from qiskit_aer import AerSimulator
 

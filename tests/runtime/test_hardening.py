@@ -194,3 +194,14 @@ def test_job_ids_are_names_not_paths(tmp_path, monkeypatch, capsys, job_id):
     assert main(["fetch", job_id]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a job id" in err[0], err
+
+
+@pytest.mark.parametrize(
+    "name,match", [("FAKE_FEZ", "did you mean fake_fez"), ("Aer", "did you mean aer"), ("", "is not a name")]
+)
+def test_a_misspelt_local_backend_is_named_not_sent_to_the_cloud(name, match):
+    """Issue 21: these were reported as "no IBM Quantum account"."""
+    from qmae_qiskit.runtime.backends import BackendError
+
+    with pytest.raises(BackendError, match=match):
+        get_backend(name)
