@@ -25,6 +25,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"qmae: error: {message} (see '{self.prog} --help')\n")
 
 
+def _count(text: str) -> int:
+    """An argparse type: a whole number >= 1 (``--limit -5`` and ``--seeds 0`` are refused before
+    anything runs)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="qmae", description="Quantum masked autoencoders on Qiskit.")
     parser.add_argument(
@@ -54,11 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("run_dir", metavar="RUN_DIR")
     ev.add_argument("--data-dir", help="where the run's dataset is, if not where it was (default: found as it was)")
     ev.add_argument("--split", choices=("test", "train"), default="test", help="default test")
-    ev.add_argument("--limit", type=int, help="first N images, class-balanced (default: all)")
+    ev.add_argument("--limit", type=_count, help="first N images, class-balanced (default: all)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument(
         "--embedding-layers",
-        type=int,
+        type=_count,
         metavar="L",
         help="evaluate with the approximate ladder embedding hardware runs (L layers of n-1 CNOTs)",
     )
@@ -80,7 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument(
         "--dataset", default="mnist", metavar="NAME", help="the dataset (as qmae train --dataset; default mnist)"
     )
-    rp.add_argument("--seeds", type=int, default=1, help="seeds per configuration: rows become mean ± std (default 1)")
+    rp.add_argument(
+        "--seeds", type=_count, default=1, help="seeds per configuration: rows become mean ± std (default 1)"
+    )
     rp.add_argument("--no-progress", action="store_true")
 
     st = sub.add_parser(
@@ -90,17 +104,17 @@ def _parser() -> argparse.ArgumentParser:
         "general-unitary ceiling, score every run on the test split, write results.json, report.md and figures.",
     )
     st.add_argument("--out", required=True, metavar="DIR")
-    st.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
-    st.add_argument("--ceiling-seeds", type=int, default=1, help="seeds per ceiling configuration (default 1)")
+    st.add_argument("--seeds", type=_count, default=3, help="seeds per configuration (default 3)")
+    st.add_argument("--ceiling-seeds", type=_count, default=1, help="seeds per ceiling configuration (default 1)")
     st.add_argument("--data-dir", help="MNIST in torchvision's layout (else $QMAE_DATA_DIR or the embedded sample)")
     st.add_argument(
         "--dataset", default="mnist", metavar="NAME", help="the dataset (as qmae train --dataset; default mnist)"
     )
-    st.add_argument("--limit", type=int, help="score on the first N test images (default: all)")
+    st.add_argument("--limit", type=_count, help="score on the first N test images (default: all)")
     st.add_argument("--quick", action="store_true", help="one epoch, a few configurations: checks the pipeline")
     st.add_argument(
         "--jobs",
-        type=int,
+        type=_count,
         default=1,
         help="runs trained and scored at once, each in its own process with cores/jobs threads (default 1); "
         "small circuits run faster as several single-threaded processes than as one",
@@ -115,11 +129,11 @@ def _parser() -> argparse.ArgumentParser:
         "score them on the test split next to the mean-image and linear fills; write results.json and report.md.",
     )
     fs.add_argument("--out", required=True, metavar="DIR")
-    fs.add_argument("--seeds", type=int, default=3, help="seeds of the chosen configuration (default 3)")
+    fs.add_argument("--seeds", type=_count, default=3, help="seeds of the chosen configuration (default 3)")
     fs.add_argument("--data-dir", help="MNIST in torchvision's layout (else $QMAE_DATA_DIR or the embedded sample)")
-    fs.add_argument("--limit", type=int, help="score on the first N test images (default: all)")
+    fs.add_argument("--limit", type=_count, help="score on the first N test images (default: all)")
     fs.add_argument("--quick", action="store_true", help="one epoch on 600 images: checks the pipeline")
-    fs.add_argument("--jobs", type=int, default=1, help="runs trained at once, each in its own process (default 1)")
+    fs.add_argument("--jobs", type=_count, default=1, help="runs trained at once, each in its own process (default 1)")
     fs.add_argument("--no-progress", action="store_true")
 
     cl = sub.add_parser("classifier", help="the ResNet18 digit classifier (train / cache)")
@@ -133,7 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     ct.add_argument(
         "--dataset", default="mnist", metavar="NAME", help="the dataset (as qmae train --dataset; default mnist)"
     )
-    ct.add_argument("--epochs", type=int, default=8)
+    ct.add_argument("--epochs", type=_count, default=8)
     ct.add_argument("--force", action="store_true", help="train again even if cached")
     ct.add_argument("--no-progress", action="store_true")
 

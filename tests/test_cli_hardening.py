@@ -283,3 +283,26 @@ def test_a_checkpoint_of_another_architecture_is_one_line(run4, tmp_path):
     config["architecture"]["pairs"] = config["architecture"]["pairs"][:2]
     (run / "config.json").write_text(json.dumps(config))
     one_line_error(qmae("evaluate", str(run), "--no-accuracy", "--limit", "5"), "does not match its config.json")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["study", "--out", "s", "--limit", "-5"],
+        ["study", "--out", "s", "--seeds", "0"],
+        ["fill-study", "--out", "s", "--jobs", "0"],
+        ["reproduce", "--out", "s", "--seeds", "x"],
+        ["evaluate", "run", "--limit", "0"],
+    ],
+)
+def test_counts_are_whole_numbers_of_at_least_one(tmp_path, monkeypatch, capsys, argv):
+    """Issue 21: qmae study --limit -5 started training; now it is refused before anything runs."""
+    from qmae_qiskit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "must be a whole number >= 1" in err[0], err
+    assert not (tmp_path / "s").exists()

@@ -162,7 +162,7 @@ def _study(
 
     first = next(iter(dirs.values()))[0]
     # Built here first, so the classifier is trained and cached before any worker needs it.
-    context = (first, data_dir, 500 if quick else limit, quick, progress)
+    context = (first, data_dir, (limit or 500) if quick else limit, quick, progress)  # --limit wins in --quick too
     test, train_set, classifier, masks = _scoring(*context)
     start = time.perf_counter()
     paths = [(name, path) for name, ps in dirs.items() for path in ps]
