@@ -87,8 +87,24 @@ def submit(
     record.calibration_job_id = calibration_job.job_id() if calibration_job is not None else None
     save_record(record)
     if wait:
-        complete(record, job, calibration_job)
+        try:
+            complete(record, job, calibration_job)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(_stopped_waiting(record)) from None
     return record
+
+
+def _stopped_waiting(record: JobRecord) -> str:
+    """What Ctrl-C while waiting says: the record id and how to finish the job."""
+    if record.local:  # a local simulation lives in this process: it stops with it
+        return (
+            f"stopped waiting; the local simulation of record {record.record_id} stopped with it: submit again "
+            "(records of local jobs cannot be fetched later)"
+        )
+    return (
+        f"stopped waiting; job {record.job_id} keeps running on {record.backend}: complete record "
+        f"{record.record_id} with: qmae fetch {record.record_id}"
+    )
 
 
 def resolve_options(options: SubmitOptions | None, profile: str | None, overrides: dict[str, Any]) -> SubmitOptions:

@@ -205,3 +205,18 @@ def test_a_misspelt_local_backend_is_named_not_sent_to_the_cloud(name, match):
 
     with pytest.raises(BackendError, match=match):
         get_backend(name)
+
+
+def test_ctrl_c_while_submit_waits_names_the_record(run4, jobs_dir, monkeypatch, capsys):
+    """Issue 21: Ctrl-C while waiting printed `qmae: ` and no record id."""
+    from qmae_qiskit.cli import main
+    from qmae_qiskit.runtime import submission
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(submission, "complete", interrupted)
+    assert main(["submit", str(run4), "--backend", "aer", "--images", "1", "--shots", "10"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    record = list_jobs()[-1]
+    assert len(err) == 1 and record.record_id in err[0] and "stopped waiting" in err[0], err
