@@ -120,6 +120,46 @@ class JobRecord:
     error: str | None = None
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
+    def problems(self) -> list[str]:
+        """What is wrong with the fields read back (empty for a sound record): the schema a
+        hand-edited or truncated record file is checked against before anything is scored."""
+        found = []
+
+        def ints(name: str, values: Any, minimum: int = 0) -> bool:
+            ok = isinstance(values, list) and all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in values
+            )
+            if not ok:
+                found.append(f"{name} must be a list of integers >= {minimum}")
+            return ok
+
+        if not isinstance(self.record_id, str) or not _ID.fullmatch(self.record_id):
+            found.append("record_id must be a name (letters, digits, '-', '_', '.')")
+        if not isinstance(self.shots, int) or isinstance(self.shots, bool) or self.shots < 1:
+            found.append(f"shots must be an integer >= 1, got {self.shots!r}")
+        if not isinstance(self.num_qubits, int) or isinstance(self.num_qubits, bool) or self.num_qubits < 1:
+            found.append(f"num_qubits must be an integer >= 1, got {self.num_qubits!r}")
+        if not isinstance(self.options, dict):
+            found.append("options must be a JSON object")
+        images = len(self.indices) if ints("indices", self.indices) else 0
+        if not (isinstance(self.masks, list) and len(self.masks) == images):
+            found.append(f"masks must hold one entry per image ({images})")
+        elif not all(isinstance(m, list) and all(isinstance(q, int) and q >= 0 for q in m) for m in self.masks):
+            found.append("masks must be lists of patch indices (integers >= 0)")
+        per_image = {"exact": self.exact, "exact_embedded": self.exact_embedded, "exact_keep": self.exact_keep}
+        for name, values in per_image.items():
+            if values is None or name != "exact" and not values:
+                continue
+            if not isinstance(values, list) or len(values) != images:
+                count = len(values) if isinstance(values, list) else type(values).__name__
+                found.append(f"{name} must hold one value per image ({images}), got {count}")
+        if self.training_indices is not None and ints("training_indices", self.training_indices):
+            for name in ("training_masks", "training_exact"):
+                values = getattr(self, name)
+                if values is not None and (not isinstance(values, list) or len(values) != len(self.training_indices)):
+                    found.append(f"{name} must hold one entry per training circuit ({len(self.training_indices)})")
+        return found
+
     @property
     def bindings(self) -> int:
         """Parameter bindings per PUB: the test images, then the CDR training circuits."""
@@ -180,11 +220,15 @@ def _read(path: Path) -> JobRecord:
     if not isinstance(data, dict):
         raise JobError(f"job record {path} is a JSON {type(data).__name__}, not a record; move it out of {path.parent}")
     try:
-        return JobRecord(**data)
+        record = JobRecord(**data)
     except TypeError as exc:
         raise JobError(
             f"job record {path} does not hold a record's fields ({exc}); move it out of {path.parent}"
         ) from None
+    problems = record.problems()
+    if problems:
+        raise JobError(f"job record {path} is damaged: {'; '.join(problems)}; move it out of {path.parent}")
+    return record
 
 
 def read_records() -> list[JobRecord]:
@@ -249,14 +293,52 @@ def saved_calibration_counts(record: JobRecord) -> list[dict[str, int]] | None:
 def saved_counts(record: JobRecord) -> dict[int, list[dict[str, int]]]:
     """Counts per ZNE scale (scale 1 alone without ZNE), per binding: images, then CDR circuits."""
     path = counts_path(record)
+    fix = f"delete the file and `qmae fetch {record.record_id}` gets them again"
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
-        return {int(k): v for k, v in (saved.get("counts_by_scale") or {"1": saved["counts"]}).items()}
+        by_scale = {int(k): v for k, v in (saved.get("counts_by_scale") or {"1": saved["counts"]}).items()}
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, ValueError) as exc:
-        raise JobError(
-            f"the saved counts {path} are unreadable ({type(exc).__name__}); delete the file and `qmae fetch "
-            f"{record.record_id}` gets them again"
-        ) from None
+        raise JobError(f"the saved counts {path} are unreadable ({type(exc).__name__}); {fix}") from None
+    for scale, bindings in by_scale.items():  # the schema: one mapping per binding, counts >= 0
+        if not isinstance(bindings, list) or len(bindings) != record.bindings:
+            got = len(bindings) if isinstance(bindings, list) else type(bindings).__name__
+            raise JobError(
+                f"the saved counts {path} hold {got} circuits at scale {scale}, not {record.bindings}; {fix}"
+            )
+        for i, counts in enumerate(bindings):
+            if not isinstance(counts, dict) or not counts:
+                raise JobError(f"the saved counts {path} of circuit {i} are not a non-empty mapping; {fix}")
+            for key, value in counts.items():
+                bits = key.replace(" ", "")
+                if not bits or set(bits) - {"0", "1"}:
+                    raise JobError(f"the saved counts {path} of circuit {i} have the outcome {key!r}; {fix}")
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                    raise JobError(f"the saved counts {path} of circuit {i} have the count {value!r} for {key}; {fix}")
+    return by_scale
+
+
+def _split_of(record: JobRecord, split: str) -> Any:
+    # a record copied from another machine may name a data directory that is not here: search instead
+    data_dir = record.data_dir if record.data_dir and Path(record.data_dir).is_dir() else None
+    return data_for_run(record.run_dir, split=split, data_dir=data_dir)
+
+
+def check_indices(record: JobRecord) -> None:
+    """The record's image indices exist in its splits (a hand-edited index is refused, not scored).
+
+    Raises:
+        JobError: an index outside its split.
+    """
+    for split, indices in ((record.split, record.indices), ("train", record.training_indices)):
+        if not indices:
+            continue
+        size = len(_split_of(record, split).images)
+        bad = [i for i in indices if not 0 <= i < size]
+        if bad:
+            raise JobError(
+                f"job record {record.record_id} names {split} image(s) {bad[:5]} but the split has {size} images; "
+                "the record was edited or belongs to another dataset"
+            )
 
 
 def record_images(record: JobRecord, model: QMAE, *, training: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -265,9 +347,11 @@ def record_images(record: JobRecord, model: QMAE, *, training: bool = False) -> 
         split, indices, masks = "train", record.training_indices, record.training_masks
     else:
         split, indices, masks = record.split, record.indices, record.masks
-    # a record copied from another machine may name a data directory that is not here: search instead
-    data_dir = record.data_dir if record.data_dir and Path(record.data_dir).is_dir() else None
-    data = data_for_run(record.run_dir, split=split, data_dir=data_dir)
+    check_indices(record)
+    data = _split_of(record, split)
+    rows, cols = model.image_size // model.patch_size[0], model.image_size // model.patch_size[1]
+    if any(not 0 <= p < rows * cols for m in masks or [] for p in m):
+        raise JobError(f"job record {record.record_id} has a mask patch outside the {rows}x{cols} patch grid")
     return data.images[indices], masks_from_patches(torch.tensor(masks), model.image_size, model.patch_size)
 
 

@@ -13,7 +13,17 @@ from typing import Any
 
 from .backends import get_backend, runtime_service
 from .execution import complete, run_pubs
-from .records import JobError, JobRecord, counts_path, load_record, model_for, read_records, save_record, saved_counts
+from .records import (
+    JobError,
+    JobRecord,
+    check_indices,
+    counts_path,
+    load_record,
+    model_for,
+    read_records,
+    save_record,
+    saved_counts,
+)
 from .scoring import FetchResult, score
 
 __all__ = ["fetch", "list_jobs"]
@@ -57,6 +67,7 @@ def fetch(job_or_record_id: str, *, png: str | os.PathLike | None = None) -> Fet
     record = load_record(job_or_record_id)
     if record.status in ("failed", "cancelled"):
         raise JobError(f"job {record.job_id or record.record_id} {record.status}: {record.error}")
+    check_indices(record)
     if not counts_path(record).is_file():
         if record.local:  # nothing to look up: run the recorded, seeded PUBs again
             job, calibration_job = run_pubs(record, model_for(record), get_backend(record.backend))

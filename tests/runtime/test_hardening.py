@@ -220,3 +220,30 @@ def test_ctrl_c_while_submit_waits_names_the_record(run4, jobs_dir, monkeypatch,
     err = capsys.readouterr().err.strip().splitlines()
     record = list_jobs()[-1]
     assert len(err) == 1 and record.record_id in err[0] and "stopped waiting" in err[0], err
+
+
+def _edit(path, change):
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    "where,change,match",
+    [
+        ("counts", lambda d: d["counts"][0].update({"0000": -5}), "have the count -5"),
+        ("counts", lambda d: d["counts"].append({"0000": 3}), "hold 3 circuits at scale 1, not 2"),
+        ("counts", lambda d: d["counts"][1].update({"01x1": 2}), "have the outcome '01x1'"),
+        ("record", lambda d: d.update(indices=[0, 999999]), "names test image(s) [999999]"),
+        ("record", lambda d: d.update(exact=d["exact"][:1]), "exact must hold one value per image (2), got 1"),
+        ("record", lambda d: d.update(shots=0), "shots must be an integer >= 1"),
+        ("record", lambda d: d.update(masks=[[0]]), "masks must hold one entry per image (2)"),
+    ],
+)
+def test_edited_counts_and_records_are_refused_not_scored(run4, jobs_dir, where, change, match):
+    """Issue 21: a negative count, an image index of 999999 or a shortened exact list were scored
+    without a word; the saved counts and the record are now read through a schema."""
+    record = submit(run4, backend="aer", images=2, shots=50, variant="compute_uncompute")
+    path = jobs_dir / (f"{record.record_id}.result.json" if where == "counts" else f"{record.record_id}.json")
+    _edit(path, change)
+    one_line(qmae("fetch", record.record_id, jobs=jobs_dir), match)
