@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -31,6 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
+from .checkpoint import CheckpointError
 from .data import ImageSet
 from .datasets import MEMORY, dataset_identity, load_dataset, memory_splits, save_memory, take
 from .engines import ENGINES
@@ -373,6 +375,7 @@ class _Run:
             "perm": self.perm,
             "metrics_lines": len(self.history),
             "eval_fidelity": self.eval_fidelity,
+            "config_sha256": config_fingerprint(self.config),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -622,6 +625,13 @@ def resume(run_dir: str | os.PathLike, *, progress: bool = True, **overrides: An
             )
     with writer_lock(run_dir):
         state = ckpt.load_checkpoint(run_dir) if (run_dir / ckpt.CHECKPOINT).exists() else None
+        recorded = state.get("config_sha256") if state is not None else None
+        if recorded is not None and recorded != config_fingerprint(config):  # checkpoints before it have none
+            raise CheckpointError(
+                f"the checkpoint in {run_dir} was written under other options than {run_dir / ckpt.CONFIG} now holds "
+                "(the file was edited, or the checkpoint copied from another run); restore the run's own config.json "
+                "and checkpoint.pt, or start a new run with --out"
+            )
         data = {"train": data_for_run(run_dir, split="train", whole=True)}  # the same images, or a one-line refusal
         run = _Run(config, run_dir, progress=progress, data=data)
         if state is not None:
@@ -629,6 +639,11 @@ def resume(run_dir: str | os.PathLike, *, progress: bool = True, **overrides: An
         else:  # killed before the first checkpoint: start over from the saved options
             (run_dir / ckpt.METRICS).unlink(missing_ok=True)
         return run.run()
+
+
+def config_fingerprint(config: TrainConfig) -> str:
+    """SHA-256 of every option (the checkpoint records it: a resume under other options is refused)."""
+    return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
 
 
 def saved_config(run_dir: str | os.PathLike, saved: dict[str, Any] | None = None) -> TrainConfig:

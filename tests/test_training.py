@@ -310,3 +310,32 @@ def test_divergence_after_a_checkpoint_keeps_it_and_the_run_resumes(tmp_path, mo
     result = resume(out, progress=False)
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 8 and len(result.history) == 8
+
+
+def _small_run(out, **options):
+    base = dict(image_size=4, patch_size="2x2", limit=64, epochs=1, batch_size=16, eval_limit=0, progress=False)
+    return train(out=out, **{**base, **options})
+
+
+def test_resume_refuses_a_config_json_whose_options_changed_under_the_checkpoint(tmp_path, capsys):
+    """Issue 21: deleting options.epochs from a finished 1-epoch run's config.json made --resume
+    retrain it to the default 3 epochs, overwriting it. The checkpoint records the options' hash."""
+    out = tmp_path / "run"
+    _small_run(out)
+    before = (out / "checkpoint.pt").read_bytes()
+    config = json.loads((out / "config.json").read_text())
+    del config["options"]["epochs"]
+    (out / "config.json").write_text(json.dumps(config))
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "written under other options" in err[0], err
+    assert (out / "checkpoint.pt").read_bytes() == before
+
+
+def test_resume_refuses_a_checkpoint_copied_from_another_run(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    _small_run(a, epochs=2, checkpoint_every=2)
+    _small_run(b, limit=48, epochs=2, checkpoint_every=2)
+    (a / "checkpoint.pt").write_bytes((b / "checkpoint.pt").read_bytes())
+    assert main(["train", "--resume", str(a), "--no-progress"]) == 2
+    assert "copied from another run" in capsys.readouterr().err
