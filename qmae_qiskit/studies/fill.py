@@ -195,6 +195,8 @@ def _summarize(
             unit=" dB",
         )
         verdicts.append({"fill": fill, "margin_db": margin, "sentence": v.sentence(), **v.interval._asdict()})
+    if all(r.get("composite_accuracy") is not None for r in seeds_rows):  # no classifier in a quick run
+        verdicts.append(accuracy_verdict(spec.name, seeds_rows))
     return {
         "chosen": spec.name,
         "options": {**common, **spec.options},
@@ -205,6 +207,17 @@ def _summarize(
         "seeds": seeds,
         "test_images": test[0]["images"],
     }
+
+
+def accuracy_verdict(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Does the composite classify better than the model's own token-filled input (per seed)?"""
+    v = verdict(
+        f"{name}'s composite is classified better than its own token-filled input (ResNet18 accuracy)",
+        [100 * r["composite_accuracy"] for r in rows],
+        [100 * r["input_accuracy"] for r in rows],
+        unit=" pp",
+    )
+    return {"fill": "own_input", "metric": "accuracy", "sentence": v.sentence(), **v.interval._asdict()}
 
 
 def report(result: dict[str, Any]) -> str:
