@@ -9,6 +9,7 @@ ZNE noise scale, run by :mod:`.execution`.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import uuid
@@ -26,7 +27,9 @@ from .backends import get_backend, is_local
 from .execution import complete, first_line, max_shots, run_pubs
 from .options import PROFILES, SubmitOptions
 from .records import JobError, JobRecord, checkpoint_sha256, record_images, save_record
-from .transpile import isa_circuit
+from .transpile import isa_circuit, success_probability, two_qubit_gates
+
+log = logging.getLogger(__name__)
 
 __all__ = ["submit", "resolve_options"]
 
@@ -131,6 +134,9 @@ def resolve_options(options: SubmitOptions | None, profile: str | None, override
     return resolved
 
 
+NOISE_FLOOR = 1e-3  # below this estimated success probability a result is mostly noise (docs/hardware.md)
+
+
 def _check_fits(run_dir: Path, model: QMAE, backend: Any, opts: SubmitOptions) -> None:
     """The images exist, the backend takes the shots, and the circuit transpiles onto it."""
     available = len(data_for_run(run_dir, split="test", data_dir=opts.data_dir).images)
@@ -144,7 +150,30 @@ def _check_fits(run_dir: Path, model: QMAE, backend: Any, opts: SubmitOptions) -
             f"{{0}} {opts.shots} is more than {backend.name} runs per circuit ({limit}); ask for fewer", "shots"
         )
     with model.embedding(opts.embedding_layers):  # transpiles (cached); checks the width
-        isa_circuit(model, backend, opts.variant or "reset", optimization_level=opts.optimization_level)
+        isa = isa_circuit(model, backend, opts.variant or "reset", optimization_level=opts.optimization_level)
+    gates = two_qubit_gates(isa)
+    success = success_probability(isa, backend)
+    log.warning(
+        "%s circuit on %s: %d two-qubit gates, depth %d%s",
+        opts.variant,
+        backend.name,
+        gates,
+        isa.depth(),
+        "" if success is None else f", estimated success probability {success:.2g}",
+    )
+    if success is not None and success < NOISE_FLOOR:
+        log.warning(
+            "at an estimated success probability of %.2g the result will be mostly noise; a shallower circuit: "
+            "--embedding-layers 16 on a run trained with --pairs line (what --profile best assumes)",
+            success,
+        )
+    if is_local(backend):
+        log.warning(
+            "simulating %d circuits x %d shots locally with %s's noise: minutes per image for circuits this deep",
+            opts.images,
+            opts.shots,
+            backend.name,
+        )
 
 
 def _new_record(

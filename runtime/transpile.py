@@ -67,7 +67,8 @@ def _cache_dir() -> Path:
     return Path(base) / "qmae-qiskit" / "isa"
 
 
-def _two_qubit(circuit: QuantumCircuit) -> int:
+def two_qubit_gates(circuit: QuantumCircuit) -> int:
+    """Two-qubit operations of a circuit (an ISA circuit: its CZ or ECR count)."""
     return sum(1 for inst in circuit.data if inst.operation.num_qubits == 2 and inst.operation.name != "barrier")
 
 
@@ -186,9 +187,9 @@ def transpile_report(
                 backend.name,
                 model.template(variant, measure=True).circuit.num_qubits,
                 isa.depth(),
-                _two_qubit(isa),
+                two_qubit_gates(isa),
                 success_probability(isa, backend),
-                _two_qubit(logical),
+                two_qubit_gates(logical),
             )
         )
     return rows

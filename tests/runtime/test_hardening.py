@@ -247,3 +247,13 @@ def test_edited_counts_and_records_are_refused_not_scored(run4, jobs_dir, where,
     path = jobs_dir / (f"{record.record_id}.result.json" if where == "counts" else f"{record.record_id}.json")
     _edit(path, change)
     one_line(qmae("fetch", record.record_id, jobs=jobs_dir), match)
+
+
+def test_submit_says_what_it_runs_before_it_runs_it(run4, jobs_dir):
+    """Issue 21: a deep default circuit printed nothing for minutes; now the gate count, the depth and
+    the estimated success probability come first, and a local simulation says it is one."""
+    done = qmae("submit", run4, "--backend", "fake_fez", "--images", "1", "--shots", "20", jobs=jobs_dir)
+    assert done.returncode == 0, done.stderr
+    first = done.stderr.splitlines()
+    assert any("two-qubit gates" in line and "estimated success probability" in line for line in first), done.stderr
+    assert any("simulating 1 circuits x 20 shots locally" in line for line in first), done.stderr
