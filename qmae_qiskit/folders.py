@@ -65,6 +65,27 @@ def _split(files: list[Path], split: str, test_fraction: float, where: Path) -> 
     return [f for i, f in enumerate(files) if (i in chosen) == (split == "test")]
 
 
+def _gray(img) -> np.ndarray:
+    """Grayscale pixels of a Pillow image with their depth kept: 8-bit as ``uint8``; 16-bit and
+    32-bit integer images as floats in [0, 1] (divided by 65535, not clipped to 255: a 16-bit PNG
+    converted to 8-bit would read every pixel as 0 or 1); float images as they are when in [0, 1].
+
+    Raises:
+        ValueError: a float or 32-bit image whose values are outside what its mode can mean.
+    """
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        pixels = np.asarray(img, dtype=np.float64)
+        if pixels.min() < 0 or pixels.max() > 65535:
+            raise ValueError(f"integer pixels outside 0..65535 (mode {img.mode})")
+        return (pixels / 65535.0).astype(np.float32)
+    if img.mode == "F":
+        pixels = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(pixels).all() or pixels.min() < 0 or pixels.max() > 1:
+            raise ValueError("float pixels must be finite and in [0, 1]")
+        return pixels.astype(np.float32)
+    return np.asarray(img.convert("L"), dtype=np.uint8)
+
+
 def load_folder(
     path: str, split: str, *, image_size: int, test_fraction: float = 0.2, skip_unreadable: bool = False
 ) -> ImageSet:
@@ -92,12 +113,15 @@ def load_folder(
     for file in files:
         try:
             with Image.open(file) as img:
-                pixels = np.asarray(img.convert("L"), dtype=np.uint8)
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
+                pixels = _gray(img)
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
             unreadable.append((file, exc))
             continue
         digest.update(str(file.relative_to(base)).encode() + b"\0" + pixels.tobytes())
-        images.append(resize(torch.from_numpy(pixels.copy())[None], image_size)[0])
+        image = resize(torch.from_numpy(pixels.copy())[None], image_size)[0]
+        if not image.any():
+            raise DataError(f"{file} is all black: an amplitude embedding needs a lit pixel; remove it from {root}")
+        images.append(image)
         if classes:
             labels.append(_label(root, file, classes))
     if unreadable and not skip_unreadable:

@@ -186,7 +186,7 @@ def test_files_changed_underneath_are_refused(classes, tmp_path):
     run = tmp_path / "run"
     assert qmae("train", "--dataset", f"folder:{copy}", "--out", run, *SMALL).returncode == 0
     first = sorted((copy / "test").rglob("*.png"))[0]
-    Image.fromarray(np.zeros((28, 28), np.uint8)).save(first)
+    Image.fromarray(np.full((28, 28), 9, np.uint8)).save(first)  # other pixels (an all-black one is refused by name)
     line = one_line(qmae("evaluate", run, "--json", "--no-accuracy"), "changed since")
     assert "test images" in line
 
@@ -238,3 +238,26 @@ def test_unreadable_files_are_named_or_skipped(tmp_path):
     assert done.returncode == 0, done.stderr
     with pytest.raises(DataError, match="cannot read"):
         load_dataset(f"folder:{root}", "train")
+
+
+def test_sixteen_bit_images_keep_their_values_and_a_black_image_is_named(tmp_path):
+    """Issue 21: a folder of 16-bit PNGs went through an 8-bit conversion that clipped at 255 (every
+    pixel 0 or 1); an all-black image was reported by its position in a shuffled batch."""
+    import numpy as np
+    from PIL import Image
+
+    from qmae_qiskit.data import DataError
+    from qmae_qiskit.folders import load_folder
+
+    folder = tmp_path / "deep"
+    folder.mkdir()
+    ramp = (np.arange(256, dtype=np.uint16).reshape(16, 16) * 257).astype(np.uint16)  # 0 .. 65535
+    for i in range(5):
+        Image.fromarray(ramp).save(folder / f"{i}.png")  # a uint16 array: mode I;16
+    images = load_folder(str(folder), "train", image_size=16, test_fraction=0.2).images
+    expected = torch.arange(256, dtype=torch.float32).reshape(16, 16) / 255
+    torch.testing.assert_close(images[0], expected, atol=1e-4, rtol=0)
+    Image.fromarray(np.zeros((16, 16), dtype=np.uint8)).save(folder / "black.png")
+    with pytest.raises(DataError, match=r"black\.png is all black"):
+        for split in ("train", "test"):
+            load_folder(str(folder), split, image_size=16, test_fraction=0.2)
