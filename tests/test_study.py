@@ -61,5 +61,5 @@ def test_quick_study_writes_results_report_and_figures(tmp_path):
 
 def test_study_refuses_a_bad_jobs_count(tmp_path):
     done = _study(tmp_path, tmp_path / "s", "--jobs", "0")
-    assert done.returncode == 2 and "--jobs must be a positive integer" in done.stderr
+    assert done.returncode == 2 and "--jobs: must be a whole number >= 1" in done.stderr
     assert not (tmp_path / "s" / "runs").exists()
