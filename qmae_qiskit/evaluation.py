@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from .linear_fill import LinearFill, fit_linear_fill
+from .masking import single_patch_positions
 from .metrics import composite_image, image_metrics, mean_stderr, scale_reconstruction, state_fidelity
 from .model import QMAE, load_model
 from .runs import data_for_run, saved_evaluation_masks
@@ -159,7 +160,7 @@ def evaluate_images(
     """
     own_ps = model.objective == "postselect"
     parts: dict[str, list[torch.Tensor]] = {
-        k: [] for k in ("reset", "joint", "kept", "input", "filled", "recon", "other")
+        k: [] for k in ("reset", "joint", "kept", "own_kept", "input", "filled", "recon", "other")
     }
     for start in range(0, len(images), batch_size):
         x, m = images[start : start + batch_size], masks[start : start + batch_size]
@@ -169,7 +170,7 @@ def evaluate_images(
         parts["reset"].append(b.fidelity.double())
         parts["joint"].append(b.joint.double())
         parts["kept"].append(b.kept.double())
-        parts.setdefault("own_kept", []).append(
+        parts["own_kept"].append(
             own_kept.double() if own_kept is not None else torch.ones_like(b.kept, dtype=torch.float64)
         )
         parts["input"].append(state_fidelity(filled.flatten(1), x.flatten(1)))
@@ -244,9 +245,7 @@ def passthrough_fills(
 def linear_fill_for(train_images: torch.Tensor, model: QMAE, masks: torch.Tensor) -> LinearFill | None:
     """The per-position ridge fill fitted on ``train_images`` (alpha chosen on their last 10 %),
     or ``None`` where it is not defined (masks of more than one patch)."""
-    ph, pw = model.patch_size
-    grid = masks[:, ::ph, ::pw]
-    if model.num_masked != 1 or not torch.equal(grid.repeat_interleave(ph, 1).repeat_interleave(pw, 2), masks):
+    if model.num_masked != 1 or (single_patch_positions(masks, model.patch_size) < 0).any():
         return None
     return fit_linear_fill(train_images, patch_size=model.patch_size)
 

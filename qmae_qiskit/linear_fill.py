@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .masking import mask_patches, masks_from_patches, patch_grid
+from .masking import masks_from_patches, patch_grid, single_patch_positions
 
 __all__ = ["ALPHAS", "LinearFill", "fit_linear_fill"]
 
@@ -71,12 +71,10 @@ def _patch_mask(position: int, image_size: int, patch_size: tuple[int, int]) -> 
 
 
 def _positions(masks: torch.Tensor, patch_size: tuple[int, int]) -> torch.Tensor:
-    ph, pw = patch_size
-    grid = masks[:, ::ph, ::pw].cpu()
-    whole = grid.repeat_interleave(ph, 1).repeat_interleave(pw, 2)
-    if not torch.equal(whole, masks.cpu()) or (grid.flatten(1).sum(1) != 1).any():
+    positions = single_patch_positions(masks, patch_size)
+    if (positions < 0).any():
         raise ValueError("the linear fill is defined for masks of one whole patch per image (e.g. 25 % of 16x16, 8x8)")
-    return mask_patches(masks.cpu(), patch_size)[:, 0]
+    return positions
 
 
 def fit_linear_fill(

@@ -124,6 +124,18 @@ def mask_patches(masks: torch.Tensor, patch_size: tuple[int, int]) -> torch.Tens
     return torch.stack([row.nonzero().flatten() for row in grid])
 
 
+def single_patch_positions(masks: torch.Tensor, patch_size: tuple[int, int]) -> torch.Tensor:
+    """``(B,)`` the masked patch's position of each mask (row-major on the patch grid), ``-1`` where a
+    mask is not exactly one whole patch (what per-position weights and the linear fill need)."""
+    ph, pw = patch_size
+    masks = masks.cpu()
+    grid = masks[:, ::ph, ::pw]
+    whole = grid.repeat_interleave(ph, 1).repeat_interleave(pw, 2)
+    ok = (grid.flatten(1).sum(1) == 1) & (whole == masks).flatten(1).all(1)
+    positions = grid.flatten(1).to(torch.int64).argmax(1)
+    return torch.where(ok, positions, torch.full_like(positions, -1))
+
+
 def token_image(token: torch.Tensor, image_size: int) -> torch.Tensor:
     """The ``(H, W)`` image a token writes into masked pixels.
 

@@ -40,7 +40,14 @@ from .circuits.fidelity import (
 )
 from .engines import ANSATZES, ENGINES, Branches, Engine, make_engine
 from .engines.exact import ExactEngine
-from .masking import fill_masked, mask_patches, num_masked_patches, parse_patch_size, patch_grid, random_masks
+from .masking import (
+    fill_masked,
+    num_masked_patches,
+    parse_patch_size,
+    patch_grid,
+    random_masks,
+    single_patch_positions,
+)
 from .metrics import composite_image, state_fidelity
 from .options import OptionError, Options, option
 
@@ -517,17 +524,15 @@ class QMAE(nn.Module):
         Raises:
             ValueError: a mask that is not exactly one whole patch.
         """
-        ph, pw = self.patch_size
-        grid = mask[:, ::ph, ::pw].cpu()
-        whole = grid.repeat_interleave(ph, 1).repeat_interleave(pw, 2)
-        counts = grid.flatten(1).sum(1)
-        if not torch.equal(whole, mask.cpu()) or (counts != 1).any():
-            bad = ((counts != 1) | (whole != mask.cpu()).flatten(1).any(1)).nonzero().flatten()[:5].tolist()
+        positions = single_patch_positions(mask, self.patch_size)
+        if (positions < 0).any():
+            bad = (positions < 0).nonzero().flatten()[:5].tolist()
+            ph, pw = self.patch_size
             raise ValueError(
                 f"condition='position' picks the weights by the masked patch, but mask(s) {bad} are not exactly one "
                 f"whole {ph}x{pw} patch; mask one patch per image (model.random_mask does)"
             )
-        return mask_patches(mask.cpu(), self.patch_size)[:, 0]
+        return positions
 
     def _weights(self, position: int | None) -> dict[str, torch.Tensor | None]:
         """The engine's weights for one patch position (``None``: the unconditioned model's)."""

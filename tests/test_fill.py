@@ -147,7 +147,7 @@ def test_fill_study_chooses_on_held_out_images_and_tests_the_choice_once(tmp_pat
         RunSpec("a", dict(ancillas=0, loss="composite", keep_weight=0.01)),
         RunSpec("b", dict(ancillas=1, loss="composite", keep_weight=0.01)),
     )
-    result = fill_study(tmp_path / "fs", quick=True, seeds=2, limit=200, candidates=candidates, progress=False)
+    result = fill_study(tmp_path / "fs", quick=True, seeds=2, limit=200, candidates=candidates, progress=False, jobs=2)
     assert set(result["holdout"]) == {"a", "b"} and result["holdout"]["a"]["images"] == 200
     best = max(result["holdout"], key=lambda n: result["holdout"][n]["masked_psnr"])
     assert result["chosen"] == best and len(result["test"]) == 2 and result["test_images"] == 200

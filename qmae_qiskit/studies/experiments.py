@@ -8,8 +8,11 @@ paired 95 % interval excludes zero (:func:`verdict`).
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,17 @@ import numpy as np
 from .. import checkpoint as ckpt
 from ..metrics import Interval, paired_interval
 
-__all__ = ["RunSpec", "run_dir", "finished", "train_or_reuse", "over_seeds", "Verdict", "verdict", "compare"]
+__all__ = [
+    "RunSpec",
+    "run_dir",
+    "finished",
+    "train_or_reuse",
+    "run_parallel",
+    "over_seeds",
+    "Verdict",
+    "verdict",
+    "compare",
+]
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,23 @@ def train_or_reuse(
         return path, time.perf_counter() - start, "resumed"
     train(out=path, progress=progress, **{**common, **spec.options, "seed": seed})
     return path, time.perf_counter() - start, "trained"
+
+
+def run_parallel(fn: Any, calls: list[tuple[Any, ...]], jobs: int) -> list[Any]:
+    """``[fn(*c) for c in calls]``, in order; with ``jobs > 1`` in that many spawned processes, each
+    with ``cores // jobs`` torch threads."""
+    if jobs == 1 or len(calls) < 2:
+        return [fn(*c) for c in calls]
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
+        return list(pool.map(fn, *zip(*calls)))
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def over_seeds(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> dict[str, dict[str, float]]:

@@ -20,15 +20,12 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .. import checkpoint as ckpt
 from ..runs import writer_lock
-from .experiments import RunSpec, run_dir, train_or_reuse, verdict
+from .experiments import RunSpec, run_dir, run_parallel, train_or_reuse, verdict
 from .report import markdown_table
 
 __all__ = ["CANDIDATES", "COMMON", "MIN_KEEP", "fill_study", "score_holdout"]
@@ -60,23 +57,14 @@ CANDIDATES = (
 HOLDOUT_KEYS = ("masked_psnr", "keep_probability", "composite_fidelity", "fidelity")
 
 
-def _train(args: tuple[RunSpec, str, int, dict[str, Any], int]) -> tuple[str, int, float, str]:
-    spec, runs, seed, common, threads = args
-    torch.set_num_threads(threads)
-    path, seconds, how = train_or_reuse(spec, runs, seed, common=common)
-    return str(path), seed, seconds, how
+def _train(spec: RunSpec, runs: Path, seed: int, common: dict[str, Any]) -> tuple[Path, float, str]:
+    return train_or_reuse(spec, runs, seed, common=common)
 
 
 def _train_all(jobs: list[tuple[RunSpec, int]], runs: Path, common: dict[str, Any], workers: int) -> dict[str, float]:
     """Train (or reuse) every ``(spec, seed)``, ``workers`` at a time; seconds spent per run."""
-    threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
-    tasks = [(spec, str(runs), seed, common, threads) for spec, seed in jobs]
-    if workers <= 1:
-        done = [_train(t) for t in tasks]
-    else:
-        with ProcessPoolExecutor(workers) as pool:
-            done = list(pool.map(_train, tasks))
-    return {Path(path).name: seconds for path, _, seconds, how in done if how != "reused"}
+    done = run_parallel(_train, [(spec, runs, seed, common) for spec, seed in jobs], workers)
+    return {path.name: seconds for path, seconds, how in done if how != "reused"}
 
 
 def score_holdout(path: str | os.PathLike, *, data_dir: str | None = None) -> dict[str, Any]:

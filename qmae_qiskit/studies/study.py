@@ -24,7 +24,6 @@ import json
 import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ import torch
 
 from .. import checkpoint as ckpt
 from ..runs import writer_lock
-from .experiments import RunSpec, over_seeds, train_or_reuse, verdict
+from .experiments import RunSpec, over_seeds, run_parallel, train_or_reuse, verdict
 from .report import markdown_table, render_template
 
 __all__ = ["GRID", "CEILINGS", "study"]
@@ -148,7 +147,7 @@ def _study(
     plan += [(spec, seed, CEILING_OPTIONS) for spec in ceilings for seed in range(ceiling_seeds)]
     specs = [RunSpec(spec.name, {**spec.options, **extra}) for spec, _, extra in plan]
     start = time.perf_counter()
-    trained = _map(
+    trained = run_parallel(
         _train_one, [(spec, out / "runs", seed, common, progress) for spec, (_, seed, _) in zip(specs, plan)], jobs
     )
     train_wall_s = round(time.perf_counter() - start, 1)
@@ -166,7 +165,7 @@ def _study(
     test, train_set, classifier, masks = _scoring(*context)
     start = time.perf_counter()
     paths = [(name, path) for name, ps in dirs.items() for path in ps]
-    scored = _map(_score_one, [(path, *context) for _, path in paths], jobs)
+    scored = run_parallel(_score_one, [(path, *context) for _, path in paths], jobs)
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in dirs}
     for (name, path), row in zip(paths, scored):
         row.update(train_s=train_s.get(path.name))
@@ -209,20 +208,6 @@ def _study(
     _figures(out, dirs, test.images, masks, fills, result)
     ckpt.atomic_write(out / "report.md", lambda fh: fh.write(report(result).encode()))
     return result
-
-
-def _map(fn: Any, calls: list[tuple[Any, ...]], jobs: int) -> list[Any]:
-    """``[fn(*c) for c in calls]``, in order; with ``jobs > 1`` in that many spawned processes."""
-    if jobs == 1 or len(calls) < 2:
-        return [fn(*c) for c in calls]
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
-        return list(pool.map(fn, *zip(*calls)))
-
-
-def _init_worker(threads: int) -> None:
-    torch.set_num_threads(threads)
 
 
 def _train_one(spec: RunSpec, runs: Path, seed: int, common: dict[str, Any], progress: bool) -> tuple[Path, float, str]:
