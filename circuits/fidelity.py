@@ -62,6 +62,8 @@ __all__ = [
     "POSTSELECTED_VARIANTS",
     "RECONSTRUCTION",
     "RECONSTRUCTION_POSTSELECT",
+    "RECONSTRUCTION_POSTSELECT_FLAG",
+    "RECONSTRUCTION_VARIANTS",
     "CIRCUIT_VARIANTS",
     "DECODERS",
     "FidelityCircuit",
@@ -76,7 +78,9 @@ POSTSELECTED_VARIANTS = ("postselect", "postselect_flag")
 VARIANTS = ("paper", "reset", "destructive", "compute_uncompute") + POSTSELECTED_VARIANTS
 RECONSTRUCTION = "reconstruction"
 RECONSTRUCTION_POSTSELECT = "reconstruction_postselect"
-CIRCUIT_VARIANTS = VARIANTS + (RECONSTRUCTION, RECONSTRUCTION_POSTSELECT)  # every template a model builds
+RECONSTRUCTION_POSTSELECT_FLAG = "reconstruction_postselect_flag"
+RECONSTRUCTION_VARIANTS = (RECONSTRUCTION, RECONSTRUCTION_POSTSELECT, RECONSTRUCTION_POSTSELECT_FLAG)
+CIRCUIT_VARIANTS = VARIANTS + RECONSTRUCTION_VARIANTS  # every template a model builds
 DECODERS = ("tied", "untied")
 
 
@@ -369,6 +373,7 @@ def reconstruction_circuit(
     embedding_layers: int | None = None,
     decoder: str = "tied",
     postselect: bool = False,
+    flag: bool = False,
     ancillas: int = 0,
     ancilla_pairs: Sequence[Sequence[int]] | None = None,
 ) -> FidelityCircuit:
@@ -376,29 +381,43 @@ def reconstruction_circuit(
     decoder, measure the data qubits. The image is the square root of the outcome frequencies.
 
     With ``postselect`` the trash is measured mid-circuit into ``c[n..]`` instead of reset, and
-    the image comes from the shots where it read 0 (variant ``"reconstruction_postselect"``). With
-    ``ancillas`` the aux qubits of the ancilla stage follow in the last classical bits, and the
-    image comes from the shots where they read 0 too.
+    the image comes from the shots where it read 0 (variant ``"reconstruction_postselect"``);
+    with ``flag`` too, a CNOT copies each trash qubit onto a fresh flag qubit measured at the end
+    instead (variant ``"reconstruction_postselect_flag"``, as ``"postselect_flag"`` does for the
+    fidelity): the same kept shots, no mid-circuit measurement, so a noisy simulator samples every
+    shot from one density matrix instead of one trajectory per shot. With ``ancillas`` the aux
+    qubits of the ancilla stage follow in the last classical bits, and the image comes from the
+    shots where they read 0 too.
+
+    Raises:
+        ValueError: ``flag`` without ``postselect``.
 
     Returns:
         A :class:`FidelityCircuit` (``original`` is unused).
     """
+    if flag and not postselect:
+        raise ValueError("flag=True needs postselect=True: only a post-selected reconstruction measures the trash")
     parts = _Parts(num_qubits, trash_qubits, latent_qubits, pairs, embedding_layers, decoder, ancillas, ancilla_pairs)
     n, trash = parts.n, parts.trash
     data = QuantumRegister(n, "data")
     measured_trash = len(trash) if postselect else 0
     creg = ClassicalRegister(n + measured_trash + parts.num_ancillas, "c")
-    variant = RECONSTRUCTION_POSTSELECT if postselect else RECONSTRUCTION
-    qc = QuantumCircuit(data, creg, name=f"qmae_{variant}")
+    variant = RECONSTRUCTION_POSTSELECT_FLAG if flag else RECONSTRUCTION_POSTSELECT if postselect else RECONSTRUCTION
+    flags = QuantumRegister(len(trash), "flag") if flag else None
+    qc = QuantumCircuit(data, *([flags] if flags is not None else []), creg, name=f"qmae_{variant}")
     qc.compose(parts.embed(parts.masked), data, inplace=True)
     qc.compose(parts.encoder, data, inplace=True)
     for k, q in enumerate(trash):
-        if postselect:
+        if flags is not None:
+            qc.cx(data[q], flags[k])  # the flag reads what the trash would have
+        elif postselect:
             qc.measure(data[q], creg[n + k])
         else:
             qc.reset(data[q])
     aux = parts.decode(qc, data)
     qc.measure(data, creg[:n])
+    if flags is not None:
+        qc.measure(flags, creg[n : n + len(trash)])
     if aux is not None:
         qc.measure(aux, creg[n + measured_trash :])
     return parts.result(qc, variant)

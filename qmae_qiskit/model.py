@@ -32,7 +32,8 @@ from .circuits.fidelity import (
     CIRCUIT_VARIANTS,
     DECODERS,
     RECONSTRUCTION,
-    RECONSTRUCTION_POSTSELECT,
+    RECONSTRUCTION_POSTSELECT_FLAG,
+    RECONSTRUCTION_VARIANTS,
     FidelityCircuit,
     fidelity_circuit,
     reconstruction_circuit,
@@ -826,9 +827,12 @@ class QMAE(nn.Module):
                 ancillas=self.ancillas,
                 ancilla_pairs=self.ancilla_pairs or None,
             )
-            if variant in (RECONSTRUCTION, RECONSTRUCTION_POSTSELECT):
+            if variant in RECONSTRUCTION_VARIANTS:
                 spec = reconstruction_circuit(
-                    self.num_qubits, postselect=variant == RECONSTRUCTION_POSTSELECT, **common
+                    self.num_qubits,
+                    postselect=variant != RECONSTRUCTION,
+                    flag=variant == RECONSTRUCTION_POSTSELECT_FLAG,
+                    **common,
                 )
             else:
                 spec = fidelity_circuit(self.num_qubits, variant=variant, measure=measure, **common)

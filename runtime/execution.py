@@ -10,6 +10,7 @@ qiskit-ibm-runtime 0.50); it runs in a ``Batch`` (Open Plan friendly) and in loc
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
@@ -57,6 +58,21 @@ def _sampler(batch: Any, record: JobRecord, *, calibration: bool = False) -> Any
     return sampler
 
 
+def _simulator(backend: Any, record: JobRecord) -> Any:
+    """The backend a local job runs on: the fake device itself (Aer picks its method), or Aer with
+    the device's noise and the record's ``simulator_method``."""
+    method = record.options.get("simulator_method") or "automatic"
+    if not record.local or method == "automatic":
+        return backend
+    from qiskit_aer import AerSimulator
+
+    if isinstance(backend, AerSimulator):
+        simulator = copy.deepcopy(backend)
+        simulator.set_options(method=method)
+        return simulator
+    return AerSimulator.from_backend(backend, method=method)
+
+
 def run_pubs(record: JobRecord, model: QMAE, backend: Any) -> tuple[Any, Any]:
     """Submit the record's PUBs (one per ZNE scale) and, with readout mitigation, mthree's
     calibration circuits as a second job in the same Batch. Neither is waited for.
@@ -76,7 +92,7 @@ def run_pubs(record: JobRecord, model: QMAE, backend: Any) -> tuple[Any, Any]:
         record.backend,
     )
     pubs = [(fold_two_qubit_gates(isa, scale), values) for scale in record.scales]
-    with Batch(backend=backend) as batch:
+    with Batch(backend=_simulator(backend, record)) as batch:
         job = _sampler(batch, record).run(pubs)
         calibration_job = None
         if record.options.get("readout_mitigation") and not calibration_path(record).is_file():

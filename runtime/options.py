@@ -15,9 +15,10 @@ from ..circuits.fidelity import VARIANTS
 from ..options import OptionError, Options, option
 from .mitigation import EXTRAPOLATIONS, parse_scales
 
-__all__ = ["SubmitOptions", "PROFILES", "CDR_TARGETS", "MAX_EMBEDDING_LAYERS"]
+__all__ = ["SubmitOptions", "PROFILES", "CDR_TARGETS", "MAX_EMBEDDING_LAYERS", "SIMULATOR_METHODS"]
 
 CDR_TARGETS = ("ran", "full")
+SIMULATOR_METHODS = ("automatic", "statevector", "density_matrix")  # Aer's, for a local (fake or aer) backend
 MAX_EMBEDDING_LAYERS = 64  # 64 (n - 1) CNOTs already decohere on any device; more is a typo, not a request
 
 
@@ -42,6 +43,13 @@ class SubmitOptions(Options):
     twirling: bool = option(False, "Pauli twirling of gates and measurements")
     optimization_level: int = option(3, "transpiler optimization level", choices=(0, 1, 2, 3))
     seed: int | None = option(0, "simulator seed in local mode", minimum=0, maximum=2**62)
+    simulator_method: str = option(
+        "automatic",
+        "Aer's simulation method in local mode (a fake device or aer): density_matrix samples every shot of a "
+        "circuit without mid-circuit measurements from one noisy run instead of one trajectory per shot (deep "
+        "circuits, many shots: --variant postselect_flag; docs/hardware.md)",
+        choices=SIMULATOR_METHODS,
+    )
     data_dir: str | None = option(None, "MNIST directory (default: the source the run trained on)", metavar="DIR")
     embedding_layers: int | None = option(
         None,

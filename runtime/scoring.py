@@ -19,7 +19,7 @@ import numpy as np
 from ..circuits.fidelity import (
     POSTSELECTED_VARIANTS,
     RECONSTRUCTION,
-    RECONSTRUCTION_POSTSELECT,
+    RECONSTRUCTION_VARIANTS,
     fidelity_from_counts,
     keep_fraction_from_counts,
 )
@@ -176,7 +176,7 @@ def _reconstruction_rows(record: JobRecord, counts: Sequence[Counts], png: str) 
         measured.append(np.sqrt(p))
         fidelity = float(np.sqrt(p * np.asarray(exact)).sum() ** 2)  # classical fidelity with the exact distribution
         rows.append({"index": index, "fidelity": fidelity, "stderr": None, "exact": 1.0})
-        if record.variant == RECONSTRUCTION_POSTSELECT:
+        if record.variant != RECONSTRUCTION:
             rows[-1].update(keep_fraction=float(kept), exact_keep=record.exact_keep[i] if record.exact_keep else None)
     originals, masks = record_images(record, model_for(record))
     _composite_columns(rows, np.stack(measured), np.asarray(record.exact), originals, masks)
@@ -208,7 +208,7 @@ def score(
 ) -> FetchResult:
     """Interpret a job's counts (per ZNE scale, per binding) with the mitigation its record names."""
     figure = None
-    if record.variant not in (RECONSTRUCTION, RECONSTRUCTION_POSTSELECT):
+    if record.variant not in RECONSTRUCTION_VARIANTS:
         rows = _fidelity_rows(record, by_scale)
     else:
         figure = str(png or jobs_dir() / f"{record.record_id}.png")
@@ -255,14 +255,19 @@ def rescore(
     return score(record, by_scale)
 
 
+PLOTTED_IMAGES = 12  # columns of a job's reconstruction figure: the first images, not a 200-column strip
+
+
 def _plot(record: JobRecord, measured: np.ndarray, exact: np.ndarray, originals: np.ndarray, path: str) -> None:
     side = int(round(np.sqrt(measured.shape[1])))
-    fig, axes = new_figure(3, len(measured), figsize=(1.6 * len(measured), 5.0), squeeze=False)
-    for i in range(len(measured)):
+    shown = min(len(measured), PLOTTED_IMAGES)
+    fig, axes = new_figure(3, shown, figsize=(1.6 * shown, 5.0), squeeze=False)
+    for i in range(shown):
         for row, img in enumerate((measured[i], exact[i], originals[i].reshape(-1))):
             axes[row, i].imshow(img.reshape(side, side), cmap="gray")
             axes[row, i].axis("off")
-    axes[0, 0].set_title(f"{record.backend}, {record.shots} shots", loc="left", fontsize=8)
+    first = f", the first {shown} of {len(measured)} images" if shown < len(measured) else ""
+    axes[0, 0].set_title(f"{record.backend}, {record.shots} shots{first}", loc="left", fontsize=8)
     axes[1, 0].set_title("exact simulator", loc="left", fontsize=8)
     axes[2, 0].set_title("original", loc="left", fontsize=8)
     save_figure(fig, path, dpi=100)

@@ -18,7 +18,12 @@ from typing import Any
 
 import torch
 
-from ..circuits.fidelity import POSTSELECTED_VARIANTS, RECONSTRUCTION, RECONSTRUCTION_POSTSELECT
+from ..circuits.fidelity import (
+    POSTSELECTED_VARIANTS,
+    RECONSTRUCTION,
+    RECONSTRUCTION_POSTSELECT,
+    RECONSTRUCTION_POSTSELECT_FLAG,
+)
 from ..masking import mask_patches
 from ..model import QMAE, load_model
 from ..options import OptionError
@@ -27,7 +32,7 @@ from .backends import get_backend, is_local
 from .execution import complete, first_line, max_shots, run_pubs
 from .options import PROFILES, SubmitOptions
 from .records import JobError, JobRecord, checkpoint_sha256, record_images, save_record
-from .transpile import isa_circuit, success_probability, two_qubit_gates
+from .transpile import isa_circuit, mid_circuit_measurements, success_probability, two_qubit_gates
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +76,11 @@ def submit(
     given = overrides.get("variant") or (options.variant if options else None)
     plain = "compute_uncompute" if model.ancillas else "reset"  # ancillas: no SWAP-test form
     variant = given or ("postselect" if model.objective == "postselect" else opts.variant or plain)
-    if opts.reconstruct:  # a post-selected model is read off its kept shots
-        variant = RECONSTRUCTION_POSTSELECT if model.objective == "postselect" else RECONSTRUCTION
+    if opts.reconstruct:  # a post-selected model is read off its kept shots (flagged: no mid-circuit measurement)
+        if model.objective != "postselect":
+            variant = RECONSTRUCTION
+        else:
+            variant = RECONSTRUCTION_POSTSELECT_FLAG if variant == "postselect_flag" else RECONSTRUCTION_POSTSELECT
     layers = model.embedding_layers if opts.embedding_layers is None else opts.embedding_layers
     opts = opts.replace(variant=variant, embedding_layers=layers)
     the_backend = get_backend(backend)
@@ -139,6 +147,12 @@ NOISE_FLOOR = 1e-3  # below this estimated success probability a result is mostl
 
 def _check_fits(run_dir: Path, model: QMAE, backend: Any, opts: SubmitOptions) -> None:
     """The images exist, the backend takes the shots, and the circuit transpiles onto it."""
+    if opts.simulator_method != "automatic" and not is_local(backend):
+        raise OptionError(
+            f"{{0}} {opts.simulator_method} chooses how Aer simulates a local backend; {backend.name} is a device: "
+            "drop it",
+            "simulator_method",
+        )
     available = len(data_for_run(run_dir, split="test", data_dir=opts.data_dir).images)
     if opts.images > available:
         raise OptionError(
@@ -166,6 +180,12 @@ def _check_fits(run_dir: Path, model: QMAE, backend: Any, opts: SubmitOptions) -
             "at an estimated success probability of %.2g the result will be mostly noise; a shallower circuit: "
             "--embedding-layers 16 on a run trained with --pairs line (what --profile best assumes)",
             success,
+        )
+    if opts.simulator_method == "density_matrix" and mid_circuit_measurements(isa):
+        log.warning(
+            "--simulator-method density_matrix with the mid-circuit measurements of %s runs one density matrix per "
+            "shot (slower than statevector); --variant postselect_flag measures the trash at the end instead",
+            opts.variant,
         )
     if is_local(backend):
         log.warning(
@@ -201,7 +221,10 @@ def _new_record(
 def _exact_values(record: JobRecord, model: QMAE, opts: SubmitOptions) -> None:
     """What the exact engine says of the record's circuits: under the full embedding (what the
     user wants), under the one that ran, the kept fraction, and the CDR training circuits'."""
-    postselected = record.variant in POSTSELECTED_VARIANTS or record.variant == RECONSTRUCTION_POSTSELECT
+    postselected = record.variant in POSTSELECTED_VARIANTS or record.variant in (
+        RECONSTRUCTION_POSTSELECT,
+        RECONSTRUCTION_POSTSELECT_FLAG,
+    )
     imgs, msks = record_images(record, model)
 
     def values(images: torch.Tensor, masks: torch.Tensor) -> list[Any]:

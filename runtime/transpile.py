@@ -28,6 +28,7 @@ __all__ = [
     "TranspileReport",
     "isa_circuit",
     "transpile_report",
+    "mid_circuit_measurements",
     "success_probability",
     "target_fingerprint",
     "HARDWARE_VARIANTS",
@@ -70,6 +71,24 @@ def _cache_dir() -> Path:
 def two_qubit_gates(circuit: QuantumCircuit) -> int:
     """Two-qubit operations of a circuit (an ISA circuit: its CZ or ECR count)."""
     return sum(1 for inst in circuit.data if inst.operation.num_qubits == 2 and inst.operation.name != "barrier")
+
+
+def mid_circuit_measurements(circuit: QuantumCircuit) -> bool:
+    """True when a qubit is measured and then acted on, or reset after it was used (a reset is a
+    measurement whose outcome is dropped): what makes a noisy simulator run one trajectory (or one
+    density matrix) per shot instead of sampling every shot from one run."""
+    touched: set[Any] = set()
+    measured: set[Any] = set()
+    for inst in circuit.data:
+        name = inst.operation.name
+        if name in ("barrier", "delay"):
+            continue
+        if measured.intersection(inst.qubits) or (name == "reset" and touched.intersection(inst.qubits)):
+            return True
+        if name == "measure":
+            measured.update(inst.qubits)
+        touched.update(inst.qubits)
+    return False
 
 
 def success_probability(circuit: QuantumCircuit, backend: Any) -> float | None:

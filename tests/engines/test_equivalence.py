@@ -8,9 +8,16 @@ from qiskit.quantum_info import Operator, Statevector
 from qiskit_aer import AerSimulator
 
 from qmae_qiskit import QAE, QMAE
-from qmae_qiskit.circuits import fidelity_circuit, fidelity_from_counts, keep_fraction_from_counts
+from qmae_qiskit.circuits import (
+    CIRCUIT_VARIANTS,
+    fidelity_circuit,
+    fidelity_from_counts,
+    keep_fraction_from_counts,
+    reconstruction_circuit,
+)
 from qmae_qiskit.engines.exact import block_matrices
 from qmae_qiskit.model import IDENTITY_BLOCK
+from qmae_qiskit.runtime.transpile import mid_circuit_measurements
 
 
 def _model(image_size, patch, ratio, seed=0, cls=QMAE, **kw):
@@ -376,25 +383,40 @@ def test_ancilla_reset_circuit_matches_the_exact_engine(mnist4):
         assert accepted == pytest.approx(b.accepted[i].item(), abs=1e-6)
 
 
-@pytest.mark.parametrize("postselect", [True, False])
-def test_ancilla_reconstruction_circuits_match_the_exact_engine(mnist4, postselect):
+@pytest.mark.parametrize("variant", ["reconstruction", "reconstruction_postselect", "reconstruction_postselect_flag"])
+def test_ancilla_reconstruction_circuits_match_the_exact_engine(mnist4, variant):
+    postselect = variant != "reconstruction"
     model = _fill_model(23, ancillas=1, objective="postselect" if postselect else "reset")
     mask = model.random_mask(3, generator=torch.Generator().manual_seed(2))
     exact = model.reconstruct(mnist4[:3], mask).detach().square().flatten(1).numpy()
-    variant = "reconstruction_postselect" if postselect else "reconstruction"
+    kept_exact = model.acceptance(model.branches(mnist4[:3], mask)).detach().numpy() if postselect else None
     for b in range(3):
         circuit = model.circuit(mnist4[b], mask[b], variant=variant)
-        if postselect:  # the trash measured mid-circuit: project there; qubits 0..3 data, 4 aux
+        if variant == "reconstruction_postselect":  # the trash measured mid-circuit: project there; 0..3 data, 4 aux
             state, final, _ = _postselect_run(circuit)
             assert final == [0, 1, 2, 3, 4]
             kept = (np.abs(state.data) ** 2)[:16]  # aux (the high qubit) reads 0
-        else:
-            probs = _exact_probabilities(circuit)  # c[0..3] data, then the aux bit
+        else:  # c[0..3] data, then the flag (no mid-circuit measurement) and the aux bit
+            assert mid_circuit_measurements(circuit) == (not postselect)  # the reset, or nothing
+            probs = _exact_probabilities(circuit)
+            assert len(next(iter(probs))) == 4 + (2 if postselect else 1)
             kept = np.zeros(16)
             for key, v in probs.items():
                 if "1" not in key[:-4]:
                     kept[int(key[-4:], 2)] += v
+            if postselect:  # the flag's kept shots are the mid-circuit measurement's, in number too
+                assert kept.sum() == pytest.approx(kept_exact[b], abs=1e-6)
         np.testing.assert_allclose(kept / kept.sum(), exact[b], atol=1e-6)
+
+
+def test_only_the_mid_circuit_variants_measure_mid_circuit():
+    model = QMAE(image_size=4, patch_size="2x2", mask_ratio=0.25, objective="postselect")
+    found = {v: mid_circuit_measurements(model.template(v, measure=True).circuit) for v in CIRCUIT_VARIANTS}
+    # a reset of the used trash, or its mid-circuit measurement; the paper's SWAPs it with a fresh qubit
+    mid = {"reset", "destructive", "compute_uncompute", "postselect", "reconstruction", "reconstruction_postselect"}
+    assert {v for v, m in found.items() if m} == mid
+    with pytest.raises(ValueError, match="flag=True needs postselect=True"):
+        reconstruction_circuit(4, flag=True)
 
 
 def test_the_unitary_ceiling_with_ancillas_is_a_contraction_of_its_matrix(mnist4):

@@ -204,3 +204,56 @@ def test_postselected_job_runs_on_a_fake_device_with_the_best_profile(run4_posts
     assert record.options["readout_mitigation"] and record.options["embedding_layers"] == 16
     assert len(result.images) == 2 and 0 < result.mean_keep_fraction <= 1
     assert all(0.0 <= row["raw"] <= 1.0 for row in result.images)
+
+
+def test_flagged_reconstruction_on_one_density_matrix_matches_the_mid_circuit_one(run4_postselect):
+    """``--variant postselect_flag --reconstruct --simulator-method density_matrix``: the trash
+    flagged instead of measured mid-circuit, every shot of a noisy fake device sampled from one
+    density matrix; on noiseless Aer the flagged pixels are the exact engine's."""
+    exact = fetch(
+        submit(
+            run4_postselect, backend="aer", images=2, shots=8000, reconstruct=True, variant="postselect_flag"
+        ).record_id
+    )
+    assert exact.record.variant == "reconstruction_postselect_flag"
+    assert all(row["fidelity"] > 0.98 for row in exact.images)
+    for row, keep in zip(exact.images, exact.record.exact_keep):
+        assert abs(row["keep_fraction"] - keep) <= 4 * (keep * (1 - keep) / 8000) ** 0.5 + 1e-9
+    record = submit(
+        run4_postselect, backend="fake_fez", images=2, shots=4000, reconstruct=True, variant="postselect_flag",
+        simulator_method="density_matrix",
+    )  # fmt: skip
+    assert record.options["simulator_method"] == "density_matrix" and record.status == "done"
+    noisy = fetch(record.record_id)
+    assert all(0.5 < row["fidelity"] <= 1.0 and 0 < row["keep_fraction"] <= 1 for row in noisy.images)
+    assert 0.0 < noisy.as_json()["mean_composite_fidelity"] <= 1.0
+
+
+def test_the_simulator_method_reaches_aer_and_is_refused_for_a_device(run4_postselect):
+    from qiskit_aer import AerSimulator
+    from qiskit_ibm_runtime.fake_provider import FakeFez
+
+    from qmae_qiskit.model import load_model
+    from qmae_qiskit.options import OptionError
+    from qmae_qiskit.runtime.execution import _simulator
+    from qmae_qiskit.runtime.options import SubmitOptions
+    from qmae_qiskit.runtime.records import JobRecord
+    from qmae_qiskit.runtime.submission import _check_fits
+
+    fez = FakeFez()
+    record = JobRecord.__new__(JobRecord)
+    record.local, record.options = True, {"simulator_method": "density_matrix"}
+    simulator = _simulator(fez, record)
+    assert isinstance(simulator, AerSimulator) and simulator.options.method == "density_matrix"
+    assert simulator.options.noise_model is not None  # the device's noise, not an ideal simulator
+    record.options = {"simulator_method": "automatic"}
+    assert _simulator(fez, record) is fez
+
+    class Device(FakeFez):  # what is_local sees of an IBM device: another module, another name
+        def __init__(self):
+            super().__init__()
+            self.name = "ibm_device"
+
+    with pytest.raises(OptionError, match="simulator_method density_matrix chooses how Aer simulates"):
+        options = SubmitOptions(simulator_method="density_matrix")
+        _check_fits(run4_postselect, load_model(run4_postselect), Device(), options)
