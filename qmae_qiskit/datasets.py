@@ -212,13 +212,32 @@ def images_from(data: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         raise DataError(
             f"dataset= takes a name, an ImageSet, a tensor (N, H, W) or a torch Dataset; got {type(data).__name__}"
         )
+    if images.device.type == "meta":
+        raise DataError("the dataset's images are on the meta device (shapes without values); pass real tensors")
+    if images.is_complex() or images.dtype == torch.bool or not (images.is_floating_point() or _integer(images)):
+        raise DataError(
+            f"the dataset's images must hold real pixel values (float in [0, 1] or uint8), got {images.dtype}; "
+            "convert them, e.g. images.abs().float() / images.abs().max()"
+        )
+    images = images.cpu()
+    if images.is_floating_point() and not torch.isfinite(images).all():
+        bad = int((~torch.isfinite(images.flatten(1))).any(1).nonzero()[0, 0]) if images.dim() > 1 else 0
+        raise DataError(
+            f"image {bad} of the dataset has a NaN or infinite pixel; replace it (torch.nan_to_num) or drop the image"
+        )
     if images.dim() == 4 and images.shape[1] in (1, 3):
         images = images.float().mean(1) if images.shape[1] == 3 else images[:, 0]
     if images.dim() != 3 or len(images) == 0 or images.shape[1] != images.shape[2]:
         raise DataError(
             f"the dataset's images must be a non-empty stack of square images (N, H, W), got {tuple(images.shape)}"
         )
+    if labels is not None and (labels.device.type == "meta" or len(labels) != len(images)):
+        raise DataError(f"the dataset has {len(images)} images but {len(labels)} labels; pass one label per image")
     return images, labels
+
+
+def _integer(images: torch.Tensor) -> bool:
+    return images.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
 def dataset_identity(

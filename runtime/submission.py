@@ -158,6 +158,14 @@ def _check_fits(run_dir: Path, model: QMAE, backend: Any, opts: SubmitOptions) -
         raise OptionError(
             f"{{0}} {opts.images} but the test split has {available} images; ask for at most {available}", "images"
         )
+    if opts.cdr:
+        training = len(data_for_run(run_dir, split="train", data_dir=opts.data_dir).images)
+        if opts.cdr > training:
+            raise OptionError(
+                f"{{0}} {opts.cdr} asks for more training circuits than the run's training split has images "
+                f"({training}); ask for at most {training}",
+                "cdr",
+            )
     limit = max_shots(backend)
     if opts.shots > limit:
         raise OptionError(

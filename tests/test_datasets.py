@@ -177,6 +177,34 @@ def test_train_on_a_tensor_from_python_then_evaluate_and_resume(tmp_path):
     assert labelled.history and qmae_qiskit.resume(tmp_path / "d", progress=False).history
 
 
+def _nan_pixel() -> torch.Tensor:
+    images = torch.rand(20, 4, 4)
+    images[7, 1, 2] = float("nan")
+    return images
+
+
+@pytest.mark.parametrize(
+    "images,match",
+    [
+        (lambda: torch.rand(20, 4, 4, dtype=torch.complex64), "must hold real pixel values .* got torch.complex64"),
+        (lambda: torch.empty(20, 4, 4, device="meta"), "on the meta device"),
+        (lambda: torch.rand(20, 4, 4) > 0.5, "got torch.bool"),
+        (_nan_pixel, "image 7 of the dataset has a NaN or infinite pixel"),
+        (lambda: torch.full((20, 4, 4), float("inf")), "image 0 of the dataset has a NaN or infinite pixel"),
+        (lambda: torch.utils.data.TensorDataset(torch.rand(20, 4, 4), torch.zeros(20)), None),  # accepted
+    ],
+)
+def test_tensors_that_are_not_images_are_refused_by_name_and_write_nothing(tmp_path, images, match):
+    out = tmp_path / "run"
+    options = dict(image_size=4, patch_size="2x2", epochs=1, batch_size=4, eval_limit=0, progress=False)
+    if match is None:
+        assert qmae_qiskit.train(out=out, dataset=images(), **options).history
+        return
+    with pytest.raises(DataError, match=match):
+        qmae_qiskit.train(out=out, dataset=images(), **options)
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_files_changed_underneath_are_refused(classes, tmp_path):
     import shutil

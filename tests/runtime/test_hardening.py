@@ -70,6 +70,7 @@ def test_fetch_refuses_a_replaced_checkpoint_naming_both_hashes(run4, tmp_path, 
         (["--shots", str(10**12)], "is more than aer_simulator runs per circuit"),
         (["--images", "0"], "--images must be a positive integer, got 0"),
         (["--zne", "1,3001"], "a noise scale of 3001"),
+        (["--cdr", "100000", "--variant", "compute_uncompute"], "--cdr 100000 asks for more training circuits than"),
         (["--calibration-shots", "0", "--readout-mitigation"], "--calibration-shots must be a positive integer"),
     ],
 )
