@@ -86,10 +86,39 @@ def load_config(run_dir: str | os.PathLike) -> dict[str, Any]:
         problem = "no 'architecture' object"
     else:
         missing = [k for k in ARCHITECTURE_KEYS if k not in config["architecture"]]
-        problem = f"no architecture.{', architecture.'.join(missing)}" if missing else None
+        problem = f"no architecture.{', architecture.'.join(missing)}" if missing else _dataset_problem(config)
     if problem:
         raise CheckpointError(f"{path} is not a qmae-qiskit run config ({problem}); restore it or train a new run")
     return config
+
+
+def _dataset_problem(config: dict[str, Any]) -> str | None:
+    """What is wrong with ``config.json``'s record of its data (``dataset``, ``data_source``,
+    ``train_images``), which evaluation and resume read back; ``None`` if nothing (older runs lack them)."""
+    if "data_source" in config and not isinstance(config["data_source"], str):
+        return f"data_source is {config['data_source']!r}, not a string"
+    if "train_images" in config and (type(config["train_images"]) is not int or config["train_images"] < 1):
+        return f"train_images is {config['train_images']!r}, not a positive integer"
+    identity = config.get("dataset")
+    if identity is None and "dataset" not in config:
+        return None
+    if not isinstance(identity, dict) or not isinstance(identity.get("name"), str):
+        return "dataset is not an object with a name"
+    for split in ("train", "test"):
+        entry = identity.get(split)
+        if split not in identity and split == "test":
+            continue
+        if not isinstance(entry, dict):
+            return f"dataset.{split} is {entry!r}, not an object"
+        if type(entry.get("images")) is not int or entry["images"] < 0:
+            return f"dataset.{split}.images is {entry.get('images')!r}, not a count"
+        sha = entry.get("sha256")
+        if sha is not None and (not isinstance(sha, str) or not sha):
+            return f"dataset.{split}.sha256 is {sha!r}, not a hash"
+    for key, kind in (("root", str), ("test_fraction", (int, float))):
+        if key in identity and identity[key] is not None and not isinstance(identity[key], kind):
+            return f"dataset.{key} is {identity[key]!r}"
+    return None
 
 
 def load_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:

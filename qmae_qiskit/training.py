@@ -116,6 +116,11 @@ class TrainConfig(Options):
     init_from: str | None = option(
         None, "start from a trained run's weights and token (fine-tuning; its architecture is kept)", metavar="RUN_DIR"
     )
+    tensorboard: bool = option(
+        False,
+        "also write TensorBoard event files into RUN/tensorboard (loss, fidelity, P(keep), lr, held-out fidelity per "
+        "step; metrics.jsonl stays the record); needs pip install 'qmae-qiskit[tensorboard]'",
+    )
 
     @classmethod
     def of(cls, **options: Any) -> TrainConfig:
@@ -363,6 +368,8 @@ class _Run:
         self.perm: torch.Tensor | None = None
         self.history: list[dict[str, Any]] = []
         self.eval_fidelity: float | None = None
+        self.summary_writer_class = _summary_writer_class() if config.tensorboard else None
+        self.board: Any = None
 
     # -- state ----------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -398,6 +405,7 @@ class _Run:
         cfg = self.config
         total = cfg.epochs * self.steps_per_epoch
         metrics = open(self.run_dir / ckpt.METRICS, "a")  # noqa: SIM115 (open for the whole loop; closed in finally)
+        board = self.board = self._board()
         self.stop = _StopFlag()
         self.boundary = True  # the state is at a step boundary: what a checkpoint may hold
         bar = tqdm(
@@ -414,6 +422,10 @@ class _Run:
                     record = self._step(total)
                     metrics.write(json.dumps(record) + "\n")
                     metrics.flush()
+                    if board is not None:
+                        for key in BOARD_SCALARS:
+                            if key in record:
+                                board.add_scalar(f"train/{key}", record[key], record["step"])
                     self.boundary = True
                     bar.update(1)
                     bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{record['images_per_s']:.0f}")
@@ -429,6 +441,8 @@ class _Run:
                 if cfg.eval_limit:
                     self.eval_fidelity = self._evaluate()
                     bar.write(f"epoch {self.epoch}: held-out fidelity {self.eval_fidelity:.4f}")
+                    if board is not None:
+                        board.add_scalar("heldout/fidelity", self.eval_fidelity, self.epoch * self.steps_per_epoch)
                 self._save_shielded()
         except KeyboardInterrupt:
             bar.close()
@@ -441,6 +455,8 @@ class _Run:
         finally:
             self.stop.restore()
             metrics.close()
+            if board is not None:
+                board.close()
             bar.close()
         save_loss_plot(
             self.history,
@@ -450,9 +466,19 @@ class _Run:
         )
         return TrainResult(self.model, self.history, self.run_dir, self.eval_fidelity)
 
+    def _board(self) -> Any:
+        """A TensorBoard writer into ``RUN/tensorboard`` (``--tensorboard``), or ``None``. On resume
+        its ``purge_step`` drops events past the checkpoint, as :meth:`restore` drops such metrics."""
+        if self.summary_writer_class is None:
+            return None
+        done = self.epoch * self.steps_per_epoch + self.step
+        return self.summary_writer_class(str(self.run_dir / TENSORBOARD_DIR), purge_step=done or None)
+
     def _save_shielded(self) -> None:
         with self.stop.shield():
             self.save()
+            if self.board is not None:  # the events up to a checkpoint survive a kill, as its metrics do
+                self.board.flush()
 
     def _check_finite(self, values: torch.Tensor | list[torch.Tensor], step: int, what: str) -> None:
         """Stop at this step, before anything non-finite is written (issue 21: finite training)."""
@@ -615,6 +641,8 @@ def resume(run_dir: str | os.PathLike, *, progress: bool = True, **overrides: An
     run_dir = Path(run_dir)
     saved = ckpt.load_config(run_dir)
     config = saved_config(run_dir, saved)
+    logging_only = {k: overrides.pop(k) for k in NOT_FINGERPRINTED if overrides.get(k) is not None}
+    config = config.with_options(**logging_only)  # e.g. --tensorboard added on resume: logs, trains the same
     for name, value in overrides.items():
         if value is not None and config.with_options(**{name: value}) != config:
             saved_value = config.to_dict()[ModelConfig.ALIASES.get(name, name)]
@@ -641,9 +669,28 @@ def resume(run_dir: str | os.PathLike, *, progress: bool = True, **overrides: An
         return run.run()
 
 
+NOT_FINGERPRINTED = ("tensorboard",)
+TENSORBOARD_DIR = "tensorboard"
+BOARD_SCALARS = ("loss", "fidelity", "keep_probability", "lr", "images_per_s")  # metrics.jsonl keys, per step
+
+
+def _summary_writer_class() -> Any:
+    """``torch.utils.tensorboard.SummaryWriter``, or a one-line refusal naming the extra."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise OptionError(
+            "{0} needs the tensorboard package: pip install 'qmae-qiskit[tensorboard]' (or pip install tensorboard)",
+            "tensorboard",
+        ) from None
+    return SummaryWriter  # options that change what is logged, not what is trained
+
+
 def config_fingerprint(config: TrainConfig) -> str:
-    """SHA-256 of every option (the checkpoint records it: a resume under other options is refused)."""
-    return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
+    """SHA-256 of every option that shapes the training (the checkpoint records it: a resume under
+    other options is refused); :data:`NOT_FINGERPRINTED` ones may change on resume."""
+    options = {k: v for k, v in config.to_dict().items() if k not in NOT_FINGERPRINTED}
+    return hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def saved_config(run_dir: str | os.PathLike, saved: dict[str, Any] | None = None) -> TrainConfig:

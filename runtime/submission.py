@@ -145,6 +145,14 @@ def resolve_options(options: SubmitOptions | None, profile: str | None, override
 NOISE_FLOOR = 1e-3  # below this estimated success probability a result is mostly noise (docs/hardware.md)
 
 
+def _has_gate_durations(backend: Any) -> bool:
+    try:
+        backend.target.durations().get("sx", [0])
+    except Exception:  # Qiskit's TranspilerError: no duration recorded
+        return False
+    return True
+
+
 def _check_fits(run_dir: Path, model: QMAE, backend: Any, opts: SubmitOptions) -> None:
     """The images exist, the backend takes the shots, and the circuit transpiles onto it."""
     if opts.simulator_method != "automatic" and not is_local(backend):
@@ -157,6 +165,12 @@ def _check_fits(run_dir: Path, model: QMAE, backend: Any, opts: SubmitOptions) -
     if opts.images > available:
         raise OptionError(
             f"{{0}} {opts.images} but the test split has {available} images; ask for at most {available}", "images"
+        )
+    if opts.dynamical_decoupling and not _has_gate_durations(backend):
+        raise OptionError(
+            f"{{0}} pads idle qubits with pulses timed from the gate durations, and {backend.name} has none; drop "
+            "{0}, or use a device or a fake device (fake_fez)",
+            "dynamical_decoupling",
         )
     if opts.cdr:
         training = len(data_for_run(run_dir, split="train", data_dir=opts.data_dir).images)

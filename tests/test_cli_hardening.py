@@ -196,6 +196,10 @@ def _flat(state):
             lambda c: {**c, "options": {**c["options"], "batch_size": -3}},
             "config.json options.batch_size must be a positive integer, got -3",
         ),
+        # found by tests/test_generated_files.py: the data's record is read back too
+        (lambda c: {**c, "dataset": {**c["dataset"], "test": None}}, "dataset.test is None, not an object"),
+        (lambda c: {**c, "dataset": {**c["dataset"], "train": {"images": "x"}}}, "dataset.train.images is 'x'"),
+        (lambda c: {**c, "data_source": 7}, "data_source is 7, not a string"),
     ],
 )
 def test_a_broken_config_json_is_named(run4, tmp_path, edit, match):

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -60,10 +61,10 @@ def test_python_api_trains_and_writes_the_run(reference_run):
         QAE.load(str(out))
 
 
-def _start(out):
+def _start(out, *extra):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen(
-        [sys.executable, "-m", "qmae_qiskit.cli", "train", "--out", str(out), *SMALL_FLAGS],
+        [sys.executable, "-m", "qmae_qiskit.cli", "train", "--out", str(out), *SMALL_FLAGS, *extra],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -339,3 +340,53 @@ def test_resume_refuses_a_checkpoint_copied_from_another_run(tmp_path, capsys):
     (a / "checkpoint.pt").write_bytes((b / "checkpoint.pt").read_bytes())
     assert main(["train", "--resume", str(a), "--no-progress"]) == 2
     assert "copied from another run" in capsys.readouterr().err
+
+
+def _board(run_dir):
+    """The run's TensorBoard scalars: tag -> [(step, value)], read with TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tensorboard"), purge_orphaned_data=True)
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def _same_as_metrics(board, run_dir):
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    for key in ("loss", "fidelity", "lr"):
+        assert [s for s, _ in board[f"train/{key}"]] == [r["step"] for r in lines], key
+        np.testing.assert_allclose([v for _, v in board[f"train/{key}"]], [r[key] for r in lines], rtol=1e-6)
+
+
+def test_tensorboard_events_hold_the_same_per_step_loss_as_metrics_jsonl(tmp_path):
+    out = tmp_path / "run"
+    result = train(out=out, limit=64, batch_size=16, epochs=2, eval_limit=8, tensorboard=True, progress=False,
+                   objective="postselect")  # fmt: skip
+    board = _board(out)
+    _same_as_metrics(board, out)
+    assert len(board["train/keep_probability"]) == 8
+    assert board["heldout/fidelity"][-1] == (8, pytest.approx(result.eval_fidelity, rel=1e-6))
+    config = json.loads((out / "config.json").read_text())
+    assert config["options"]["tensorboard"] is True
+
+
+def test_tensorboard_without_the_package_is_one_line_and_writes_nothing(tmp_path, monkeypatch):
+    from qmae_qiskit.options import OptionError
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # what an install without it sees
+    with pytest.raises(OptionError, match=r"tensorboard needs the tensorboard package: pip install"):
+        train(out=tmp_path / "run", limit=32, batch_size=16, epochs=1, eval_limit=0, tensorboard=True, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_tensorboard_after_a_kill_and_resume_has_each_step_once(tmp_path):
+    """Killed between checkpoints, resumed (the flag may be given again): the steps redone after the
+    checkpoint are purged from the events, as they are from metrics.jsonl."""
+    out = tmp_path / "run"
+    proc = _start(out, "--tensorboard")
+    _wait_for_steps(out, 25, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert main(["train", "--resume", str(out), "--no-progress", "--tensorboard"]) == 0
+    _same_as_metrics(_board(out), out)

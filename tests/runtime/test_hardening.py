@@ -71,6 +71,7 @@ def test_fetch_refuses_a_replaced_checkpoint_naming_both_hashes(run4, tmp_path, 
         (["--images", "0"], "--images must be a positive integer, got 0"),
         (["--zne", "1,3001"], "a noise scale of 3001"),
         (["--cdr", "100000", "--variant", "compute_uncompute"], "--cdr 100000 asks for more training circuits than"),
+        (["--dd"], "--dd pads idle qubits with pulses timed from the gate durations, and aer_simulator has none"),
         (["--calibration-shots", "0", "--readout-mitigation"], "--calibration-shots must be a positive integer"),
     ],
 )

@@ -257,3 +257,12 @@ def test_the_simulator_method_reaches_aer_and_is_refused_for_a_device(run4_posts
     with pytest.raises(OptionError, match="simulator_method density_matrix chooses how Aer simulates"):
         options = SubmitOptions(simulator_method="density_matrix")
         _check_fits(run4_postselect, load_model(run4_postselect), Device(), options)
+
+
+def test_qmae_circuit_draws_a_png_out_of_the_box(run4, tmp_path):
+    """The mpl drawer needs pylatexenc: it comes with the package (issue 22), so a fresh install draws."""
+    from qmae_qiskit.cli import main
+
+    png = tmp_path / "circuit.png"
+    assert main(["circuit", str(run4), "--backend", "aer", "--variant", "compute_uncompute", "--draw", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
