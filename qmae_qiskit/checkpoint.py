@@ -89,7 +89,20 @@ def load_config(run_dir: str | os.PathLike) -> dict[str, Any]:
         problem = f"no architecture.{', architecture.'.join(missing)}" if missing else _dataset_problem(config)
     if problem:
         raise CheckpointError(f"{path} is not a qmae-qiskit run config ({problem}); restore it or train a new run")
+    if _OPTIONS_SCHEMA is not None:  # every reader sees typed, checked options with their defaults filled in
+        config["options"] = _OPTIONS_SCHEMA(config["options"], f"{path} options")
     return config
+
+
+_OPTIONS_SCHEMA: Callable[[dict[str, Any], str], dict[str, Any]] | None = None
+
+
+def register_options_schema(schema: Callable[[dict[str, Any], str], dict[str, Any]]) -> None:
+    """Install the parser of ``config.json``'s ``"options"`` (the training layer's ``TrainConfig``,
+    which this foundation module cannot import): it returns them checked and complete, or raises
+    :class:`CheckpointError` naming the file and the key."""
+    global _OPTIONS_SCHEMA
+    _OPTIONS_SCHEMA = schema
 
 
 def _dataset_problem(config: dict[str, Any]) -> str | None:

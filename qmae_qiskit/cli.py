@@ -95,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument(
         "--seeds", type=_count, default=1, help="seeds per configuration: rows become mean ± std (default 1)"
     )
+    rp.add_argument("--jobs", type=_count, default=1, help="runs trained at once, each in its own process (default 1)")
+    _executor_flags(rp)
     rp.add_argument("--no-progress", action="store_true")
 
     st = sub.add_parser(
@@ -119,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
         help="runs trained and scored at once, each in its own process with cores/jobs threads (default 1); "
         "small circuits run faster as several single-threaded processes than as one",
     )
+    _executor_flags(st)
     st.add_argument("--no-progress", action="store_true")
 
     fs = sub.add_parser(
@@ -134,6 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     fs.add_argument("--limit", type=_count, help="score on the first N test images (default: all)")
     fs.add_argument("--quick", action="store_true", help="one epoch on 600 images: checks the pipeline")
     fs.add_argument("--jobs", type=_count, default=1, help="runs trained at once, each in its own process (default 1)")
+    _executor_flags(fs)
     fs.add_argument("--no-progress", action="store_true")
 
     cl = sub.add_parser("classifier", help="the ResNet18 digit classifier (train / cache)")
@@ -217,17 +221,43 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _executor_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: --jobs processes here (default); ray: each run a Ray task (pip install 'qmae-qiskit[ray]')",
+    )
+    parser.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --executor ray: the cluster to join (auto, ray://head:10001; default: a local Ray instance)",
+    )
+    parser.add_argument(
+        "--cpus-per-run", type=_count, default=1, metavar="N", help="with --executor ray: CPUs per run (default 1)"
+    )
+
+
 def _reproduce(args: argparse.Namespace) -> int:
+    from .studies.experiments import RunFailed
     from .studies.reproduce import reproduce
 
-    result = reproduce(
-        args.out,
-        quick=args.quick,
-        data_dir=args.data_dir,
-        progress=not args.no_progress,
-        seeds=args.seeds,
-        dataset=args.dataset,
-    )
+    try:
+        result = reproduce(
+            args.out,
+            quick=args.quick,
+            data_dir=args.data_dir,
+            progress=not args.no_progress,
+            seeds=args.seeds,
+            dataset=args.dataset,
+            jobs=args.jobs,
+            executor=args.executor,
+            address=args.address,
+            cpus_per_run=args.cpus_per_run,
+        )
+    except RunFailed as exc:  # the finished runs are kept; the same command retries the rest
+        print(f"qmae: error: {exc}", file=sys.stderr)
+        return 1
     for name in ("qmae-25", "qae-25", "qmae-25-postselect"):
         s = {k: v["mean"] for k, v in result["summary"][name].items()}
         print(
@@ -241,19 +271,27 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace) -> int:
+    from .studies.experiments import RunFailed
     from .studies.study import study
 
-    result = study(
-        args.out,
-        seeds=args.seeds,
-        ceiling_seeds=args.ceiling_seeds,
-        data_dir=args.data_dir,
-        dataset=args.dataset,
-        limit=args.limit,
-        quick=args.quick,
-        jobs=args.jobs,
-        progress=not args.no_progress,
-    )
+    try:
+        result = study(
+            args.out,
+            seeds=args.seeds,
+            ceiling_seeds=args.ceiling_seeds,
+            data_dir=args.data_dir,
+            dataset=args.dataset,
+            limit=args.limit,
+            quick=args.quick,
+            jobs=args.jobs,
+            progress=not args.no_progress,
+            executor=args.executor,
+            address=args.address,
+            cpus_per_run=args.cpus_per_run,
+        )
+    except RunFailed as exc:  # the finished runs are kept; the same command retries the rest
+        print(f"qmae: error: {exc}", file=sys.stderr)
+        return 1
     for v in result["verdicts"]:
         print(f"- {v['sentence']}")
     print(f"wrote {args.out}/results.json, report.md, reconstructions_*.png")
@@ -261,17 +299,25 @@ def _study(args: argparse.Namespace) -> int:
 
 
 def _fill_study(args: argparse.Namespace) -> int:
+    from .studies.experiments import RunFailed
     from .studies.fill import fill_study
 
-    result = fill_study(
-        args.out,
-        seeds=args.seeds,
-        data_dir=args.data_dir,
-        limit=args.limit,
-        quick=args.quick,
-        jobs=args.jobs,
-        progress=not args.no_progress,
-    )
+    try:
+        result = fill_study(
+            args.out,
+            seeds=args.seeds,
+            data_dir=args.data_dir,
+            limit=args.limit,
+            quick=args.quick,
+            jobs=args.jobs,
+            progress=not args.no_progress,
+            executor=args.executor,
+            address=args.address,
+            cpus_per_run=args.cpus_per_run,
+        )
+    except RunFailed as exc:  # the finished runs are kept; the same command retries the rest
+        print(f"qmae: error: {exc}", file=sys.stderr)
+        return 1
     print(f"chosen on held-out training images: {result['chosen']}")
     for v in result["verdicts"]:
         print(f"- {v['sentence']}")

@@ -693,6 +693,16 @@ def config_fingerprint(config: TrainConfig) -> str:
     return hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _checked_options(options: dict[str, Any], where: str) -> dict[str, Any]:
+    try:
+        return TrainConfig.from_dict(options, where=where).to_dict()
+    except OptionError as exc:
+        raise CheckpointError(str(exc)) from None
+
+
+ckpt.register_options_schema(_checked_options)  # config.json's options are read through TrainConfig everywhere
+
+
 def saved_config(run_dir: str | os.PathLike, saved: dict[str, Any] | None = None) -> TrainConfig:
     """The :class:`TrainConfig` a run was trained with, checked.
 

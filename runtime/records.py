@@ -10,12 +10,16 @@ mthree calibration (``<record_id>.m3.json``).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import time
+import types
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -123,7 +127,7 @@ class JobRecord:
     def problems(self) -> list[str]:
         """What is wrong with the fields read back (empty for a sound record): the schema a
         hand-edited or truncated record file is checked against before anything is scored."""
-        found = []
+        found = [f"{name} {problem}" for name, problem in _type_problems(self)]
 
         def ints(name: str, values: Any, minimum: int = 0) -> bool:
             ok = isinstance(values, list) and all(
@@ -169,6 +173,43 @@ class JobRecord:
     def scales(self) -> tuple[int, ...]:
         """ZNE noise scales (``(1,)`` without ZNE): one PUB each."""
         return tuple(self.options.get("zne") or (1,))
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether a JSON value read back has the declared type (finite where a number)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return not (isinstance(value, float) and not math.isfinite(value))
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        return isinstance(value, list) and all(_conforms(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _type_problems(record: JobRecord) -> list[tuple[str, str]]:
+    """``(field, problem)`` for every field whose value is not of its declared type: one check
+    from the dataclass's own annotations, so a new field is checked without a new rule."""
+    hints = typing.get_type_hints(JobRecord)
+    out = []
+    for f in dataclasses.fields(JobRecord):
+        value = getattr(record, f.name)
+        if not _conforms(value, hints[f.name]):
+            shown = repr(value) if not isinstance(value, (list, dict)) else type(value).__name__
+            out.append((f.name, f"must be {_spell(hints[f.name])}, got {shown[:40]}"))
+    return out
+
+
+def _spell(hint: Any) -> str:
+    return str(hint).replace("typing.", "")
 
 
 def jobs_dir() -> Path:

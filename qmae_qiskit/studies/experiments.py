@@ -8,6 +8,7 @@ paired 95 % interval excludes zero (:func:`verdict`).
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import time
@@ -22,7 +23,55 @@ import numpy as np
 from .. import checkpoint as ckpt
 from ..metrics import Interval, paired_interval
 
+log = logging.getLogger(__name__)
+
+EXECUTORS = ("local", "ray")
+
+
+class RunFailed(RuntimeError):
+    """Some of a study's runs failed on the executor; the others finished (and are kept)."""
+
+
+@dataclass(frozen=True)
+class Executor:
+    """Where a study's runs train and score.
+
+    Attributes:
+        kind: ``"local"``: ``jobs`` spawned processes on this machine; ``"ray"``: one Ray task per
+            run, each with ``cpus_per_run`` CPUs (as many at once as the cluster has CPUs for).
+        jobs: local processes at once (``kind="local"``).
+        address: the Ray cluster to join (``"auto"``, ``"ray://head:10001"``); ``None`` starts a
+            local Ray instance for the call.
+        cpus_per_run: the CPUs (and torch threads) a Ray task asks for.
+    """
+
+    kind: str = "local"
+    jobs: int = 1
+    address: str | None = None
+    cpus_per_run: int = 1
+
+    def check(self) -> None:
+        """Raises ValueError naming the flag: an unknown kind, a non-positive count, an address
+        without Ray, or Ray not installed."""
+        if self.kind not in EXECUTORS:
+            raise ValueError(f"--executor {self.kind!r}: choose one of {', '.join(EXECUTORS)}")
+        for name, value in (("--jobs", self.jobs), ("--cpus-per-run", self.cpus_per_run)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.kind != "ray":
+            if self.address is not None:
+                raise ValueError("--address names a Ray cluster: add --executor ray")
+            return
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ValueError("--executor ray needs Ray: pip install 'qmae-qiskit[ray]'") from None
+
+
 __all__ = [
+    "EXECUTORS",
+    "Executor",
+    "RunFailed",
     "RunSpec",
     "run_dir",
     "finished",
@@ -86,9 +135,20 @@ def train_or_reuse(
     return path, time.perf_counter() - start, "trained"
 
 
-def run_parallel(fn: Any, calls: list[tuple[Any, ...]], jobs: int) -> list[Any]:
-    """``[fn(*c) for c in calls]``, in order; with ``jobs > 1`` in that many spawned processes, each
-    with ``cores // jobs`` torch threads."""
+def run_parallel(
+    fn: Any, calls: list[tuple[Any, ...]], jobs: int | Executor, *, names: Sequence[str] | None = None
+) -> list[Any]:
+    """``[fn(*c) for c in calls]``, in order; locally with ``jobs > 1`` in that many spawned
+    processes, each with ``cores // jobs`` torch threads; or as Ray tasks (an :class:`Executor` of
+    kind ``"ray"``).
+
+    Raises:
+        RunFailed: on Ray, the runs that failed (named by ``names``), after the others finished.
+    """
+    executor = jobs if isinstance(jobs, Executor) else Executor(jobs=jobs)
+    if executor.kind == "ray":
+        return _run_ray(fn, calls, executor, names or [str(i) for i in range(len(calls))])
+    jobs = executor.jobs
     if jobs == 1 or len(calls) < 2:
         return [fn(*c) for c in calls]
     threads = max(1, (os.cpu_count() or 1) // jobs)
@@ -101,6 +161,48 @@ def _init_worker(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+
+
+def _in_ray_task(fn: Any, threads: int, *args: Any) -> Any:
+    _init_worker(threads)
+    return fn(*args)
+
+
+def _run_ray(fn: Any, calls: list[tuple[Any, ...]], executor: Executor, names: Sequence[str]) -> list[Any]:
+    """Each call a Ray task with ``cpus_per_run`` CPUs; progress and failures logged per run. A
+    local Ray instance is started (and stopped) unless one is running or ``address`` names one."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=executor.address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        task = ray.remote(num_cpus=executor.cpus_per_run, max_retries=0)(_in_ray_task)
+        refs = [task.remote(fn, executor.cpus_per_run, *call) for call in calls]
+        where = {ref: i for i, ref in enumerate(refs)}
+        results: list[Any] = [None] * len(refs)
+        failed: list[str] = []
+        pending = list(refs)
+        log.warning("%d run(s) sent to Ray (%s CPUs on the cluster)", len(refs), ray.cluster_resources().get("CPU"))
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            i = where[done[0]]
+            try:
+                results[i] = ray.get(done[0])
+                log.warning("run %s finished (%d of %d)", names[i], len(refs) - len(pending), len(refs))
+            except Exception as exc:  # the task's own error, wrapped by Ray: its first line names it
+                cause = getattr(exc, "cause", None) or exc
+                failed.append(f"{names[i]} ({type(cause).__name__}: {str(cause).strip().splitlines()[0][:200]})")
+                log.warning("run %s failed: %s", names[i], failed[-1])
+    finally:
+        if started:
+            ray.shutdown()
+    if failed:
+        raise RunFailed(
+            f"{len(failed)} of {len(calls)} run(s) failed on Ray: {'; '.join(failed)}; the others are kept: run the "
+            "same command again to retry only these"
+        )
+    return results
 
 
 def over_seeds(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> dict[str, dict[str, float]]:

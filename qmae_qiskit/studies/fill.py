@@ -25,7 +25,7 @@ from typing import Any
 
 from .. import checkpoint as ckpt
 from ..runs import writer_lock
-from .experiments import RunSpec, run_dir, run_parallel, train_or_reuse, verdict
+from .experiments import Executor, RunSpec, run_dir, run_parallel, train_or_reuse, verdict
 from .report import markdown_table
 
 __all__ = ["CANDIDATES", "COMMON", "MIN_KEEP", "fill_study", "score_holdout"]
@@ -61,9 +61,12 @@ def _train(spec: RunSpec, runs: Path, seed: int, common: dict[str, Any]) -> tupl
     return train_or_reuse(spec, runs, seed, common=common)
 
 
-def _train_all(jobs: list[tuple[RunSpec, int]], runs: Path, common: dict[str, Any], workers: int) -> dict[str, float]:
-    """Train (or reuse) every ``(spec, seed)``, ``workers`` at a time; seconds spent per run."""
-    done = run_parallel(_train, [(spec, runs, seed, common) for spec, seed in jobs], workers)
+def _train_all(
+    jobs: list[tuple[RunSpec, int]], runs: Path, common: dict[str, Any], workers: Executor
+) -> dict[str, float]:
+    """Train (or reuse) every ``(spec, seed)`` on ``workers``; seconds spent per run."""
+    names = [run_dir(runs, spec, seed).name for spec, seed in jobs]
+    done = run_parallel(_train, [(spec, runs, seed, common) for spec, seed in jobs], workers, names=names)
     return {path.name: seconds for path, seconds, how in done if how != "reused"}
 
 
@@ -111,6 +114,9 @@ def fill_study(
     min_keep: float = MIN_KEEP,
     candidates: tuple[RunSpec, ...] = CANDIDATES,
     progress: bool = True,
+    executor: str = "local",
+    address: str | None = None,
+    cpus_per_run: int = 1,
 ) -> dict[str, Any]:
     """Choose a fill-in configuration on held-out training images, then test it once.
 
@@ -123,6 +129,8 @@ def fill_study(
         jobs: runs trained at once, each in its own process.
         min_keep: the smallest held-out P(keep) a candidate may have.
         candidates: the configurations tried.
+        executor, address, cpus_per_run: where the runs train (``"ray"``: Ray tasks), as for
+            :func:`~qmae_qiskit.studies.study.study`.
 
     Returns:
         The ``results.json`` content.
@@ -134,17 +142,19 @@ def fill_study(
 
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 2:
         raise ValueError(f"seeds must be an integer >= 2 (the paired interval over seeds needs two), got {seeds!r}")
+    runner = Executor(kind=executor, jobs=jobs, address=address, cpus_per_run=cpus_per_run)
+    runner.check()  # before anything is written
     out = Path(out)
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     common = {**COMMON, **(QUICK if quick else {}), "data_dir": data_dir}
     with writer_lock(out):
         start = time.perf_counter()
-        train_s = _train_all([(spec, 0) for spec in candidates], runs, common, jobs)
+        train_s = _train_all([(spec, 0) for spec in candidates], runs, common, runner)
         holdout = {spec.name: score_holdout(run_dir(runs, spec, 0), data_dir=data_dir) for spec in candidates}
         best = _choose(holdout, min_keep)
         spec = next(s for s in candidates if s.name == best)
-        train_s.update(_train_all([(spec, seed) for seed in range(1, seeds)], runs, common, jobs))
+        train_s.update(_train_all([(spec, seed) for seed in range(1, seeds)], runs, common, runner))
         test = [  # no classifier in a quick pipeline check (training one is the slow part)
             evaluate_run(
                 run_dir(runs, spec, seed), data_dir=data_dir, limit=limit, progress=progress, with_accuracy=not quick

@@ -26,7 +26,17 @@ import torch
 
 from .. import checkpoint as ckpt
 from ..runs import writer_lock
-from .experiments import RunSpec, Verdict, compare, over_seeds, train_or_reuse, verdict
+from .experiments import (
+    Executor,
+    RunSpec,
+    Verdict,
+    compare,
+    over_seeds,
+    run_dir,
+    run_parallel,
+    train_or_reuse,
+    verdict,
+)
 from .report import markdown_table, render_template
 
 __all__ = ["PAPER", "RUNS", "reproduce"]
@@ -92,6 +102,10 @@ def reproduce(
     progress: bool = True,
     seeds: int = 1,
     dataset: str = "mnist",
+    jobs: int = 1,
+    executor: str = "local",
+    address: str | None = None,
+    cpus_per_run: int = 1,
 ) -> dict[str, Any]:
     """Run the whole evaluation section; see the module docstring.
 
@@ -102,24 +116,35 @@ def reproduce(
         progress: progress bars.
         seeds: seeds per configuration; every trained row is then a mean with its spread over seeds.
         dataset: the images (``qmae train --dataset``); the paper's rows are MNIST's.
+        jobs, executor, address, cpus_per_run: where the runs train: ``jobs`` local processes, or
+            Ray tasks (``executor="ray"``), as for :func:`~qmae_qiskit.studies.study.study`.
 
     Returns:
         The ``table1.json`` content.
 
     Raises:
-        ValueError: ``seeds < 1``.
+        ValueError: ``seeds < 1``, or a bad executor (named).
+        RunFailed: runs that failed on Ray (the finished ones are kept for the next call).
         RunLockedError: another ``qmae reproduce`` is writing ``out``.
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"--seeds must be a positive integer, got {seeds!r}")
+    runner = Executor(kind=executor, jobs=jobs, address=address, cpus_per_run=cpus_per_run)
+    runner.check()  # before anything is written
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     with writer_lock(out):  # one reproduce per output directory
-        return _reproduce(out, quick=quick, data_dir=data_dir, progress=progress, seeds=seeds, dataset=dataset)
+        return _reproduce(
+            out, quick=quick, data_dir=data_dir, progress=progress, seeds=seeds, dataset=dataset, runner=runner
+        )
+
+
+def _train_one(spec: RunSpec, runs: Path, seed: int, common: dict[str, Any], progress: bool) -> tuple[Path, float, str]:
+    return train_or_reuse(spec, runs, seed, common=common, progress=progress)
 
 
 def _reproduce(
-    out: Path, *, quick: bool, data_dir: str | None, progress: bool, seeds: int, dataset: str
+    out: Path, *, quick: bool, data_dir: str | None, progress: bool, seeds: int, dataset: str, runner: Executor
 ) -> dict[str, Any]:
     from ..classifier import ClassifierOptions, accuracy, cached_classifier, labels_of
     from ..datasets import load_dataset
@@ -133,14 +158,19 @@ def _reproduce(
         raise ValueError(f"qmae reproduce compares classifier accuracy: {dataset} is unlabelled; use qmae evaluate")
     previous = _previous_timings(out)
     timings: dict[str, Any] = {}
-    dirs: dict[str, list[Path]] = {}
-    for spec in RUNS:
-        dirs[spec.name] = []
-        for seed in range(seeds):
-            common = _common(quick, data_dir, dataset)
-            path, seconds, how = train_or_reuse(spec, runs, seed, common=common, progress=progress)
-            dirs[spec.name].append(path)
-            timings[path.name] = _timing(previous.get(path.name), seconds, how)
+    dirs: dict[str, list[Path]] = {spec.name: [] for spec in RUNS}
+    plan = [(spec, seed) for spec in RUNS for seed in range(seeds)]
+    serial = runner.kind == "local" and runner.jobs == 1
+    common = _common(quick, data_dir, dataset)
+    trained = run_parallel(
+        _train_one,
+        [(spec, runs, seed, common, progress and serial) for spec, seed in plan],
+        runner,
+        names=[run_dir(runs, spec, seed).name for spec, seed in plan],
+    )
+    for (spec, _), (path, seconds, how) in zip(plan, trained):
+        dirs[spec.name].append(path)
+        timings[path.name] = _timing(previous.get(path.name), seconds, how)
 
     first = dirs["qmae-25"][0]
     test = data_for_run(first, split="test", data_dir=data_dir, limit=500 if quick else None)

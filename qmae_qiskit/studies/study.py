@@ -31,7 +31,7 @@ import torch
 
 from .. import checkpoint as ckpt
 from ..runs import writer_lock
-from .experiments import RunSpec, over_seeds, run_parallel, train_or_reuse, verdict
+from .experiments import Executor, RunSpec, over_seeds, run_dir, run_parallel, train_or_reuse, verdict
 from .report import markdown_table, render_template
 
 __all__ = ["GRID", "CEILINGS", "study"]
@@ -87,6 +87,9 @@ def study(
     quick: bool = False,
     jobs: int = 1,
     progress: bool = False,
+    executor: str = "local",
+    address: str | None = None,
+    cpus_per_run: int = 1,
 ) -> dict[str, Any]:
     """Train (or reuse) every configuration and write the study; see the module docstring.
 
@@ -104,22 +107,29 @@ def study(
             single-threaded runs train in the time of one). Results do not depend on it beyond
             floating-point rounding.
         progress: progress bars while training (``jobs=1`` only).
+        executor: ``"local"`` (``jobs`` processes) or ``"ray"``: each run a Ray task
+            (:class:`~qmae_qiskit.studies.experiments.Executor`); the numbers are the same.
+        address: the Ray cluster to join (default: a local Ray instance for this call).
+        cpus_per_run: CPUs (and torch threads) of each Ray task.
 
     Returns:
         The ``results.json`` content.
 
     Raises:
-        ValueError: non-positive seeds or jobs.
+        ValueError: non-positive seeds or jobs, or a bad executor (named).
+        RunFailed: runs that failed on Ray (the finished ones are kept for the next call).
         RunLockedError: another ``qmae study`` is writing ``out``.
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1 or ceiling_seeds < 1:
         raise ValueError(f"--seeds and --ceiling-seeds must be positive integers, got {seeds!r}, {ceiling_seeds!r}")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"--jobs must be a positive integer (runs at once), got {jobs!r}")
+    runner = Executor(kind=executor, jobs=jobs, address=address, cpus_per_run=cpus_per_run)
+    runner.check()  # before anything is written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with writer_lock(out):  # one study per output directory
-        return _study(out, seeds, ceiling_seeds, data_dir, dataset, limit, quick, jobs, progress)
+        return _study(out, seeds, ceiling_seeds, data_dir, dataset, limit, quick, runner, progress)
 
 
 def _study(
@@ -130,7 +140,7 @@ def _study(
     dataset: str,
     limit: int | None,
     quick: bool,
-    jobs: int,
+    runner: Executor,
     progress: bool,
 ) -> dict[str, Any]:
     from ..datasets import load_dataset
@@ -147,8 +157,12 @@ def _study(
     plan += [(spec, seed, CEILING_OPTIONS) for spec in ceilings for seed in range(ceiling_seeds)]
     specs = [RunSpec(spec.name, {**spec.options, **extra}) for spec, _, extra in plan]
     start = time.perf_counter()
+    names = [run_dir(out / "runs", spec, seed).name for spec, (_, seed, _) in zip(specs, plan)]
     trained = run_parallel(
-        _train_one, [(spec, out / "runs", seed, common, progress) for spec, (_, seed, _) in zip(specs, plan)], jobs
+        _train_one,
+        [(spec, out / "runs", seed, common, progress) for spec, (_, seed, _) in zip(specs, plan)],
+        runner,
+        names=names,
     )
     train_wall_s = round(time.perf_counter() - start, 1)
     dirs: dict[str, list[Path]] = {}
@@ -165,7 +179,7 @@ def _study(
     test, train_set, classifier, masks = _scoring(*context)
     start = time.perf_counter()
     paths = [(name, path) for name, ps in dirs.items() for path in ps]
-    scored = run_parallel(_score_one, [(path, *context) for _, path in paths], jobs)
+    scored = run_parallel(_score_one, [(path, *context) for _, path in paths], runner, names=[p.name for _, p in paths])
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in dirs}
     for (name, path), row in zip(paths, scored):
         row.update(train_s=train_s.get(path.name))
@@ -198,7 +212,8 @@ def _study(
             "train_total_s": round(sum(train_s.values()), 1),
             "train_wall_s": train_wall_s,
             "evaluation_s": evaluation_s,
-            "jobs": jobs,
+            "jobs": runner.jobs if runner.kind == "local" else None,
+            "executor": runner.kind,
         },
         "versions": versions(),
     }
