@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -122,12 +123,36 @@ def job_status(job: Any) -> str:
 def _wait(record: JobRecord, job: Any, what: str) -> Any:
     log.info("waiting for %s %s on %s (status %s)", what, job.job_id(), record.backend, job_status(job) or "unknown")
     try:
+        if record.local:
+            _tick_while_running(record, job, what)
         return job.result()
     except Exception as exc:  # a failed or cancelled job: the client raises its own types; its status says which
         status = "cancelled" if "CANCEL" in job_status(job) else "failed"
         record.status, record.error = status, f"{what} {job.job_id()}: {type(exc).__name__}: {first_line(exc)}"
         save_record(record)
         raise JobError(f"job {record.job_id} {status}: {record.error}") from None
+
+
+FINISHED = ("DONE", "ERROR", "CANCELLED", "FAILED")
+
+
+def _tick_while_running(record: JobRecord, job: Any, what: str) -> None:
+    """A local simulation runs in this process's threads and says nothing until it ends: show the
+    time it has taken (tqdm, on a terminal) so a deep circuit is not taken for a hang."""
+    from tqdm import tqdm
+
+    label = f"simulating {what} ({record.bindings} circuit(s) x {record.shots} shots on {record.backend})"
+    with tqdm(desc=label, bar_format="{desc}: {elapsed}", disable=None, leave=False) as bar:
+        while _running(job):
+            time.sleep(0.5)
+            bar.refresh()
+
+
+def _running(job: Any) -> bool:
+    try:
+        return not job.in_final_state()
+    except Exception:  # no such method: its status, and an unknown one ends the ticking
+        return job_status(job) not in (*FINISHED, "")
 
 
 def complete(record: JobRecord, job: Any, calibration_job: Any = None) -> None:

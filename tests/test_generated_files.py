@@ -347,3 +347,51 @@ def test_the_contract_check_catches_a_nan_and_a_second_line():
     with pytest.raises(AssertionError):
         keeps_contract(["x"], 2, "", "qmae: one\nqmae: two\n")
     keeps_contract(["x"], 2, "", "qmae: --limit must be a positive integer\n")
+
+
+# ----------------------------------------------------------------------------------------------
+# qmae study: every accepted case would train a grid (minutes), so the generator stops it where the
+# training starts; what it checks is the other half of the contract: a refusal is one line and
+# leaves no output directory behind (validated before anything is written).
+
+
+class _ReachedTraining(BaseException):  # not an Exception: passes the CLI's own handlers
+    pass
+
+
+STUDY_FLAGS: dict[str, st.SearchStrategy[str]] = {
+    "--seeds": st.one_of(COUNTS, GARBAGE),
+    "--ceiling-seeds": st.one_of(COUNTS, GARBAGE),
+    "--limit": st.one_of(COUNTS, GARBAGE),
+    "--jobs": st.one_of(COUNTS, GARBAGE),
+    "--executor": st.sampled_from(["local", "ray", "dask", ""]),
+    "--address": st.sampled_from(["auto", "", "ray://nowhere:1"]),
+    "--cpus-per-run": st.one_of(COUNTS, GARBAGE),
+    "--dataset": st.sampled_from(["mnist", "imagenet", "folder:/no/such/dir", ""]),
+    "--data-dir": st.sampled_from(["/no/such/dir", ""]),
+}
+
+
+@SETTINGS
+@given(flags=flags_of(STUDY_FLAGS, ["--quick"]))
+def test_every_generated_study_command_is_refused_before_writing_or_reaches_training(flags):
+    import qmae_qiskit.studies.study as study_module
+
+    def reached(*args, **kwargs):
+        raise _ReachedTraining
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "study"
+        argv = ["study", "--out", out, "--no-progress", *flags]
+        original = study_module.run_parallel
+        study_module.run_parallel = reached
+        try:
+            code, out_text, err = run_cli(argv)
+        except _ReachedTraining:
+            hypothesis.event("study reached training")
+            return
+        finally:
+            study_module.run_parallel = original
+        keeps_contract(argv, code, out_text, err)
+        assert code == 2 and not out.exists(), (argv, "a refused study left its output directory", err)
+        hypothesis.event("study refused")

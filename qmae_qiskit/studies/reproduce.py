@@ -131,6 +131,10 @@ def reproduce(
         raise ValueError(f"--seeds must be a positive integer, got {seeds!r}")
     runner = Executor(kind=executor, jobs=jobs, address=address, cpus_per_run=cpus_per_run)
     runner.check()  # before anything is written
+    from ..datasets import load_dataset
+
+    if load_dataset(dataset, "test", root=data_dir).labels is None:
+        raise ValueError(f"qmae reproduce compares classifier accuracy: {dataset} is unlabelled; use qmae evaluate")
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     with writer_lock(out):  # one reproduce per output directory
@@ -147,15 +151,12 @@ def _reproduce(
     out: Path, *, quick: bool, data_dir: str | None, progress: bool, seeds: int, dataset: str, runner: Executor
 ) -> dict[str, Any]:
     from ..classifier import ClassifierOptions, accuracy, cached_classifier, labels_of
-    from ..datasets import load_dataset
     from ..evaluation import evaluate_images, linear_fill_for, passthrough, passthrough_fills
     from ..model import load_model
     from ..runs import data_for_run, saved_evaluation_masks, versions
 
     wall = time.perf_counter()
     runs = out / "runs"
-    if load_dataset(dataset, "test", root=data_dir).labels is None:  # before anything is trained
-        raise ValueError(f"qmae reproduce compares classifier accuracy: {dataset} is unlabelled; use qmae evaluate")
     previous = _previous_timings(out)
     timings: dict[str, Any] = {}
     dirs: dict[str, list[Path]] = {spec.name: [] for spec in RUNS}

@@ -126,10 +126,20 @@ def study(
         raise ValueError(f"--jobs must be a positive integer (runs at once), got {jobs!r}")
     runner = Executor(kind=executor, jobs=jobs, address=address, cpus_per_run=cpus_per_run)
     runner.check()  # before anything is written
+    _check_labelled(dataset, data_dir)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with writer_lock(out):  # one study per output directory
         return _study(out, seeds, ceiling_seeds, data_dir, dataset, limit, quick, runner, progress)
+
+
+def _check_labelled(dataset: str, data_dir: str | None) -> None:
+    """The test split is there and labelled (the study compares classifier accuracy): checked
+    before the output directory is made."""
+    from ..datasets import load_dataset
+
+    if load_dataset(dataset, "test", root=data_dir).labels is None:
+        raise ValueError(f"qmae study compares classifier accuracy: {dataset} is unlabelled; use qmae evaluate")
 
 
 def _study(
@@ -143,14 +153,11 @@ def _study(
     runner: Executor,
     progress: bool,
 ) -> dict[str, Any]:
-    from ..datasets import load_dataset
     from ..evaluation import linear_fill_for, passthrough, passthrough_fills
     from ..model import load_model
     from ..runs import versions
 
     wall = time.perf_counter()
-    if load_dataset(dataset, "test", root=data_dir).labels is None:  # before anything is trained
-        raise ValueError(f"qmae study compares classifier accuracy: {dataset} is unlabelled; use qmae evaluate")
     common = _common(quick, data_dir, dataset)
     grid, ceilings = (GRID[:4], CEILINGS[:1]) if quick else (GRID, CEILINGS)
     plan: list[tuple[RunSpec, int, dict[str, Any]]] = [(spec, seed, {}) for spec in grid for seed in range(seeds)]

@@ -259,3 +259,32 @@ def test_submit_says_what_it_runs_before_it_runs_it(run4, jobs_dir):
     first = done.stderr.splitlines()
     assert any("two-qubit gates" in line and "estimated success probability" in line for line in first), done.stderr
     assert any("simulating 1 circuits x 20 shots locally" in line for line in first), done.stderr
+
+
+def test_the_local_simulation_ticker_ends_with_the_job_and_never_hangs(capsys):
+    """While a local simulation runs, the elapsed time ticks (issue 21, item 7); it stops when the
+    job is final, and a job that cannot say (no final-state method, unknown status) is not waited on."""
+    import time as _time
+    from types import SimpleNamespace
+
+    from qmae_qiskit.runtime.execution import _tick_while_running
+
+    class Job:
+        def __init__(self, seconds):
+            self.until = _time.monotonic() + seconds
+
+        def in_final_state(self):
+            return _time.monotonic() >= self.until
+
+    record = SimpleNamespace(bindings=2, shots=100, backend="fake_fez")
+    start = _time.monotonic()
+    _tick_while_running(record, Job(1.0), "job")
+    assert 1.0 <= _time.monotonic() - start < 5.0
+
+    class Mute:
+        def status(self):
+            raise RuntimeError("no status here")
+
+    start = _time.monotonic()
+    _tick_while_running(record, Mute(), "job")
+    assert _time.monotonic() - start < 1.0
