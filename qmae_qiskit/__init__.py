@@ -19,6 +19,7 @@ from .datasets import load_dataset
 from .evaluation import EvalResult, evaluate, evaluate_run
 from .model import QAE, QMAE, ModelConfig, build_model, load_model
 from .options import OptionError
+from .probe import ProbeResult, probe
 from .runs import data_for_run, evaluation_masks
 from .training import TrainConfig, TrainResult, resume, train
 
@@ -36,6 +37,8 @@ __all__ = [
     "EvalResult",
     "evaluate",
     "evaluate_run",
+    "probe",
+    "ProbeResult",
     "evaluation_masks",
     "data_for_run",
     "ImageSet",

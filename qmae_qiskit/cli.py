@@ -140,6 +140,20 @@ def _parser() -> argparse.ArgumentParser:
     _executor_flags(fs)
     fs.add_argument("--no-progress", action="store_true")
 
+    pr = sub.add_parser(
+        "probe",
+        help="linear probes of the latent features (Pauli expectation values) and the baselines",
+        description="Fit a logistic regression (C by 3-fold cross-validation on the training split) on frozen "
+        "features of clean and masked training images: the run's latent Pauli expectation values, an untrained "
+        "encoder's, the input state's, the pixels and their PCA; score each once on the test split.",
+    )
+    pr.add_argument("run_dir", metavar="RUN_DIR")
+    pr.add_argument("--data-dir", help="MNIST in torchvision's layout (default: the run's own source)")
+    pr.add_argument("--limit", type=_count, help="score on the first N test images (default: all)")
+    pr.add_argument("--train-limit", type=_count, help="fit on the first N training images (default: all)")
+    pr.add_argument("--kind", choices=("pauli2", "pauli1"), default="pauli2", help="observables (default pauli2)")
+    pr.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
     cl = sub.add_parser("classifier", help="the ResNet18 digit classifier (train / cache)")
     cl_sub = cl.add_subparsers(dest="classifier_command", required=True)
     ct = cl_sub.add_parser(
@@ -218,6 +232,20 @@ def _evaluate(args: argparse.Namespace) -> int:
     for name, row in out["passthrough"].items():
         accuracy = f", accuracy {row['accuracy']:.4f}" if "accuracy" in row else ""
         print(f"  {name:<18} fidelity {row['fidelity']:.4f}, masked PSNR {row['masked_psnr']:.2f} dB{accuracy}")
+    return 0
+
+
+def _probe(args: argparse.Namespace) -> int:
+    from .probe import probe
+
+    result = probe(args.run_dir, data_dir=args.data_dir, limit=args.limit, train_limit=args.train_limit, kind=args.kind)
+    if args.json:
+        print(json.dumps(result.as_json()))
+        return 0
+    print(f"{result.run_dir}: {result.train_images} training, {result.test_images} test images, {result.kind}")
+    print(result.table())
+    for name, c in result.comparisons.items():
+        print(f"  {name}: {100 * c['mean']:+.2f} pp [{100 * c['low']:+.2f}, {100 * c['high']:+.2f}]")
     return 0
 
 
@@ -366,6 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fill_study(args)
         if args.command == "classifier":
             return _classifier(args)
+        if args.command == "probe":
+            return _probe(args)
         from .runtime.commands import run_command
 
         return run_command(args)

@@ -225,3 +225,60 @@ def paired_interval(
     if sd > 0:
         half = float(t.ppf(0.5 + level / 2, len(d) - 1)) * sd / len(d) ** 0.5
     return Interval(mean, mean - half, mean + half, len(d))
+
+
+PAULI_KINDS = ("pauli1", "pauli2")  # 1-local, or 1- and 2-local Pauli observables
+
+
+def pauli_labels(num_qubits: int, qubits: Sequence[int], kind: str = "pauli2") -> list[str]:
+    """Qiskit labels (qubit 0 rightmost) of the observables :func:`pauli_expectations` returns, in
+    its order: X, Y, Z on each of ``qubits``, then (``"pauli2"``) the 9 products on each pair
+    ``i < j`` of them, ``P_i P_j`` with ``P_i`` in X, Y, Z major. ``3k + 9k(k-1)/2`` in all."""
+    if kind not in PAULI_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(PAULI_KINDS)}, got {kind!r}")
+    labels = []
+
+    def label(ops: dict[int, str]) -> str:
+        return "".join(ops.get(q, "I") for q in range(num_qubits - 1, -1, -1))
+
+    for q in qubits:
+        labels += [label({q: p}) for p in "XYZ"]
+    if kind == "pauli2":
+        for a, i in enumerate(qubits):
+            for j in qubits[a + 1 :]:
+                labels += [label({i: p, j: r}) for p in "XYZ" for r in "XYZ"]
+    return labels
+
+
+def pauli_expectations(
+    states: torch.Tensor, num_qubits: int, qubits: Sequence[int], kind: str = "pauli2"
+) -> torch.Tensor:
+    """Expectation values ``<psi|P|psi>`` of the observables :func:`pauli_labels` names, for a
+    batch of pure states ``(B, 2**n)`` (Qiskit's index order: qubit ``q`` is bit ``q``), from the
+    one- and two-qubit reduced density matrices. ``(B, F)`` real, in [-1, 1]."""
+    if kind not in PAULI_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(PAULI_KINDS)}, got {kind!r}")
+    batch = states.shape[0]
+    psi = states.reshape(batch, *([2] * num_qubits))  # axis 1 + (n - 1 - q) is qubit q
+    cdtype = psi.dtype if psi.is_complex() else torch.complex128
+    psi = psi.to(cdtype)
+    paulis = torch.tensor(
+        [[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], dtype=cdtype, device=psi.device
+    )  # X, Y, Z
+
+    def reduced(which: Sequence[int]) -> torch.Tensor:
+        axes = [1 + num_qubits - 1 - q for q in which]
+        moved = torch.movedim(psi, axes, list(range(1, 1 + len(axes)))).reshape(batch, 2 ** len(axes), -1)
+        return moved @ moved.conj().transpose(1, 2)  # (B, d, d), rows (P_first, P_second) major
+
+    out = []
+    for q in qubits:
+        rho = reduced([q])
+        out.append(torch.einsum("bij,pji->bp", rho, paulis).real)
+    if kind == "pauli2":
+        pairs = torch.einsum("pab,rcd->pracbd", paulis, paulis).reshape(9, 4, 4)  # kron(P_i, P_j)
+        for a, i in enumerate(qubits):
+            for j in qubits[a + 1 :]:
+                rho = reduced([i, j])
+                out.append(torch.einsum("bij,pji->bp", rho, pairs).real)
+    return torch.cat(out, dim=1)

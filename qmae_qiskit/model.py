@@ -49,7 +49,7 @@ from .masking import (
     random_masks,
     single_patch_positions,
 )
-from .metrics import composite_image, state_fidelity
+from .metrics import composite_image, pauli_expectations, state_fidelity
 from .options import OptionError, Options, option
 
 MAX_UNITARY_QUBITS = 10  # a dense 1024 x 1024 matrix exponential per step
@@ -766,6 +766,62 @@ class QMAE(nn.Module):
 
         *fields, probs = self._by_position(mask, run)
         return Branches(*fields), probs.reshape(images.shape).clamp_min(1e-12)
+
+    def features(self, images: torch.Tensor, mask: torch.Tensor | None = None, *, kind: str = "pauli2") -> torch.Tensor:
+        """What the encoder learned, as numbers: expectation values of Pauli observables on the
+        latent qubits of ``U |psi>``, the state the trash is cut from (the input embedded as the
+        hardware prepares it: :meth:`embed`).
+
+        ``kind="pauli2"`` (default): X, Y, Z on each latent qubit and the 9 products on each pair,
+        ``3k + 9k(k-1)/2`` values for ``k`` latent qubits (210 at k = 7; 1- and 2-local, what a
+        device estimates with few measurement bases); ``"pauli1"``: the ``3k`` single-qubit ones.
+        Order and labels: :func:`~qmae_qiskit.metrics.pauli_labels` with :attr:`latent_indices`.
+
+        Args:
+            images: ``(B, H, W)`` pixels in [0, 1].
+            mask: ``(B, H, W)`` bool: the features of the masked input (patch filled as the model
+                fills it); ``None``: of the clean image. Needed by ``condition="position"`` models,
+                whose encoder depends on the patch.
+            kind: ``"pauli2"`` or ``"pauli1"``.
+
+        Returns:
+            ``(B, F)`` real, no gradient.
+
+        Raises:
+            ValueError: a bad ``kind``, malformed images or mask, or a position-conditioned model
+                without a mask.
+        """
+        if self.condition == "position" and mask is None:
+            raise ValueError("a condition='position' model's encoder depends on the masked patch: pass a mask")
+        unitary = getattr(self._engine, "unitary", None)
+        if unitary is None:
+            raise ValueError("features are computed by the exact engine: call model.set_engine('exact') first")
+        if mask is None:
+            images, _ = self._check(images, torch.zeros(images.shape, dtype=torch.bool, device=images.device))
+            vectors = images.flatten(1)
+            mask = torch.zeros_like(images, dtype=torch.bool)
+        else:
+            images, mask = self._check(images, mask)
+            vectors = self.fill(images, mask).flatten(1)
+        with torch.no_grad():
+            psi = self.embed(vectors).to(self._engine_dtype())
+            psi = psi / psi.norm(dim=1, keepdim=True).clamp_min(1e-300)
+
+            def encode(weights: dict[str, Any], rows: Any) -> torch.Tensor:
+                u = unitary(weights["theta"])  # (2^n, 2^n), Qiskit's index order
+                return psi[rows] @ u.transpose(0, 1)
+
+            states = self._by_position(mask, encode)
+            return pauli_expectations(states, self.num_qubits, self.latent_indices, kind).float()
+
+    @property
+    def latent_indices(self) -> list[int]:
+        """The qubits that are not trash (``latent_qubits`` counts them): what the decoder keeps,
+        and where :meth:`features` looks."""
+        return [q for q in range(self.num_qubits) if q not in self.trash_qubits]
+
+    def _engine_dtype(self) -> torch.dtype:
+        return getattr(self._engine, "dtype", torch.complex128)
 
     def reconstruct(
         self,
