@@ -63,6 +63,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     f = sub.add_parser("fetch", help="get a job's counts and score them against the exact simulator")
     f.add_argument("job_id", metavar="JOB_ID", help="the provider's job id or the record id")
     f.add_argument("--png", help="where to write reconstructed images (reconstruction jobs)")
+    f.add_argument(
+        "--accuracy",
+        action="store_true",
+        help="reconstruction jobs: the ResNet18 accuracy of the composites from counts, the exact composites and "
+        "the mean-image fill (the classifier of qmae evaluate; trained once if not cached)",
+    )
     f.add_argument("--json", action="store_true")
 
 
@@ -193,6 +199,20 @@ def _print_result(result) -> None:
     print(
         f"  mean {result.mean_fidelity:.4f} ± {result.mean_stderr:.4f}; exact simulator {result.mean_exact:.4f}{kept}"
     )
+    first = result.images[0] if result.images else {}
+    if "composite_fidelity" in first:
+        keys = [k for k in first if "composite" in k or "psnr" in k]
+        mean = {k: sum(r[k] for r in result.images) / len(result.images) for k in keys}
+        print(
+            f"  composite: fidelity {mean['composite_fidelity']:.4f} (exact {mean['exact_composite_fidelity']:.4f}), "
+            f"masked PSNR {mean['masked_psnr']:.2f} dB (exact {mean['exact_masked_psnr']:.2f} dB)"
+        )
+    if result.composite_accuracy is not None:
+        a = result.composite_accuracy
+        print(
+            f"  composite accuracy {100 * a['device']:.1f} % from counts, {100 * a['exact']:.1f} % exact, mean-image "
+            f"fill {100 * a['mean_image_fill']:.1f} %, originals {100 * a['original']:.1f} % ({a['images']} images)"
+        )
     if result.png:
         print(f"  images: {result.png}")
 
@@ -200,7 +220,7 @@ def _print_result(result) -> None:
 def _fetch(args: argparse.Namespace) -> int:
     from .retrieval import fetch
 
-    result = fetch(args.job_id, png=args.png)
+    result = fetch(args.job_id, png=args.png, accuracy=args.accuracy)
     if args.json:
         print(json.dumps(result.as_json()))
     else:

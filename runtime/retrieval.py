@@ -8,6 +8,7 @@ seeded, which gives the same counts. The counts are saved next to the record and
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -24,7 +25,7 @@ from .records import (
     save_record,
     saved_counts,
 )
-from .scoring import FetchResult, score
+from .scoring import FetchResult, composite_accuracy, score
 
 __all__ = ["fetch", "list_jobs"]
 
@@ -53,12 +54,14 @@ def _find_remote_job(service: Any, record: JobRecord, *, calibration: bool = Fal
     return jobs[0]
 
 
-def fetch(job_or_record_id: str, *, png: str | os.PathLike | None = None) -> FetchResult:
+def fetch(job_or_record_id: str, *, png: str | os.PathLike | None = None, accuracy: bool = False) -> FetchResult:
     """Get a job's counts (waiting if needed) and score them against the exact simulator.
 
     Args:
         job_or_record_id: the provider's job id or our record id.
         png: where to write the reconstructed images (reconstruction jobs).
+        accuracy: reconstruction jobs: also the ResNet18 accuracy of the composites from counts,
+            next to the exact composites' and the mean-image fill's (``composite_accuracy``).
 
     Raises:
         JobError: unknown job, failed or cancelled job.
@@ -79,4 +82,8 @@ def fetch(job_or_record_id: str, *, png: str | os.PathLike | None = None) -> Fet
             record.job_id = job.job_id()
         save_record(record)
         complete(record, job, calibration_job)
-    return score(record, saved_counts(record), png)
+    counts = saved_counts(record)
+    result = score(record, counts, png)
+    if accuracy:
+        result = dataclasses.replace(result, composite_accuracy=composite_accuracy(record, counts[1]))
+    return result

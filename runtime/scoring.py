@@ -47,7 +47,7 @@ from .records import (
 )
 from .transpile import isa_circuit
 
-__all__ = ["FetchResult", "score", "rescore"]
+__all__ = ["FetchResult", "score", "rescore", "composite_accuracy"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,9 @@ class FetchResult:
         mean_fidelity, mean_stderr, mean_exact: averages over the images.
         png: path of the reconstructed-images figure (reconstruction jobs).
         mean_keep_fraction: post-selected jobs: the mean fraction of shots kept (``None`` otherwise).
+        composite_accuracy: reconstruction jobs fetched with ``accuracy=True``: the classifier's
+            accuracy on the composites from counts, the exact composites, the mean-image fill and
+            the originals (:func:`composite_accuracy`).
     """
 
     record: JobRecord
@@ -73,6 +76,7 @@ class FetchResult:
     mean_exact: float
     png: str | None = None
     mean_keep_fraction: float | None = None
+    composite_accuracy: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The JSON object ``qmae fetch --json`` prints."""
@@ -89,6 +93,7 @@ class FetchResult:
             "images": self.images,
             "png": self.png,
             "mean_keep_fraction": self.mean_keep_fraction,
+            **({"composite_accuracy": self.composite_accuracy} if self.composite_accuracy is not None else {}),
             **{
                 f"mean_{key}": float(np.mean([r[key] for r in self.images]))
                 for key in ("composite_fidelity", "exact_composite_fidelity", "masked_psnr", "exact_masked_psnr")
@@ -160,10 +165,11 @@ def _fidelity_rows(record: JobRecord, by_scale: Mapping[int, Sequence[Counts]]) 
     return rows
 
 
-def _reconstruction_rows(record: JobRecord, counts: Sequence[Counts], png: str) -> list[dict[str, Any]]:
+def _pixel_distributions(record: JobRecord, counts: Sequence[Counts]) -> tuple[np.ndarray, list[float]]:
+    """Per image the kept shots' outcome frequencies over the ``2**n`` pixels, and the kept fraction."""
     n = record.num_qubits
-    rows, measured = [], []
-    for i, (index, c, exact) in enumerate(zip(record.indices, counts, record.exact)):
+    distributions, kept = [], []
+    for c in counts:
         p = np.zeros(2**n)
         total = 0.0
         for key, v in c.items():
@@ -171,8 +177,15 @@ def _reconstruction_rows(record: JobRecord, counts: Sequence[Counts], png: str) 
             total += v
             if "1" not in bits[:-n]:  # post-selected: only the shots whose trash bits (c[n..]) read 0
                 p[int(bits[-n:], 2)] += v
-        kept = p.sum() / total
-        p /= max(p.sum(), 1e-300)
+        kept.append(p.sum() / total)
+        distributions.append(p / max(p.sum(), 1e-300))
+    return np.stack(distributions), kept
+
+
+def _reconstruction_rows(record: JobRecord, counts: Sequence[Counts], png: str) -> list[dict[str, Any]]:
+    rows, measured = [], []
+    distributions, kept_fractions = _pixel_distributions(record, counts)
+    for i, (index, p, kept, exact) in enumerate(zip(record.indices, distributions, kept_fractions, record.exact)):
         measured.append(np.sqrt(p))
         fidelity = float(np.sqrt(p * np.asarray(exact)).sum() ** 2)  # classical fidelity with the exact distribution
         rows.append({"index": index, "fidelity": fidelity, "stderr": None, "exact": 1.0})
@@ -225,6 +238,44 @@ def score(
         figure,
         float(np.mean(kept)) if kept else None,
     )
+
+
+def composite_accuracy(record: JobRecord, counts: Sequence[Counts]) -> dict[str, Any]:
+    """ResNet18 accuracy of a reconstruction job's composites (the known visible pixels, the patch
+    from the kept shots' pixel frequencies at the visible-pixel scale), next to the exact
+    composites' and the mean-image fill's on the same images, with the classifier ``qmae evaluate``
+    uses (the run's training split; trained and cached the first time).
+
+    Raises:
+        JobError: not a reconstruction job, or a dataset without labels.
+    """
+    import torch
+
+    from ..classifier import cached_classifier, predict
+    from ..metrics import composite_image
+    from ..runs import data_for_run
+    from .records import _split_of
+
+    if record.variant not in RECONSTRUCTION_VARIANTS:
+        raise JobError(f"job {record.record_id} sampled fidelities, not images: accuracy needs --reconstruct")
+    data = _split_of(record, record.split)
+    if data.labels is None:
+        raise JobError(f"the images of job {record.record_id} have no labels: no accuracy")
+    labels = data.labels[record.indices]
+    originals, masks = record_images(record, model_for(record))
+    train = data_for_run(record.run_dir, split="train", data_dir=record.data_dir, check=False)
+    classifier, path = cached_classifier(train, progress=False)
+    distributions, _ = _pixel_distributions(record, counts)
+    out: dict[str, Any] = {}
+    for name, probabilities in (("device", distributions), ("exact", np.asarray(record.exact))):
+        amplitudes = torch.as_tensor(np.sqrt(probabilities)).reshape(originals.shape).to(originals.dtype)
+        composite = composite_image(amplitudes, originals, masks)
+        out[name] = float((predict(classifier, composite) == labels).double().mean())
+    mean_fill = torch.where(masks, train.images.mean(0).to(originals.dtype), originals)
+    out["mean_image_fill"] = float((predict(classifier, mean_fill) == labels).double().mean())
+    out["original"] = float((predict(classifier, originals) == labels).double().mean())
+    out.update(images=len(labels), classifier=path.name)
+    return out
 
 
 def rescore(

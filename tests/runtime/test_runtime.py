@@ -266,3 +266,16 @@ def test_qmae_circuit_draws_a_png_out_of_the_box(run4, tmp_path):
     png = tmp_path / "circuit.png"
     assert main(["circuit", str(run4), "--backend", "aer", "--variant", "compute_uncompute", "--draw", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+@pytest.mark.slow
+def test_fetch_accuracy_classifies_the_composites_from_counts(run4_postselect):
+    """``qmae fetch --accuracy``: the classifier of ``qmae evaluate`` on the composites from counts,
+    the exact composites, the mean-image fill and the originals, on the job's images."""
+    record = submit(run4_postselect, backend="aer", images=6, shots=4000, reconstruct=True, seed=2)
+    result = fetch(record.record_id, accuracy=True)
+    accuracy = result.as_json()["composite_accuracy"]
+    assert accuracy["images"] == 6 and accuracy["classifier"].endswith(".pt")
+    assert all(0.0 <= accuracy[k] <= 1.0 for k in ("device", "exact", "mean_image_fill", "original"))
+    with pytest.raises(JobError, match="accuracy needs --reconstruct"):
+        fetch(submit(run4_postselect, backend="aer", images=1, shots=100).record_id, accuracy=True)
