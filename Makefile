@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test test-slow typecheck clean
+.PHONY: install demo test test-slow docs typecheck clean
 
 $(BIN)/qmae: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,17 @@ test: install
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m ruff format --check .
 	$(MAKE) typecheck
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadscope tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m "not slow and not docs" -n 2 --dist loadscope tests
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow tests
+
+# The Sphinx site (docs/conf.py): warnings are errors; then a test opens the built HTML (every public
+# name has a page, every tutorial shows its figures). The notebooks run once into build/notebooks/
+# (make test-slow's notebook tests write the same copies, so CI does not run them twice).
+docs: install
+	$(BIN)/python -m sphinx -b html -W --keep-going -q docs docs/_build/html
+	$(BIN)/python -m pytest -q -m docs tests/test_docs.py
 
 # mypy over the package as it installs (circuits/ and runtime/ are qmae_qiskit.circuits and .runtime)
 TYPECHECK := build/typecheck
