@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -30,6 +31,9 @@ __all__ = [
     "accuracy",
     "classifier_cache_dir",
 ]
+
+log = logging.getLogger(__name__)
+ESTIMATE_AFTER = 20  # steps timed before the estimate of the time left
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ def train_classifier(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=options.lr, total_steps=steps)
     bar = tqdm(total=steps, disable=not progress, desc="classifier", unit="step", dynamic_ncols=True)
     model.train()
+    started, done = time.perf_counter(), 0
     for _ in range(options.epochs):
         order = torch.randperm(len(train.images), generator=gen)
         for start in range(0, len(order), options.batch_size):
@@ -130,6 +135,10 @@ def train_classifier(
             sched.step()
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+            done += 1
+            if done == ESTIMATE_AFTER and not progress:  # no bar to read the time left from: say it once
+                left = (time.perf_counter() - started) / done * (steps - done)
+                log.warning("classifier: about %.0f minute(s) left (%d of %d steps done)", left / 60, done, steps)
     bar.close()
     return model.eval()
 
@@ -172,6 +181,13 @@ def cached_classifier(
             return model.eval(), path
         except Exception:  # a partial or stale file: train again
             pass
+    log.warning(
+        "training the ResNet18 classifier behind every accuracy on %d images, %d epochs (not cached yet: %s); "
+        "qmae classifier train does it ahead, --no-accuracy skips it",
+        len(train.images),
+        options.epochs,
+        path.name,
+    )
     start = time.perf_counter()
     model = train_classifier(train, options, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)

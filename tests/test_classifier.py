@@ -23,3 +23,20 @@ def test_classifier_learns_and_is_cached(tmp_path, monkeypatch):
     assert same_path == path and path.is_file()
     for a, b in zip(model.state_dict().values(), again.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_a_classifier_trained_inside_a_command_says_so_and_how_long(tmp_path, monkeypatch, caplog):
+    """Issue 24, item 5: the first accuracy trains the classifier; it says what, how to do it ahead,
+    and (without a progress bar) the minutes left after the first steps."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    train = load_mnist("train", limit=60)
+    with caplog.at_level("WARNING", logger="qmae_qiskit.classifier"):
+        cached_classifier(train, ClassifierOptions(epochs=1, batch_size=2), progress=False)
+    text = caplog.text
+    assert "training the ResNet18 classifier behind every accuracy on 60 images" in text
+    assert "qmae classifier train does it ahead" in text and "--no-accuracy skips it" in text
+    assert "minute(s) left (20 of 30 steps done)" in text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="qmae_qiskit.classifier"):
+        cached_classifier(train, ClassifierOptions(epochs=1, batch_size=2), progress=False)  # cached: silent
+    assert "training the ResNet18" not in caplog.text
