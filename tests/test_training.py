@@ -377,16 +377,3 @@ def test_tensorboard_without_the_package_is_one_line_and_writes_nothing(tmp_path
     with pytest.raises(OptionError, match=r"tensorboard needs the tensorboard package: pip install"):
         train(out=tmp_path / "run", limit=32, batch_size=16, epochs=1, eval_limit=0, tensorboard=True, progress=False)
     assert not (tmp_path / "run").exists()
-
-
-@pytest.mark.slow
-def test_tensorboard_after_a_kill_and_resume_has_each_step_once(tmp_path):
-    """Killed between checkpoints, resumed (the flag may be given again): the steps redone after the
-    checkpoint are purged from the events, as they are from metrics.jsonl."""
-    out = tmp_path / "run"
-    proc = _start(out, "--tensorboard")
-    _wait_for_steps(out, 25, proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
-    assert main(["train", "--resume", str(out), "--no-progress", "--tensorboard"]) == 0
-    _same_as_metrics(_board(out), out)
