@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .checkpoint import CheckpointError
 from .data import ENV_DATA_DIR, DataError
@@ -249,6 +249,11 @@ def _probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _executor(args: argparse.Namespace) -> dict[str, Any]:
+    """The studies' executor keywords, from the flags :func:`_executor_flags` adds."""
+    return {"executor": args.executor, "address": args.address, "cpus_per_run": args.cpus_per_run}
+
+
 def _executor_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--executor",
@@ -267,25 +272,18 @@ def _executor_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from .studies.experiments import RunFailed
     from .studies.reproduce import reproduce
 
-    try:
-        result = reproduce(
-            args.out,
-            quick=args.quick,
-            data_dir=args.data_dir,
-            progress=not args.no_progress,
-            seeds=args.seeds,
-            dataset=args.dataset,
-            jobs=args.jobs,
-            executor=args.executor,
-            address=args.address,
-            cpus_per_run=args.cpus_per_run,
-        )
-    except RunFailed as exc:  # the finished runs are kept; the same command retries the rest
-        print(f"qmae: error: {exc}", file=sys.stderr)
-        return 1
+    result = reproduce(
+        args.out,
+        quick=args.quick,
+        data_dir=args.data_dir,
+        progress=not args.no_progress,
+        seeds=args.seeds,
+        dataset=args.dataset,
+        jobs=args.jobs,
+        **_executor(args),
+    )
     for name in ("qmae-25", "qae-25", "qmae-25-postselect"):
         s = {k: v["mean"] for k, v in result["summary"][name].items()}
         print(
@@ -299,27 +297,20 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace) -> int:
-    from .studies.experiments import RunFailed
     from .studies.study import study
 
-    try:
-        result = study(
-            args.out,
-            seeds=args.seeds,
-            ceiling_seeds=args.ceiling_seeds,
-            data_dir=args.data_dir,
-            dataset=args.dataset,
-            limit=args.limit,
-            quick=args.quick,
-            jobs=args.jobs,
-            progress=not args.no_progress,
-            executor=args.executor,
-            address=args.address,
-            cpus_per_run=args.cpus_per_run,
-        )
-    except RunFailed as exc:  # the finished runs are kept; the same command retries the rest
-        print(f"qmae: error: {exc}", file=sys.stderr)
-        return 1
+    result = study(
+        args.out,
+        seeds=args.seeds,
+        ceiling_seeds=args.ceiling_seeds,
+        data_dir=args.data_dir,
+        dataset=args.dataset,
+        limit=args.limit,
+        quick=args.quick,
+        jobs=args.jobs,
+        progress=not args.no_progress,
+        **_executor(args),
+    )
     for v in result["verdicts"]:
         print(f"- {v['sentence']}")
     print(f"wrote {args.out}/results.json, report.md, reconstructions_*.png")
@@ -327,25 +318,18 @@ def _study(args: argparse.Namespace) -> int:
 
 
 def _fill_study(args: argparse.Namespace) -> int:
-    from .studies.experiments import RunFailed
     from .studies.fill import fill_study
 
-    try:
-        result = fill_study(
-            args.out,
-            seeds=args.seeds,
-            data_dir=args.data_dir,
-            limit=args.limit,
-            quick=args.quick,
-            jobs=args.jobs,
-            progress=not args.no_progress,
-            executor=args.executor,
-            address=args.address,
-            cpus_per_run=args.cpus_per_run,
-        )
-    except RunFailed as exc:  # the finished runs are kept; the same command retries the rest
-        print(f"qmae: error: {exc}", file=sys.stderr)
-        return 1
+    result = fill_study(
+        args.out,
+        seeds=args.seeds,
+        data_dir=args.data_dir,
+        limit=args.limit,
+        quick=args.quick,
+        jobs=args.jobs,
+        progress=not args.no_progress,
+        **_executor(args),
+    )
     print(f"chosen on held-out training images: {result['chosen']}")
     for v in result["verdicts"]:
         print(f"- {v['sentence']}")
@@ -414,6 +398,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"qmae: {exc or 'interrupted'}", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug, not a bad input: one line, the traceback on request
+        from .studies.experiments import RunFailed
+
+        if isinstance(exc, RunFailed):  # runs failed on Ray; the finished ones are kept, the same command retries
+            print(f"qmae: error: {exc}", file=sys.stderr)
+            return 1
         if os.environ.get("QMAE_DEBUG"):
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
