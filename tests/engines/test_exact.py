@@ -171,3 +171,31 @@ def test_unitary_ansatz_is_a_unitary_that_reproduces_any_circuit():
         torch.testing.assert_close(got, want, atol=1e-8, rtol=0)
     small = torch.randn(2, 16, 16, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda g: tuple(ceiling.branches(g, x[:3], y[:3]))[:3], (small,))
+
+
+@pytest.mark.parametrize("scale", [0.0, 1e-3, 1.0, 3.0])
+def test_unitary_from_generator_equals_torch_matrix_exp_and_its_gradient(scale):
+    """The ceiling's exp(K) comes from one eigendecomposition with a closed-form backward (much
+    faster than Pade at 512 x 512); it must be torch.linalg.matrix_exp, values and gradients, also
+    at K = 0 (every eigenvalue degenerate: the initialisation) and with a repeated spectrum."""
+    from qmae_qiskit.engines.exact import unitary_from_generator
+
+    torch.manual_seed(11)
+    generator = scale * torch.randn(2, 32, 32, dtype=torch.float64)
+    if scale == 1.0:  # a block-diagonal generator with two equal blocks: repeated eigenvalues
+        generator[:, 16:, 16:] = generator[:, :16, :16]
+        generator[:, :16, 16:] = generator[:, 16:, :16] = 0
+    generator.requires_grad_()
+    weight = torch.randn(32, 32, dtype=torch.complex128)
+
+    def reference(g):
+        x, y = g.unbind(0)
+        return torch.linalg.matrix_exp(torch.complex(x - x.T, y + y.T))
+
+    got, want = unitary_from_generator(generator, torch.complex128), reference(generator)
+    torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+    (g_got,) = torch.autograd.grad((got * weight).real.sum(), generator)
+    (g_want,) = torch.autograd.grad((want * weight).real.sum(), generator)
+    torch.testing.assert_close(g_got, g_want, atol=1e-10, rtol=0)
+    small = (scale * torch.randn(2, 6, 6, dtype=torch.float64)).requires_grad_()
+    assert torch.autograd.gradcheck(lambda g: torch.view_as_real(unitary_from_generator(g, torch.complex128)), (small,))
