@@ -129,7 +129,8 @@ def _parser() -> argparse.ArgumentParser:
         help="a QMAE that fills in the patch: candidates chosen on held-out training images, the best tested once",
         description="Train the fill-in candidates (position conditioning, ancilla-assisted decoder, composite loss) "
         "with seed 0 and --holdout, choose on the held-out training images, train the chosen one's other seeds, "
-        "score them on the test split next to the mean-image and linear fills; write results.json and report.md.",
+        "score them on the test split next to the mean-image and linear fills and the chosen one's ceiling "
+        "(general unitaries, the same seeds); write results.json and report.md.",
     )
     fs.add_argument("--out", required=True, metavar="DIR")
     fs.add_argument("--seeds", type=_count, default=3, help="seeds of the chosen configuration (default 3)")
@@ -137,6 +138,9 @@ def _parser() -> argparse.ArgumentParser:
     fs.add_argument("--limit", type=_count, help="score on the first N test images (default: all)")
     fs.add_argument("--quick", action="store_true", help="one epoch on 600 images: checks the pipeline")
     fs.add_argument("--jobs", type=_count, default=1, help="runs trained at once, each in its own process (default 1)")
+    fs.add_argument(
+        "--no-ceiling", action="store_true", help="leave out the chosen configuration's ceiling (general unitaries)"
+    )
     _executor_flags(fs)
     fs.add_argument("--no-progress", action="store_true")
 
@@ -328,11 +332,14 @@ def _fill_study(args: argparse.Namespace) -> int:
         quick=args.quick,
         jobs=args.jobs,
         progress=not args.no_progress,
+        ceiling=not args.no_ceiling,
         **_executor(args),
     )
     print(f"chosen on held-out training images: {result['chosen']}")
     for v in result["verdicts"]:
         print(f"- {v['sentence']}")
+    if "ceiling" in result:
+        print(f"- {result['ceiling']['verdict']['sentence']}")
     print(f"wrote {args.out}/results.json, report.md")
     return 0
 

@@ -156,6 +156,41 @@ def test_fill_study_chooses_on_held_out_images_and_tests_the_choice_once(tmp_pat
     assert {v["fill"] for v in result["verdicts"]} == {"mean_image", "linear_fill"}  # quick: no classifier
     report = (tmp_path / "fs" / "report.md").read_text()
     assert "Chosen: **" in report and "linear_fill" in report
+    ceiling = result["ceiling"]  # the choice's bound: general unitaries, the same seeds and images
+    assert ceiling["of"] == best and ceiling["options"]["ansatz"] == "unitary" and len(ceiling["test"]) == 2
+    assert ceiling["options"]["ancillas"] == min(1, dict(a=0, b=1)[best])
+    for seed in (0, 1):
+        assert (tmp_path / "fs" / "runs" / ("ceiling-" + best + ("-seed1" if seed else "")) / "checkpoint.pt").is_file()
+    assert ceiling["verdict"]["samples"] == 2 and "## The ceiling: ceiling-" in report
+
+
+def test_ceiling_of_a_candidate_is_its_general_unitary_channel_with_at_most_one_ancilla():
+    from qmae_qiskit.studies.experiments import RunSpec
+    from qmae_qiskit.studies.fill import CANDIDATES, CEILING_BATCH, CEILING_LR, ceiling_of
+
+    chosen = next(c for c in CANDIDATES if c.name == "fill-A2-composite-k0.01")
+    bound = ceiling_of(chosen)
+    assert bound.name == "ceiling-fill-A2-composite-k0.01"
+    want = {**chosen.options, "ansatz": "unitary", "ancillas": 1, "batch_size": CEILING_BATCH, "lr": CEILING_LR}
+    assert bound.options == want
+    assert ceiling_of(RunSpec("x", dict(ancillas=0))).options["ancillas"] == 0
+
+
+def test_one_ancilla_block_encodes_any_contraction_so_the_a1_ceiling_bounds_every_a():
+    """ceiling_of's argument, checked: for a random contraction M on 2^n, the dilation
+    [[M, (I - MM^+)^(1/2)], [(I - M^+M)^(1/2), -M^+]] is unitary on n + 1 qubits and <0|W|0> = M."""
+    torch.manual_seed(0)
+    m = torch.randn(8, 8, dtype=torch.complex128)
+    m = m / (torch.linalg.matrix_norm(m, ord=2) * 1.1)
+
+    def sqrt_psd(a):
+        vals, vecs = torch.linalg.eigh(a)
+        return (vecs * vals.clamp(min=0).sqrt()) @ vecs.mH
+
+    eye = torch.eye(8, dtype=torch.complex128)
+    w = torch.cat([torch.cat([m, sqrt_psd(eye - m @ m.mH)], 1), torch.cat([sqrt_psd(eye - m.mH @ m), -m.mH], 1)], 0)
+    torch.testing.assert_close(w @ w.mH, torch.eye(16, dtype=torch.complex128), atol=1e-10, rtol=0)
+    torch.testing.assert_close(w[:8, :8], m)  # the ancilla is the high qubit: |0_A> is the first half
 
 
 def test_position_conditioning_works_on_the_estimator_engine_too(mnist4):
