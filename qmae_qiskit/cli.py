@@ -169,7 +169,11 @@ def _parser() -> argparse.ArgumentParser:
     ct.add_argument(
         "--dataset", default="mnist", metavar="NAME", help="the dataset (as qmae train --dataset; default mnist)"
     )
-    ct.add_argument("--epochs", type=_count, default=8)
+    ct.add_argument(
+        "--epochs",
+        type=_count,
+        help="passes over the training images (default: ClassifierOptions.epochs, the cached one)",
+    )
     ct.add_argument("--force", action="store_true", help="train again even if cached")
     ct.add_argument("--no-progress", action="store_true")
 
@@ -350,9 +354,8 @@ def _classifier(args: argparse.Namespace) -> int:
 
     train_set = load_dataset(args.dataset, "train", root=args.data_dir)
     test_set = load_dataset(args.dataset, "test", root=args.data_dir)
-    model, path = cached_classifier(
-        train_set, ClassifierOptions(epochs=args.epochs), progress=not args.no_progress, force=args.force
-    )
+    options = ClassifierOptions() if args.epochs is None else ClassifierOptions(epochs=args.epochs)
+    model, path = cached_classifier(train_set, options, progress=not args.no_progress, force=args.force)
     acc, err = accuracy(model, test_set.images, labels_of(test_set))
     print(
         f"ResNet18 accuracy on {len(test_set.images)} clean test images: {100 * acc:.2f} % ± {100 * err:.2f} ({path})"

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from qmae_qiskit.classifier import ClassifierOptions, accuracy, cached_classifier, resnet18_16x16
+from qmae_qiskit.classifier import ClassifierOptions, SmallMapConv2d, accuracy, cached_classifier, resnet18_16x16
 from qmae_qiskit.data import load_mnist
 
 
@@ -9,6 +9,36 @@ def test_resnet18_is_adapted_to_16x16_grayscale():
     model = resnet18_16x16()
     assert model.conv1.in_channels == 1 and isinstance(model.maxpool, torch.nn.Identity)
     assert model(torch.rand(3, 1, 16, 16)).shape == (3, 10)
+
+
+def test_resnet18_keeps_torchvisions_parameters_and_every_3x3_conv_is_a_small_map_conv():
+    """The speed-up changes no weight: the same state_dict keys and shapes as torchvision's model."""
+    from torchvision.models import resnet18
+
+    model, reference = resnet18_16x16(), resnet18(weights=None, num_classes=10)
+    ours = {k: v.shape for k, v in model.state_dict().items() if not k.startswith("conv1.")}
+    assert ours == {k: v.shape for k, v in reference.state_dict().items() if not k.startswith("conv1.")}
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert len(convs) == 16 and all(isinstance(m, SmallMapConv2d) for m in convs)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 8])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_small_map_conv_equals_conv2d_outputs_and_gradients(size, stride):
+    """On the maps where it drops the taps that see only padding (1x1 at stride 1, 2x2 at stride 2)
+    and on every other size, the same outputs and gradients as torch.nn.Conv2d with its weights."""
+    torch.manual_seed(size * 10 + stride)
+    conv = torch.nn.Conv2d(6, 5, 3, stride=stride, padding=1, bias=False).double()
+    fast = SmallMapConv2d(6, 5, 3, stride=stride, padding=1, bias=False).double()
+    fast.weight = torch.nn.Parameter(conv.weight.detach().clone())
+    x = torch.randn(4, 6, size, size, dtype=torch.float64)
+    grad_out = torch.randn_like(conv(x))
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    torch.testing.assert_close(fast(xb), conv(xa), atol=1e-12, rtol=0)
+    conv(xa).backward(grad_out)
+    fast(xb).backward(grad_out)
+    torch.testing.assert_close(xb.grad, xa.grad, atol=1e-12, rtol=0)
+    torch.testing.assert_close(fast.weight.grad, conv.weight.grad, atol=1e-12, rtol=0)
 
 
 @pytest.mark.slow
