@@ -60,3 +60,26 @@ def test_qmae_25_fill_evaluates_to_the_reported_numbers(full_mnist):
     for key in ("fidelity", "masked_psnr", "keep_probability", "composite_fidelity"):
         assert got[key] == pytest.approx(want[key], abs=1e-6), key
     assert got["masked_psnr"] >= 16.0 and got["keep_probability"] >= 0.05
+
+
+def test_the_fill_study_reports_its_ceiling_over_the_same_seeds():
+    """Issue 20, item 4: the chosen configuration's ceiling (general unitaries, one ancilla) over the
+    same 3 seeds and test images, with the paired interval of chosen minus ceiling."""
+    result = json.loads(FILL.read_text())
+    ceiling = result["ceiling"]
+    assert ceiling["of"] == result["chosen"] and ceiling["options"]["ansatz"] == "unitary"
+    assert ceiling["options"]["ancillas"] == 1 and len(ceiling["test"]) == result["seeds"] == 3
+    assert ceiling["verdict"]["samples"] == 3
+    # a bound: above the circuit on every seed
+    assert all(c["masked_psnr"] > t["masked_psnr"] for c, t in zip(ceiling["test"], result["test"]))
+
+
+def test_the_committed_ceiling_evaluates_to_the_reported_numbers(full_mnist):
+    """The ceiling's seed 0 (``docs/results/fill_study/runs/ceiling-fill-A2-composite-k0.01``) gives
+    the numbers in results.json on all 10,000 test images (its exp(K) by eigendecomposition: 1e-4)."""
+    want = json.loads(FILL.read_text())["ceiling"]["test"][0]
+    run = FILL.parent / "runs" / "ceiling-fill-A2-composite-k0.01"
+    got = evaluate_run(run, data_dir=str(full_mnist), with_accuracy=False, progress=False)
+    assert got["images"] == 10_000
+    for key in ("masked_psnr", "keep_probability", "composite_fidelity"):
+        assert got[key] == pytest.approx(want[key], abs=1e-4), key

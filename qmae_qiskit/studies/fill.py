@@ -274,7 +274,7 @@ def _ceiling_summary(
 ) -> dict[str, Any]:
     """``results.json``'s ``ceiling``: its options, held-out and per-seed test rows, and the paired
     interval (over seeds) of the chosen circuit's masked PSNR minus the ceiling's."""
-    keys = ("fidelity", "keep_probability", "fidelity_per_shot", "masked_psnr", "composite_fidelity")
+    keys: tuple[str, ...] = ("fidelity", "keep_probability", "fidelity_per_shot", "masked_psnr", "composite_fidelity")
     keys += ("composite_accuracy", "input_accuracy")
     v = verdict(
         f"{spec.name} fills the patch as well as its ceiling {bound.name} (masked PSNR)",
