@@ -35,4 +35,8 @@ def test_quick_benchmark_output_is_well_formed(tmp_path):
     assert [r["n"] for r in result["scaling"]] == [4, 6, 8] and all(r["peak_rss_mib"] > 0 for r in result["scaling"])
     assert result["evaluation"]["seconds"] > 0
     assert result["speedup"]["exact_best_vs_estimator_n8_forward"] > 1
+    cl = result["classifier"]  # issue 24, item 5: the classifier's training time and clean accuracy
+    assert cl["train_images"] == 512 and cl["epochs"] == 1 and cl["train_s"] > 0
+    assert 0 <= cl["clean_accuracy"] <= 1 and cl["step_s"] > 0 and cl["step_plain_conv_s"] > 0
+    assert "classifier (ResNet18, qmae classifier train)" in done.stdout
     assert "exact engine" in done.stdout and "speed-ups" in done.stdout

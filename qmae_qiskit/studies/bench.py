@@ -14,7 +14,11 @@ gradients of the weights and the token):
   SWAP test, backprop), when PennyLane is installed (``pip install .[bench]``);
 - ``scaling``: time per image and peak memory of exact-engine training for n = 4..12 (each n in its
   own process so that peak RSS is that n's alone);
-- ``evaluation``: fidelity + reconstruction of 10,000 test images.
+- ``evaluation``: fidelity + reconstruction of 10,000 test images;
+- ``classifier``: the ResNet18 behind every accuracy, trained with its default options on the
+  training split (``--data-dir``: the 24,345 images at hand; else the embedded sample), its wall
+  time and clean test accuracy, and one training step at its batch with and without
+  :class:`~qmae_qiskit.classifier.SmallMapConv2d` (torchvision's plain layers), timed in the same run.
 
 ``--quick`` uses tiny repeat counts and n = 4..8 so that CI can check the output's form in seconds.
 ``--device cuda`` runs the exact-engine sections (exact, roofline, epoch, scaling, memory,
@@ -328,6 +332,71 @@ def bench_evaluation(count: int, device: torch.device = CPU) -> dict[str, Any]:
     return {"images": count, "seconds": _time(run, repeat=3, warmup=1, device=device)}
 
 
+def bench_classifier(data_dir: str | None, *, quick: bool) -> dict[str, Any]:
+    """``qmae classifier train``'s work, timed: the default :class:`~qmae_qiskit.classifier.ClassifierOptions`
+    on the whole training split (quick: 512 images, one epoch), then the clean test accuracy."""
+    import torch.nn.functional as F
+
+    from ..classifier import ClassifierOptions, SmallMapConv2d, accuracy, labels_of, resnet18_16x16, train_classifier
+    from ..datasets import load_dataset
+
+    train_set = load_dataset("mnist", "train", root=data_dir)
+    test_set = load_dataset("mnist", "test", root=data_dir)
+    options = ClassifierOptions()
+    if quick:
+        train_set = train_set._replace(images=train_set.images[:512], labels=labels_of(train_set)[:512])
+        test_set = test_set._replace(images=test_set.images[:500], labels=labels_of(test_set)[:500])
+        options = ClassifierOptions(epochs=1, batch_size=64)
+    batch = min(options.batch_size, len(train_set.images))
+    x = train_set.images[:batch].unsqueeze(1).contiguous(memory_format=torch.channels_last)
+    y = labels_of(train_set)[:batch]
+
+    def step_time(plain: bool) -> float:
+        model = resnet18_16x16(10)
+        if plain:  # torchvision's Conv2d in every 3x3 layer
+            for parent in list(model.modules()):
+                for name, child in parent.named_children():
+                    if isinstance(child, SmallMapConv2d):
+                        conv = torch.nn.Conv2d(
+                            child.in_channels,
+                            child.out_channels,
+                            3,
+                            stride=(child.stride[0], child.stride[1]),
+                            padding=1,
+                            bias=False,
+                        )
+                        conv.weight = child.weight
+                        setattr(parent, name, conv)
+        model = model.to(memory_format=torch.channels_last)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+        def step() -> None:
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        return _time(step, repeat=2 if quick else 5, warmup=1)
+
+    plain_s, ours_s = step_time(True), step_time(False)
+    start = time.perf_counter()
+    model = train_classifier(train_set, options, progress=False)
+    seconds = time.perf_counter() - start
+    acc, err = accuracy(model, test_set.images, labels_of(test_set))
+    return {
+        "train_images": len(train_set.images),
+        "test_images": len(test_set.images),
+        "data": data_dir or "embedded sample",
+        "epochs": options.epochs,
+        "batch": options.batch_size,
+        "train_s": seconds,
+        "clean_accuracy": acc,
+        "clean_accuracy_se": err,
+        "step_s": ours_s,
+        "step_plain_conv_s": plain_s,
+    }
+
+
 def run(*, quick: bool, data_dir: str | None, estimator_n8_backward: bool, device: str = "cpu") -> dict[str, Any]:
     dev = _device(device)
     gpu = dev.type == "cuda"
@@ -362,6 +431,7 @@ def run(*, quick: bool, data_dir: str | None, estimator_n8_backward: bool, devic
     result["scaling"] = bench_scaling(ns, 8 if quick else 64, 1 if quick else 3, dev)
     result["memory_batch512"] = bench_scaling([8], 512, 1, dev)[0]
     result["evaluation"] = bench_evaluation(500 if quick else 10_000, dev)
+    result["classifier"] = bench_classifier(data_dir, quick=quick)
     exact_1 = result["exact"][0]["s_per_image"]
     best = min(r["s_per_image"] for r in result["exact"])
     result["speedup"] = {}
@@ -440,6 +510,15 @@ def table(result: dict[str, Any]) -> str:
     )
     ev = result["evaluation"]
     lines.append(f"evaluation of {ev['images']} images (fidelity + reconstruction): {ev['seconds']:.2f} s")
+    cl = result.get("classifier")
+    if cl:
+        lines.append(
+            f"classifier (ResNet18, qmae classifier train): {cl['train_images']:,} images ({cl['data']}), "
+            f"{cl['epochs']} epochs at batch {cl['batch']}: {cl['train_s']:.0f} s ({cl['train_s'] / 60:.1f} min), "
+            f"clean accuracy {100 * cl['clean_accuracy']:.2f} % on {cl['test_images']:,} test images; one step "
+            f"{cl['step_s'] * 1e3:.0f} ms ({cl['step_plain_conv_s'] * 1e3:.0f} ms with torchvision's plain 3x3 "
+            f"layers: {cl['step_plain_conv_s'] / cl['step_s']:.1f}x)"
+        )
     lines.append("speed-ups: " + ", ".join(f"{k} {v:,.0f}x" for k, v in result["speedup"].items()))
     return "\n".join(lines)
 
