@@ -277,7 +277,7 @@ def _ceiling_summary(
     keys: tuple[str, ...] = ("fidelity", "keep_probability", "fidelity_per_shot", "masked_psnr", "composite_fidelity")
     keys += ("composite_accuracy", "input_accuracy")
     v = verdict(
-        f"{spec.name} fills the patch as well as its ceiling {bound.name} (masked PSNR)",
+        f"{spec.name} fills the patch better than its ceiling {bound.name} (masked PSNR)",
         _per_seed(test, "masked_psnr"),
         _per_seed(ceiling_test, "masked_psnr"),
         unit=" dB",
