@@ -33,6 +33,11 @@ on hardware), with classical bits ``c[0..n-1]`` the data and ``c[n..n+t-1]`` the
     the end with the data; projecting the flag on 0 projects the trash on 0. One more qubit and
     one CNOT per trash qubit, for devices or simulators without mid-circuit measurement.
 
+For estimators (not a hardware variant): :func:`estimator_circuit` (``n + t + 1`` = 10 qubits) is the
+compute-uncompute circuit made unitary: the trash SWAPped onto fresh qubits instead of reset, and a
+``zero`` qubit flipped when every data qubit is 0, so that every field of
+:class:`~qmae_qiskit.engines.Branches` is the expectation value of at most four Pauli terms.
+
 Every variant takes the decoder's own weights when the decoder is untied (``decoder="untied"``:
 an independent ``V(phi)^dagger`` of the encoder's form instead of ``U(theta)^dagger``).
 
@@ -66,7 +71,9 @@ __all__ = [
     "RECONSTRUCTION_VARIANTS",
     "CIRCUIT_VARIANTS",
     "DECODERS",
+    "ESTIMATOR_VARIANT",
     "FidelityCircuit",
+    "estimator_circuit",
     "fidelity_circuit",
     "fidelity_from_counts",
     "keep_fraction_from_counts",
@@ -82,6 +89,7 @@ RECONSTRUCTION_POSTSELECT_FLAG = "reconstruction_postselect_flag"
 RECONSTRUCTION_VARIANTS = (RECONSTRUCTION, RECONSTRUCTION_POSTSELECT, RECONSTRUCTION_POSTSELECT_FLAG)
 CIRCUIT_VARIANTS = VARIANTS + RECONSTRUCTION_VARIANTS  # every template a model builds
 DECODERS = ("tied", "untied")
+ESTIMATOR_VARIANT = "compute_uncompute_swap"  # estimator_circuit's: unitary, for estimators only
 
 
 @dataclass(frozen=True)
@@ -90,15 +98,17 @@ class FidelityCircuit:
 
     Attributes:
         circuit: the parameterized circuit.
-        variant: one of :data:`CIRCUIT_VARIANTS`.
+        variant: one of :data:`CIRCUIT_VARIANTS`, or :data:`ESTIMATOR_VARIANT` (:func:`estimator_circuit`).
         masked: embedding parameters of the masked image (the encoder's input).
         original: embedding parameters of the unmasked image (the reference).
         weights: the encoder weights theta (shared with the decoder when it is tied).
         num_data_qubits: ``n``.
         trash_qubits: which data qubits are reset (or measured) between encoder and decoder.
-        ancilla: index of the SWAP-test ancilla, or ``None`` for variants without one.
+        ancilla: index of the qubit whose Z gives F: the SWAP-test ancilla, or the ``zero`` flag of
+            :func:`estimator_circuit`; ``None`` for variants without one.
         decoder_weights: the untied decoder's weights phi (``None`` when tied).
-        fresh: indices of the fresh qubits that receive the trash (``"paper"``), else ``()``.
+        fresh: indices of the fresh qubits that receive the trash (``"paper"``, :func:`estimator_circuit`),
+            else ``()``.
     """
 
     circuit: QuantumCircuit
@@ -333,6 +343,59 @@ def fidelity_circuit(
     ancilla = qc.find_bit(anc[0]).index if anc is not None else None
     fresh_indices = [qc.find_bit(q).index for q in fresh] if fresh is not None else []
     return parts.result(qc, variant, ancilla, fresh_indices)
+
+
+def estimator_circuit(
+    num_qubits: int,
+    *,
+    latent_qubits: int | None = None,
+    trash_qubits: Sequence[int] | None = None,
+    pairs: Sequence[Sequence[int]] | None = None,
+    decoder: str = "tied",
+) -> FidelityCircuit:
+    """The unitary compute-uncompute circuit an estimator evaluates (``n + t + 1`` qubits: 10 at n = 8).
+
+    Embed the masked image, apply U, SWAP each trash qubit with a fresh ``|0>`` qubit, apply the
+    decoder and the inverse of the original image's embedding, then flip a ``zero`` qubit when every
+    data qubit is 0 (a multi-controlled X between X gates). With ``phi = U psi`` split by trash value
+    ``t`` and ``eta = V chi`` as in :class:`~qmae_qiskit.engines.Branches`, the data return to
+    ``|0...0>`` with amplitude ``<eta_0|phi_t>`` while the fresh qubits hold ``t``, so
+
+    - ``F = P(zero = 1) = <(I - Z_zero) / 2>``, the reset fidelity;
+    - ``joint = P(zero = 1, fresh = 0)``; ``kept = P(fresh = 0)``.
+
+    No reset and no measurement: a statevector estimator gives these exactly, each from at most
+    ``2**(t + 1)`` Pauli terms (the projector onto the data's ``|0...0>`` would take ``2**n``).
+    Not a hardware variant: the 8-control X is deep on a device, where the ``compute_uncompute`` and
+    post-selected variants read the same quantities off the data bits.
+
+    Args:
+        num_qubits: data qubits ``n``.
+        latent_qubits, trash_qubits, pairs, decoder: as :func:`fidelity_circuit` takes them.
+
+    Returns:
+        A :class:`FidelityCircuit`: ``variant`` is :data:`ESTIMATOR_VARIANT`, ``ancilla`` the ``zero``
+        qubit, ``fresh`` the qubits that receive the trash.
+
+    Raises:
+        ValueError: as :func:`fidelity_circuit` does.
+    """
+    parts = _Parts(num_qubits, trash_qubits, latent_qubits, pairs, None, decoder)
+    data = QuantumRegister(parts.n, "data")
+    fresh = QuantumRegister(len(parts.trash), "fresh")
+    zero = QuantumRegister(1, "zero")
+    qc = QuantumCircuit(data, fresh, zero, name=f"qmae_{ESTIMATOR_VARIANT}")
+    qc.compose(parts.embed(parts.masked), data, inplace=True)
+    qc.compose(parts.encoder, data, inplace=True)
+    for k, q in enumerate(parts.trash):
+        qc.swap(data[q], fresh[k])
+    parts.decode(qc, data)
+    qc.compose(parts.embed(parts.original).inverse(), data, inplace=True)
+    qc.x(data)
+    qc.mcx(list(data), zero[0])
+    qc.x(data)
+    fresh_indices = [qc.find_bit(q).index for q in fresh]
+    return parts.result(qc, ESTIMATOR_VARIANT, qc.find_bit(zero[0]).index, fresh_indices)
 
 
 def _postselected(parts: _Parts, variant: str) -> FidelityCircuit:

@@ -1,22 +1,33 @@
-"""Exact gradients of the QMAE fidelities from Aer state vectors (the estimator engine's fast backward).
+"""Exact gradients of the QMAE fidelities from two Aer runs per step, whatever the batch (the adjoint method).
 
-qiskit-machine-learning's gradients treat the 18-qubit SWAP-test circuit as a black box: parameter
-shift needs 2 runs per parameter *occurrence*, and every weight occurs in U and in U^dagger (2,700
-runs of 18 qubits per image at n = 8). The fidelities have a closed form in terms of n-qubit states,
+qiskit-machine-learning's gradients treat the circuit as a black box: parameter shift needs 2 runs
+per parameter *occurrence* and per image, and every weight occurs in U and in U^dagger. The
+fidelities have a closed form in n-qubit quantities,
 
     c_t = <eta_0 | phi_t>,  phi = U psi,  eta = V chi  (V = U when the decoder is tied),
     F = sum_t |c_t|^2,   joint = |c_0|^2,   kept = ||phi_0||^2,
 
-so the gradient of any weighted sum ``L = sum_b g_F F + g_joint joint + g_kept kept`` needs only
-n-qubit state vectors:
+so a weighted sum ``L = sum_b g_F F + g_joint joint + g_kept kept`` over a batch depends on U only
+through ``tr(dU M)`` with one matrix ``M = sum_b psi_b a_b^T (+ chi_b b_b^T)`` (``a_b``, ``b_b`` the
+derivatives of L in ``phi_b``, ``eta_b``). With ``X_k`` the encoder's unitary up to and including
+the k-th rotation ``exp(-i theta_k P_k / 2)``, ``dU/dtheta_k = U X_k^dagger (-i P_k / 2) X_k`` and
 
-- weights: for a rotation exp(-i theta P / 2), d(U psi)/d theta_k = U(theta + pi e_k) psi / 2 (the
-  parameter-shift rule for states), so one n-qubit run per weight and per image for psi and chi;
-- inputs: dL/dpsi = 2 Re(U^T a) with a the derivative of L in phi (conj(c_t) conj(eta_0), and
-  conj(phi_0) for kept), dL/dchi = 2 Re(V^T b) likewise: one run of U^dagger (V^dagger) each.
+    dL/dtheta_k = 2 Re tr(dU_k M) = Im tr(P_k Y_k),   Y_k = X_k N X_k^dagger,   N = M U.
 
-All runs of a batch go to Aer as one circuit with many parameter bindings. The tests pin these
-gradients to autograd through the exact engine.
+``Y_k`` is a sweep through the encoder's gates, each applied as ``G Y G^dagger``: on the vector of
+``Y`` (``2n`` qubits, the row index on the first ``n``) that is ``G`` on the first ``n`` qubits and
+``conj(G)`` on the others. So:
+
+1. ``AerSimulator(method="unitary")`` gives U (one run of the n-qubit encoder);
+2. ``AerSimulator(method="statevector")`` runs the doubled encoder on ``2n`` qubits from the state
+   ``vec(N) / ||N||`` and saves, after each weight's rotation, the ``2**n`` amplitudes
+   ``Y_k[m, pi_k(m)]`` that ``tr(P_k Y_k)`` reads (``save_amplitudes``; ``pi_k`` flips P_k's qubit
+   for X and Y, and is the identity for Z).
+
+The inputs' gradients (the mask token's) are ``dL/dpsi = 2 Re(U^T a)``, ``dL/dchi = 2 Re(V^T b)``.
+Only ``M`` and those products see the batch (``(B, 2**n) x (2**n, 2**n)``): at n = 8 a step's
+gradient costs ~0.5 s at any batch size. The tests pin these gradients to autograd through the
+exact engine.
 """
 
 from __future__ import annotations
@@ -24,87 +35,104 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from qiskit import QuantumCircuit, transpile
-from qiskit.circuit import ParameterVector
+from qiskit import QuantumCircuit
+from qiskit.circuit import Parameter, ParameterVector
+from qiskit.circuit.library import UnitaryGate
 from qiskit_aer import AerSimulator
+from qiskit_aer.library import SetStatevector
 
 from ..circuits.ansatz import BLOCK_PARAMETERS, encoder
-from ..circuits.embedding import amplitude_embedding, num_embedding_parameters
 from .exact import trash_latent_order
 
-__all__ = ["AerStatevectorGradient"]
+__all__ = ["AerAdjointGradient"]
+
+_CONJUGATE_SIGN = {"rx": -1.0, "ry": 1.0, "rz": -1.0}  # conj(R_P(theta)) = R_P(sign * theta)
 
 
-class AerStatevectorGradient:
+class AerAdjointGradient:
     """Exact gradients of the QMAE fidelities w.r.t. the weights and the normalized input states, from Aer.
 
     Args:
         num_qubits: data qubits ``n``.
         pairs: encoder qubit pairs (repeated for more layers).
         trash_qubits: the trash qubits.
-        decoder: ``"tied"`` or ``"untied"`` (then ``eta = V(phi) chi`` with the decoder's weights).
+
+    Raises:
+        ValueError: the encoder has a parameterized gate other than RX, RY, RZ, or a weight that
+            occurs more than once (the derivative formula needs each weight in one rotation).
     """
 
-    def __init__(
-        self, num_qubits: int, pairs: Sequence[tuple[int, int]], trash_qubits: Sequence[int], *, decoder: str = "tied"
-    ) -> None:
+    def __init__(self, num_qubits: int, pairs: Sequence[tuple[int, int]], trash_qubits: Sequence[int]) -> None:
         n = num_qubits
-        self.n, self.trash, self.untied = n, tuple(trash_qubits), decoder == "untied"
-        self.sim = AerSimulator(method="statevector")
+        self.n, self.trash, self.dim = n, tuple(trash_qubits), 2**n
         weights = ParameterVector("θ", BLOCK_PARAMETERS * len(pairs))
-        angles = ParameterVector("x", num_embedding_parameters(n))
-        forward = QuantumCircuit(n)
-        forward.compose(amplitude_embedding(n, parameters=angles), inplace=True)
-        forward.compose(encoder(n, pairs=pairs, parameters=weights), inplace=True)
-        forward.save_statevector()
-        self.forward = transpile(forward, self.sim, optimization_level=0)
-        self.weights, self.angles = list(weights), list(angles)
-        adjoint = QuantumCircuit(n)
-        adjoint.compose(encoder(n, pairs=pairs, parameters=weights).inverse(), inplace=True)
-        self.adjoint_body = adjoint
+        body = encoder(n, pairs=pairs, parameters=weights)
+        self.weights = list(weights)
+        self.unitary_circuit = body.copy()
+        self.unitary_circuit.save_unitary()
+        self.sweep, self.coefficients = self._sweep(body, weights)
+        self.unitary_sim = AerSimulator(method="unitary")
+        self.sweep_sim = AerSimulator(method="statevector")
         self.order = np.asarray(trash_latent_order(n, self.trash))
         self.latent_dim = 2 ** (n - len(self.trash))
 
-    def _states(self, theta: np.ndarray, angle_rows: np.ndarray) -> np.ndarray:
-        """U(theta) and U(theta + pi e_k), k = 1..K, on each embedded input: ``(inputs, 1 + K, 2**n)``."""
-        k = len(theta)
-        thetas = np.tile(theta, (k + 1, 1))
-        thetas[1:] += np.pi * np.eye(k)
-        all_angles = np.repeat(angle_rows, k + 1, axis=0)  # input-major, shift-minor
-        all_thetas = np.tile(thetas, (len(angle_rows), 1))
-        binds = {p: all_angles[:, j].tolist() for j, p in enumerate(self.angles)}
-        binds.update({p: all_thetas[:, j].tolist() for j, p in enumerate(self.weights)})
-        result = self.sim.run(self.forward, parameter_binds=[binds]).result()
-        states = np.array([np.asarray(result.get_statevector(i)) for i in range(len(all_angles))])
-        return states.reshape(len(angle_rows), k + 1, 2**self.n)
+    def _sweep(self, body: QuantumCircuit, weights: ParameterVector) -> tuple[QuantumCircuit, np.ndarray]:
+        """The doubled encoder (``G`` on rows, ``conj(G)`` on columns) with the amplitudes each weight needs."""
+        n, dim = self.n, self.dim
+        index = {p: k for k, p in enumerate(weights)}
+        rows = np.arange(dim)
+        sweep = QuantumCircuit(2 * n)
+        coefficients = np.zeros((len(weights), dim), dtype=np.complex128)
+        seen: set[int] = set()
+        for inst in body.data:
+            op, qubits = inst.operation, [body.find_bit(q).index for q in inst.qubits]
+            if not op.params:
+                sweep.append(op, qubits)
+                sweep.append(UnitaryGate(op.to_matrix().conj()) if op.name != "cx" else op, [q + n for q in qubits])
+                continue
+            (param,) = op.params
+            if op.name not in _CONJUGATE_SIGN or not isinstance(param, Parameter) or param not in index:
+                raise ValueError(f"the Aer adjoint gradient needs rotations by one weight each, got {op.name}({param})")
+            k, (q,) = index[param], qubits
+            if k in seen:
+                raise ValueError(f"weight {param} occurs twice; the Aer adjoint gradient needs each weight once")
+            seen.add(k)
+            getattr(sweep, op.name)(param, q)
+            getattr(sweep, op.name)(_CONJUGATE_SIGN[op.name] * param, q + n)
+            bit = (rows >> q) & 1
+            partner = rows if op.name == "rz" else rows ^ (1 << q)
+            # P[pi(m), m]: Z = diag(1, -1); X flips; Y|0> = i|1>, Y|1> = -i|0>
+            coefficients[k] = {"rz": 1 - 2 * bit, "rx": np.ones(dim), "ry": np.where(bit == 0, 1j, -1j)}[op.name]
+            sweep.save_amplitudes((rows + dim * partner).tolist(), label=f"w{k}")  # Y[m, pi(m)]
+        return sweep, coefficients
 
-    def _adjoint(self, theta: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-        """U(theta)^dagger applied to each (unnormalized) complex vector."""
-        out = np.zeros_like(vectors)
-        bound = self.adjoint_body.assign_parameters(dict(zip(self.weights, theta)))
-        circuits = []
-        norms = np.linalg.norm(vectors, axis=1)
-        for v, norm in zip(vectors, norms):
-            qc = QuantumCircuit(self.n)
-            qc.initialize(v / norm if norm > 0 else np.eye(2**self.n)[0], range(self.n))
-            qc.compose(bound, inplace=True)
-            qc.save_statevector()
-            circuits.append(qc)
-        result = self.sim.run(transpile(circuits, self.sim, optimization_level=0)).result()
-        for i, norm in enumerate(norms):
-            out[i] = np.asarray(result.get_statevector(i)) * norm
-        return out
+    def _binds(self, theta: np.ndarray) -> list[dict]:
+        return [{p: [float(v)] for p, v in zip(self.weights, theta)}]
 
-    def _split(self, states: np.ndarray) -> np.ndarray:
-        """``(M, 1 + K, 2**n)`` -> ``(M, 1 + K, T, latent)`` in (trash value, latent value) order."""
-        return states[..., self.order].reshape(*states.shape[:2], 2 ** len(self.trash), self.latent_dim)
+    def unitary(self, theta: np.ndarray) -> np.ndarray:
+        """U(theta) ``(2**n, 2**n)`` from Aer's unitary method."""
+        result = self.unitary_sim.run(self.unitary_circuit, parameter_binds=self._binds(theta)).result()
+        return np.asarray(result.data(0)["unitary"])
+
+    def weight_gradient(self, theta: np.ndarray, unitary: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """``dL/dtheta_k = Im tr(P_k X_k N X_k^dagger)``, ``N = M U``, for ``dL = 2 Re tr(dU M)``: one Aer run."""
+        nmat = m @ unitary
+        norm = float(np.linalg.norm(nmat))
+        if norm == 0.0:
+            return np.zeros(len(self.weights))
+        circuit = QuantumCircuit(2 * self.n)
+        circuit.append(SetStatevector(nmat.reshape(-1, order="F") / norm), circuit.qubits)  # [m + D l] = N[m, l]
+        circuit.compose(self.sweep, inplace=True)
+        data = self.sweep_sim.run(circuit, parameter_binds=self._binds(theta)).result().data(0)
+        amplitudes = np.stack([np.asarray(data[f"w{k}"]) for k in range(len(self.weights))])
+        return norm * np.imag((self.coefficients * amplitudes).sum(1))
 
     def backward(
         self,
         theta: np.ndarray,
         phi: np.ndarray | None,
-        psi_angles: np.ndarray,
-        chi_angles: np.ndarray,
+        psi: np.ndarray,
+        chi: np.ndarray,
         grad: np.ndarray,
         *,
         input_grads: bool,
@@ -113,51 +141,35 @@ class AerStatevectorGradient:
 
         Args:
             theta: encoder weights ``(K,)``; phi: the untied decoder's ``(K,)`` (``None`` when tied).
-            psi_angles, chi_angles: ``(B, 2**n - 1)`` embedding angles of the masked and original images.
+            psi, chi: ``(B, 2**n)`` normalized states of the masked and original images.
             grad: ``(B, 3)`` weights of F, joint and kept in ``L``.
-            input_grads: also return the gradients w.r.t. the normalized input states.
+            input_grads: also return the gradients w.r.t. ``psi`` and ``chi``.
 
         Returns:
             ``(dL/dtheta (K,), dL/dphi (K,) or None, dL/dpsi (B, 2**n) or None, dL/dchi (B, 2**n) or None)``.
         """
-        batch = len(psi_angles)
-        if phi is None:  # one Aer run for both: eta's shifts are theta's too
-            both = self._split(self._states(theta, np.concatenate([psi_angles, chi_angles])))
-            ps, es = both[:batch], both[batch:, :, 0]
-        else:
-            ps, es = self._split(self._states(theta, psi_angles)), self._split(self._states(phi, chi_angles))[:, :, 0]
-        phi0, eta0 = ps[:, 0], es[:, 0]  # (B, T, L), (B, L)
-        c = np.einsum("ba,bta->bt", eta0.conj(), phi0)  # (B, T)
+        batch, dim = psi.shape
+        u = self.unitary(theta)
+        v = u if phi is None else self.unitary(phi)
+        phis, etas = psi @ u.T, chi @ v.T  # (B, D): U psi_b, V chi_b
+        ps = phis[:, self.order].reshape(batch, -1, self.latent_dim)  # (B, T, L) by trash value
+        eta0 = etas[:, self.order].reshape(batch, -1, self.latent_dim)[:, 0]  # (B, L)
+        c = np.einsum("ba,bta->bt", eta0.conj(), ps)  # (B, T)
         w = np.repeat(grad[:, :1], c.shape[1], axis=1)  # dL/d|c_t|^2
         w[:, 0] += grad[:, 1]
-        g_kept = grad[:, 2]
-        dphi_states, deta_states = ps[:, 1:] / 2, es[:, 1:] / 2  # d/dweight_k, (B, K, T, L) and (B, K, L)
-        # through phi: |c_t|^2 terms and kept; through eta: |c_t|^2 terms
-        dc_phi = np.einsum("ba,bkta->bkt", eta0.conj(), dphi_states)
-        through_phi = 2 * np.real(np.einsum("bt,bt,bkt->k", w, c.conj(), dc_phi))
-        through_phi += 2 * np.real(np.einsum("b,ba,bka->k", g_kept, phi0[:, 0].conj(), dphi_states[:, :, 0]))
-        dc_eta = np.einsum("bka,bta->bkt", deta_states.conj(), phi0)
-        through_eta = 2 * np.real(np.einsum("bt,bt,bkt->k", w, c.conj(), dc_eta))
-        dtheta, dphi = (through_phi + through_eta, None) if phi is None else (through_phi, through_eta)
+        # a = dL/dphi, b = dL/deta (holomorphic), in (trash, latent) order
+        a = (w * c.conj())[:, :, None] * eta0.conj()[:, None, :]
+        a[:, 0] += grad[:, 2, None] * ps[:, 0].conj()
+        b = np.zeros_like(a)
+        b[:, 0] = np.einsum("bt,bt,bta->ba", w, c, ps.conj())
+        a_vec, b_vec = np.zeros((batch, dim), complex), np.zeros((batch, dim), complex)
+        a_vec[:, self.order], b_vec[:, self.order] = a.reshape(batch, -1), b.reshape(batch, -1)
+        m_u, m_v = psi.T @ a_vec, chi.T @ b_vec  # tr(dU M) = sum_b a_b^T dU psi_b
+        if phi is None:
+            dtheta, dphi = self.weight_gradient(theta, u, m_u + m_v), None
+        else:
+            assert phi is not None
+            dtheta, dphi = self.weight_gradient(theta, u, m_u), self.weight_gradient(phi, v, m_v)
         if not input_grads:
             return dtheta, dphi, None, None
-        # dL/dpsi = 2 Re(U^T a), a = dL/dphi (holomorphic): conj(c_t) conj(eta_0) weighted, plus conj(phi_0) for kept
-        a = (w * c.conj())[:, :, None] * eta0.conj()[:, None, :]
-        a[:, 0] += g_kept[:, None] * phi0[:, 0].conj()
-        # dL/dchi = 2 Re(V^T b), b = dL/deta (holomorphic), trash = 0 part only: sum_t w_t c_t conj(phi_t)
-        b = np.zeros_like(a)
-        b[:, 0] = np.einsum("bt,bt,bta->ba", w, c, phi0.conj())
-        unordered = np.zeros((2 * batch, 2**self.n), dtype=complex)
-        unordered[:, self.order] = np.concatenate([a.reshape(batch, -1), b.reshape(batch, -1)])
-        # U^T v = conj(U^dagger conj(v))
-        if phi is None:
-            back = np.conj(self._adjoint(theta, np.conj(unordered)))
-        else:
-            back = np.concatenate(
-                [
-                    np.conj(self._adjoint(theta, np.conj(unordered[:batch]))),
-                    np.conj(self._adjoint(phi, np.conj(unordered[batch:]))),
-                ]
-            )
-        grads = 2 * np.real(back)
-        return dtheta, dphi, grads[:batch], grads[batch:]
+        return dtheta, dphi, 2 * np.real(a_vec @ u), 2 * np.real(b_vec @ v)
