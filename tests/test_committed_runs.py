@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from qmae_qiskit import evaluate_run, load_model
 
@@ -83,3 +84,18 @@ def test_the_committed_ceiling_evaluates_to_the_reported_numbers(full_mnist):
     assert got["images"] == 10_000
     for key in ("masked_psnr", "keep_probability", "composite_fidelity"):
         assert got[key] == pytest.approx(want[key], abs=1e-4), key
+
+
+def test_the_epoch_trained_on_aer_is_the_epoch_trained_exactly():
+    """Issue 24: ``docs/results/aer_epoch`` holds one epoch of ``qmae train`` on each engine with seed 0.
+    The two models compute the same fidelities (their weights differ only along flat directions of
+    the loss, gradients ~1e-5, where Adam's normalisation turns rounding into steps)."""
+    from qmae_qiskit.data import load_mnist
+
+    aer, exact = (load_model(ROOT / "docs" / "results" / "aer_epoch" / name) for name in ("estimator", "exact"))
+    images = load_mnist("test", limit=64).images  # the embedded sample: no download
+    mask = exact.random_mask(len(images), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        got, want = aer.fidelity(images, mask), exact.fidelity(images, mask)
+    assert float((got - want).abs().max()) < 1e-3
+    assert float(want.mean()) > 0.7  # trained: an untrained encoder scores far lower

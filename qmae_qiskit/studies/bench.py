@@ -7,9 +7,13 @@ gradients of the weights and the token):
 - ``roofline``: the complex products one step cannot avoid (the 256x256 unitary applied to the
   batch's 2B states, forward and backward) and the engine's efficiency against it at batch 256;
 - ``epoch``: wall time of one epoch over 24,345 images at batch 256 and at the default batch;
-- ``estimator``: ``EstimatorQNN`` on Aer, forward and forward + backward at n = 8 with the exact
-  Aer state-vector gradient; at n = 4 also qiskit-machine-learning's parameter shift through
-  ``TorchConnector`` (at n = 8 only with ``--estimator-n8-backward``: ~15 min per image);
+- ``estimator``: ``EstimatorQNN`` on Aer with the Aer adjoint gradient, forward and forward +
+  backward per image at n = 8 and batch 32 and 256, next to the exact engine at the same batch in
+  the same run, with the largest difference of the loss and gradients; at n = 4 also
+  qiskit-machine-learning's parameter shift through ``TorchConnector``; one forward under
+  ``fake_fez``'s noise model (what a noisy training step would cost);
+- ``estimator_epoch``: one epoch of ``qmae train --engine estimator`` on the training images at
+  hand next to the exact engine's run with the same seed: wall times and held-out fidelities;
 - ``paper``: the paper's own stack (PennyLane ``default.qubit``, 18 qubits, amplitude embedding,
   SWAP test, backprop), when PennyLane is installed (``pip install .[bench]``);
 - ``scaling``: time per image and peak memory of exact-engine training for n = 4..12 (each n in its
@@ -21,6 +25,7 @@ gradients of the weights and the token):
   :class:`~qmae_qiskit.classifier.SmallMapConv2d` (torchvision's plain layers), timed in the same run.
 
 ``--quick`` uses tiny repeat counts and n = 4..8 so that CI can check the output's form in seconds.
+``--only SECTION`` runs one section.
 ``--device cuda`` runs the exact-engine sections (exact, roofline, epoch, scaling, memory,
 evaluation) on the GPU, adds batches 2048 and 8192, reports GPU memory
 (``torch.cuda.max_memory_allocated``) beside RSS, and leaves out the estimator engine (an Aer CPU
@@ -174,28 +179,124 @@ def bench_epoch(batch: int, data_dir: str | None, device: torch.device = CPU) ->
     }
 
 
-def bench_estimator(count: int, *, n8_backward: bool) -> dict[str, Any]:
-    """EstimatorQNN forward; backward with exact Aer state-vector gradients (default) and with
-    qiskit-machine-learning's parameter shift (the naive path; at n = 8 only on request)."""
-    out: dict[str, Any] = {}
-    model = QMAE(seed=0, engine="estimator")
-    images = _images(count)
-    mask = model.random_mask(count, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        out["n8_forward_s_per_image"] = _time(lambda: model.fidelity(images, mask), repeat=1, warmup=0) / count
-    out["n8_fwd_bwd_s_per_image"] = _time(lambda: model.loss(images, mask).backward(), repeat=1, warmup=0) / count
+def bench_estimator(batches: list[int], *, n4_images: int, noise: bool) -> dict[str, Any]:
+    """The estimator engine (``EstimatorQNN`` on Aer, the Aer adjoint gradient) next to the exact engine
+    in the same run, at n = 8: forward, and forward + backward (the loss and the gradients of the
+    weights and the token), per image at each batch, one call each after a warm-up call; the
+    largest difference of its loss and gradients from the exact engine's in double precision. At
+    n = 4 also qiskit-machine-learning's parameter shift through ``TorchConnector``. With ``noise``:
+    one forward of the n = 8 circuit transpiled for ``fake_fez`` with its noise model (Aer's
+    density matrix), the cost a noisy training step would start from."""
+    est = QMAE(seed=0, engine="estimator")
+    ref = QMAE(seed=0)  # the same weights and token (same seed)
+    images = _images(max(batches))
+    mask = est.random_mask(len(images), generator=torch.Generator().manual_seed(0))
+
+    def step(model: QMAE, x: torch.Tensor, m: torch.Tensor) -> list[torch.Tensor]:
+        model.zero_grad()
+        loss = model.loss(x, m)
+        loss.backward()
+        assert model.token is not None and model.theta.grad is not None and model.token.grad is not None
+        return [loss.detach().double(), model.theta.grad.double(), model.token.grad.double()]
+
+    def row(batch: int) -> dict[str, Any]:
+        x, m = images[:batch], mask[:batch]
+        with torch.no_grad():
+            forward = _time(lambda: est.fidelity(x, m), repeat=1, warmup=1) / batch
+        both = _time(lambda: step(est, x, m), repeat=1, warmup=1) / batch
+        ref.set_engine("exact")  # its training default (complex64)
+        exact = _time(lambda: step(ref, x, m), repeat=5, warmup=2) / batch
+        ref.set_engine("exact", dtype=torch.complex128)
+        difference = max(float((a - b).abs().max()) for a, b in zip(step(est, x, m), step(ref, x, m)))
+        return {
+            "batch": batch,
+            "forward_s_per_image": forward,
+            "fwd_bwd_s_per_image": both,
+            "exact_fwd_bwd_s_per_image": exact,
+            "ratio": both / exact,
+            "max_abs_difference": difference,
+        }
+
+    out: dict[str, Any] = {"n8": [row(batch) for batch in batches]}
     small = QMAE(image_size=4, patch_size=(2, 2), seed=0, engine="estimator")
-    x = _images(count, size=4)
-    m = small.random_mask(count, generator=torch.Generator().manual_seed(0))
-    out["n4_fwd_bwd_s_per_image"] = _time(lambda: small.loss(x, m).backward(), repeat=1, warmup=0) / count
+    x4 = _images(n4_images, size=4)
+    m4 = small.random_mask(n4_images, generator=torch.Generator().manual_seed(0))
+    out["n4_fwd_bwd_s_per_image"] = _time(lambda: step(small, x4, m4), repeat=1, warmup=1) / n4_images
     small.set_engine("estimator", gradient="param_shift")
-    out["n4_fwd_bwd_param_shift_s_per_image"] = _time(lambda: small.loss(x, m).backward(), repeat=1, warmup=0) / count
-    if n8_backward:
-        model.set_engine("estimator", gradient="param_shift")
-        out["n8_fwd_bwd_param_shift_s_per_image"] = _time(
-            lambda: model.loss(images[:1], mask[:1]).backward(), repeat=1, warmup=0
-        )
+    out["n4_fwd_bwd_param_shift_s_per_image"] = _time(lambda: step(small, x4, m4), repeat=1, warmup=0) / n4_images
+    if noise:
+        out["noisy"] = _noisy_forward(est, images[:1], mask[:1])
     return out
+
+
+def bench_estimator_epoch(data_dir: str | None, *, quick: bool) -> dict[str, Any]:
+    """One epoch of ``qmae train --engine estimator`` (the default recipe, seed 0) on the training
+    images at hand, next to the exact engine's run with the same seed: wall time of each
+    :func:`~qmae_qiskit.training.train` call and the held-out fidelity each run scores at its end
+    (with its own engine). ``quick``: 64 images of the embedded sample, 32 held out."""
+    import tempfile
+
+    from ..training import train
+
+    options: dict[str, Any] = {"epochs": 1, "seed": 0, "progress": False}
+    options.update({"limit": 64, "eval_limit": 32} if quick else {"data_dir": data_dir})
+    out: dict[str, Any] = {"data": "embedded sample" if quick or not data_dir else data_dir}
+    with tempfile.TemporaryDirectory() as tmp:
+        for engine in ("estimator", "exact"):
+            start = time.perf_counter()
+            result = train(out=f"{tmp}/{engine}", engine=engine, **options)
+            out[engine] = {
+                "wall_s": time.perf_counter() - start,
+                "steps": len(result.history),
+                "heldout_fidelity": result.eval_fidelity,
+            }
+            assert result.run_dir is not None
+            out["train_images"] = json.loads((result.run_dir / "config.json").read_text())["train_images"]
+    out["heldout_difference"] = abs(out["estimator"]["heldout_fidelity"] - out["exact"]["heldout_fidelity"])
+    return out
+
+
+def _noisy_forward(model: QMAE, images: torch.Tensor, mask: torch.Tensor) -> dict[str, Any]:
+    """One image through the estimator circuit transpiled for ``fake_fez``, with its noise model."""
+    import numpy as np
+    from qiskit import transpile
+    from qiskit_aer import AerSimulator
+    from qiskit_aer.primitives import EstimatorV2
+    from qiskit_ibm_runtime.fake_provider import FakeFez
+
+    from ..angles import embedding_angles
+    from ..engines.estimator import EstimatorEngine
+
+    engine = model._engine
+    assert isinstance(engine, EstimatorEngine)
+    backend = FakeFez()
+    start = time.perf_counter()
+    isa = transpile(engine.qnn.circuit, backend, optimization_level=1, seed_transpiler=0)
+    transpile_s = time.perf_counter() - start
+    observables = [[op.apply_layout(isa.layout)] for op in engine.qnn.observables]
+    noise_model = AerSimulator.from_backend(backend).options.noise_model
+    estimator = EstimatorV2(options={"backend_options": {"noise_model": noise_model, "method": "density_matrix"}})
+    with torch.no_grad():
+        masked = model.fill(images, mask).flatten(1).double()
+        angles = torch.cat([embedding_angles(masked), embedding_angles(images.flatten(1).double())], 1)
+    values = dict(zip(engine.qnn.circuit.parameters, angles[0].tolist() + model.theta.detach().reshape(-1).tolist()))
+    bound = np.array([[values[p] for p in isa.parameters]])
+    start = time.perf_counter()
+    evs = estimator.run([(isa, observables, bound)], precision=0.0).result()[0].data.evs.ravel()
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        exact = float(model.fidelity(images, mask)[0])
+    occurrences = 2 * model.theta.numel()  # each weight in U and in U^dagger: 2 shifted runs each
+    return {
+        "backend": backend.name,
+        "two_qubit_gates": int(sum(v for k, v in isa.count_ops().items() if k in ("cz", "ecr", "cx"))),
+        "transpile_s": transpile_s,
+        "forward_s_per_image": seconds,
+        "fidelity_noisy": float(evs[0]),
+        "fidelity_exact": exact,
+        "parameter_shift_runs_per_image": 2 * occurrences,
+        "gradient_s_per_image_estimate": 2 * occurrences * seconds,
+    }
 
 
 def paper_stack_step(images: torch.Tensor, masked: torch.Tensor, theta: torch.Tensor) -> Callable[[], None]:
@@ -397,7 +498,24 @@ def bench_classifier(data_dir: str | None, *, quick: bool) -> dict[str, Any]:
     }
 
 
-def run(*, quick: bool, data_dir: str | None, estimator_n8_backward: bool, device: str = "cpu") -> dict[str, Any]:
+SECTIONS = (
+    "exact",
+    "roofline",
+    "epoch",
+    "estimator",
+    "estimator_epoch",
+    "paper",
+    "scaling",
+    "memory",
+    "evaluation",
+    "classifier",
+)
+
+
+def run(*, quick: bool, data_dir: str | None, device: str = "cpu", only: str | None = None) -> dict[str, Any]:
+    """Every section (or ``only`` one of :data:`SECTIONS`), with the ratios between those measured."""
+    if only is not None and only not in SECTIONS:
+        raise ValueError(f"unknown section {only!r}; choose one of {', '.join(SECTIONS)}")
     dev = _device(device)
     gpu = dev.type == "cuda"
     repeat = 3 if quick else 20
@@ -417,84 +535,130 @@ def run(*, quick: bool, data_dir: str | None, estimator_n8_backward: bool, devic
     from ..runs import versions
 
     result["versions"] = versions()
-    result["exact"] = bench_exact([1, 32, 128, 512] + ([2048, 8192] if gpu else []), repeat, dev)
-    result["roofline"] = bench_roofline(256, repeat, dev)
-    result["epoch"] = [bench_epoch(256, None if quick else data_dir, dev)] + (
-        [] if quick else [bench_epoch(128, data_dir, dev)]
-    )
-    if gpu:  # Aer runs on the CPU whatever --device says
-        result["estimator"] = {"skipped": "the estimator engine runs on Aer (CPU): see a --device cpu run"}
-    else:
-        result["estimator"] = bench_estimator(1 if quick else 2, n8_backward=estimator_n8_backward)
-    result["paper"] = bench_paper(1 if quick else 2)
-    ns = [4, 6, 8] if quick else [4, 6, 8, 10, 12]  # QMAE's image_size stops at 64x64 (n = 12)
-    result["scaling"] = bench_scaling(ns, 8 if quick else 64, 1 if quick else 3, dev)
-    result["memory_batch512"] = bench_scaling([8], 512, 1, dev)[0]
-    result["evaluation"] = bench_evaluation(500 if quick else 10_000, dev)
-    result["classifier"] = bench_classifier(data_dir, quick=quick)
-    exact_1 = result["exact"][0]["s_per_image"]
-    best = min(r["s_per_image"] for r in result["exact"])
+
+    def wanted(name: str) -> bool:
+        return only is None or only == name
+
+    if wanted("exact"):
+        result["exact"] = bench_exact([1, 32, 128, 512] + ([2048, 8192] if gpu else []), repeat, dev)
+    if wanted("roofline"):
+        result["roofline"] = bench_roofline(256, repeat, dev)
+    if wanted("epoch"):
+        result["epoch"] = [bench_epoch(256, None if quick else data_dir, dev)] + (
+            [] if quick else [bench_epoch(128, data_dir, dev)]
+        )
+    if wanted("estimator"):
+        if gpu:  # Aer runs on the CPU whatever --device says
+            result["estimator"] = {"skipped": "the estimator engine runs on Aer (CPU): see a --device cpu run"}
+        else:
+            batches = [4, 8] if quick else [32, 256]
+            result["estimator"] = bench_estimator(batches, n4_images=1 if quick else 2, noise=not quick)
+    if wanted("estimator_epoch"):
+        if gpu:
+            result["estimator_epoch"] = {"skipped": "the estimator engine runs on Aer (CPU): see a --device cpu run"}
+        else:
+            result["estimator_epoch"] = bench_estimator_epoch(data_dir, quick=quick)
+    if wanted("paper"):
+        result["paper"] = bench_paper(1 if quick else 2)
+    if wanted("scaling"):
+        ns = [4, 6, 8] if quick else [4, 6, 8, 10, 12]  # QMAE's image_size stops at 64x64 (n = 12)
+        result["scaling"] = bench_scaling(ns, 8 if quick else 64, 1 if quick else 3, dev)
+    if wanted("memory"):
+        result["memory_batch512"] = bench_scaling([8], 512, 1, dev)[0]
+    if wanted("evaluation"):
+        result["evaluation"] = bench_evaluation(500 if quick else 10_000, dev)
+    if wanted("classifier"):
+        result["classifier"] = bench_classifier(data_dir, quick=quick)
     result["speedup"] = {}
-    est = result["estimator"]
+    est = result.get("estimator", {"skipped": "not run"})
     if "skipped" not in est:
-        result["speedup"]["exact_best_vs_estimator_n8_forward"] = est["n8_forward_s_per_image"] / best
-        result["speedup"]["exact_best_vs_estimator_n8_fwd_bwd"] = est["n8_fwd_bwd_s_per_image"] / best
+        last = est["n8"][-1]  # the largest batch, against the exact engine at that batch in the same run
+        result["speedup"][f"estimator_n8_fwd_bwd_batch{last['batch']}_vs_exact"] = last["ratio"]
         result["speedup"]["estimator_aer_gradient_vs_param_shift_n4"] = (
             est["n4_fwd_bwd_param_shift_s_per_image"] / est["n4_fwd_bwd_s_per_image"]
         )
-    if "n8_fwd_bwd_param_shift_s_per_image" in est:
-        result["speedup"]["estimator_aer_gradient_vs_param_shift_n8"] = (
-            est["n8_fwd_bwd_param_shift_s_per_image"] / est["n8_fwd_bwd_s_per_image"]
-        )
-    if "s_per_image" in result["paper"]:
-        result["speedup"]["exact_best_vs_paper"] = result["paper"]["s_per_image"] / best
-        result["speedup"]["exact_batch1_vs_paper"] = result["paper"]["s_per_image"] / exact_1
+    if "exact" in result:
+        exact_1 = result["exact"][0]["s_per_image"]
+        best = min(r["s_per_image"] for r in result["exact"])
+        if "skipped" not in est:
+            result["speedup"]["exact_best_vs_estimator_n8_fwd_bwd"] = est["n8"][-1]["fwd_bwd_s_per_image"] / best
+        if "s_per_image" in result.get("paper", {}):
+            result["speedup"]["exact_best_vs_paper"] = result["paper"]["s_per_image"] / best
+            result["speedup"]["exact_batch1_vs_paper"] = result["paper"]["s_per_image"] / exact_1
     return result
 
 
 def table(result: dict[str, Any]) -> str:
-    lines = [
-        f"exact engine on {result['machine'].get('device', 'cpu')}, n = 8, forward + backward + Adam:",
-        f"  {'batch':>6} {'step ms':>9} {'us/image':>9} {'images/s':>10}",
-    ]
-    for r in result["exact"]:
+    """The printed report: one block per section that ran."""
+    lines = []
+    if "exact" in result:
+        lines.append(f"exact engine on {result['machine'].get('device', 'cpu')}, n = 8, forward + backward + Adam:")
+        lines.append(f"  {'batch':>6} {'step ms':>9} {'us/image':>9} {'images/s':>10}")
+        for r in result["exact"]:
+            lines.append(
+                f"  {r['batch']:>6} {r['step_s'] * 1e3:>9.2f} {r['s_per_image'] * 1e6:>9.1f} {r['images_per_s']:>10.0f}"
+            )
+    rf = result.get("roofline")
+    if rf:
         lines.append(
-            f"  {r['batch']:>6} {r['step_s'] * 1e3:>9.2f} {r['s_per_image'] * 1e6:>9.1f} {r['images_per_s']:>10.0f}"
+            f"roofline at batch {rf['batch']}: products {rf['products_s'] * 1e3:.2f} ms, step "
+            f"{rf['step_s'] * 1e3:.2f} ms, efficiency {rf['efficiency']:.0%}"
+            f" (epoch: products {rf['products_epoch_s']:.2f} s, engine {rf['step_epoch_s']:.2f} s)"
         )
-    rf = result["roofline"]
-    lines.append(
-        f"roofline at batch {rf['batch']}: products {rf['products_s'] * 1e3:.2f} ms, step {rf['step_s'] * 1e3:.2f} ms,"
-        f" efficiency {rf['efficiency']:.0%}"
-        f" (epoch: products {rf['products_epoch_s']:.2f} s, engine {rf['step_epoch_s']:.2f} s)"
-    )
-    for e in result["epoch"]:
+    for e in result.get("epoch", []):
         lines.append(
             f"epoch over 24,345 images at batch {e['batch']}: {e['epoch_24345_s']:.2f} s (loop; {e['data']}; train() "
             f"call {e['train_call_s']:.1f} s)"
         )
-    est = result["estimator"]
-    if "skipped" in est:
+    est = result.get("estimator")
+    if est is None:
+        pass
+    elif "skipped" in est:
         lines.append(f"estimator engine: {est['skipped']}")
     else:
         lines.append(
-            f"estimator engine: n=8 forward {est['n8_forward_s_per_image']:.2f} s/image, forward+backward (Aer "
-            f"state-vector gradient) {est['n8_fwd_bwd_s_per_image']:.2f} s/image; "
-            f"n=4 forward+backward {est['n4_fwd_bwd_s_per_image']:.2f} s/image (parameter shift: "
-            f"{est['n4_fwd_bwd_param_shift_s_per_image']:.2f})"
-            + (
-                f"; n=8 parameter shift {est['n8_fwd_bwd_param_shift_s_per_image']:.0f} s/image"
-                if "n8_fwd_bwd_param_shift_s_per_image" in est
-                else ""
-            )
+            "estimator engine (EstimatorQNN on Aer, Aer adjoint gradient) vs exact, n = 8, forward + backward:"
         )
-    paper = result["paper"]
-    lines.append(
-        f"paper stack (PennyLane): {paper['s_per_image']:.2f} s/image"
-        if "s_per_image" in paper
-        else f"paper stack: {paper['skipped']}"
-    )
-    lines.append("scaling (exact, training step):")
-    for r in result["scaling"]:
+        header = f"{'batch':>6} {'fwd ms/img':>11} {'fwd+bwd ms/img':>15} {'exact us/img':>13} {'ratio':>7}"
+        lines.append(f"  {header} {'max diff':>9}")
+        for r in est["n8"]:
+            lines.append(
+                f"  {r['batch']:>6} {r['forward_s_per_image'] * 1e3:>11.1f} {r['fwd_bwd_s_per_image'] * 1e3:>15.1f} "
+                f"{r['exact_fwd_bwd_s_per_image'] * 1e6:>13.1f} {r['ratio']:>6.0f}x {r['max_abs_difference']:>9.1e}"
+            )
+        lines.append(
+            f"  n=4 forward+backward {est['n4_fwd_bwd_s_per_image']:.2f} s/image (qiskit-machine-learning's parameter "
+            f"shift through TorchConnector: {est['n4_fwd_bwd_param_shift_s_per_image']:.2f})"
+        )
+        noisy = est.get("noisy")
+        if noisy:
+            lines.append(
+                f"  noisy ({noisy['backend']}'s noise model, density matrix, {noisy['two_qubit_gates']} two-qubit "
+                f"gates after transpiling): forward {noisy['forward_s_per_image']:.1f} s/image (F "
+                f"{noisy['fidelity_noisy']:.3f} vs {noisy['fidelity_exact']:.3f} noiseless); a parameter-shift "
+                f"gradient ("
+                f"{noisy['parameter_shift_runs_per_image']} runs) ~{noisy['gradient_s_per_image_estimate'] / 3600:.1f} "
+                f"h/image"
+            )
+    ee = result.get("estimator_epoch")
+    if ee and "skipped" not in ee:
+        a, b = ee["estimator"], ee["exact"]
+        lines.append(
+            f"one epoch of qmae train on {ee['train_images']:,} images ({ee['data']}), seed 0: --engine estimator "
+            f"{a['wall_s']:.0f} s ({a['wall_s'] / 60:.1f} min), held-out F {a['heldout_fidelity']:.6f}; --engine "
+            f"exact {b['wall_s']:.1f} s, held-out F {b['heldout_fidelity']:.6f}; difference "
+            f"{ee['heldout_difference']:.1e}"
+        )
+    paper = result.get("paper")
+    if paper:
+        lines.append(
+            f"paper stack (PennyLane): {paper['s_per_image']:.2f} s/image"
+            if "s_per_image" in paper
+            else f"paper stack: {paper['skipped']}"
+        )
+    if "scaling" in result:
+        lines.append("scaling (exact, training step):")
+    for r in result.get("scaling", []):
         gpu = f", GPU {r['peak_gpu_mib']:.0f} MiB" if "peak_gpu_mib" in r else ""
         lines.append(
             f"  n={r['n']:>2} error: {r['error']}"
@@ -502,14 +666,16 @@ def table(result: dict[str, Any]) -> str:
             else f"  n={r['n']:>2} {r['image']:>6} {r['s_per_image'] * 1e3:>9.3f} ms/image  peak RSS "
             f"{r['peak_rss_mib']:.0f} MiB{gpu}"
         )
-    mem = result["memory_batch512"]
-    gpu = f"; GPU {mem['peak_gpu_mib']:.0f} MiB allocated" if "peak_gpu_mib" in mem else ""
-    lines.append(
-        f"peak memory, training n=8 at batch 512: {mem.get('peak_rss_mib', float('nan')):.0f} MiB (the process, torch "
-        f"included){gpu}"
-    )
-    ev = result["evaluation"]
-    lines.append(f"evaluation of {ev['images']} images (fidelity + reconstruction): {ev['seconds']:.2f} s")
+    mem = result.get("memory_batch512")
+    if mem:
+        gpu = f"; GPU {mem['peak_gpu_mib']:.0f} MiB allocated" if "peak_gpu_mib" in mem else ""
+        lines.append(
+            f"peak memory, training n=8 at batch 512: {mem.get('peak_rss_mib', float('nan')):.0f} MiB (the process, "
+            f"torch included){gpu}"
+        )
+    ev = result.get("evaluation")
+    if ev:
+        lines.append(f"evaluation of {ev['images']} images (fidelity + reconstruction): {ev['seconds']:.2f} s")
     cl = result.get("classifier")
     if cl:
         lines.append(
@@ -531,10 +697,8 @@ def plot(result: dict[str, Any], path: str) -> None:
     bars = {f"exact b={r['batch']}": r["s_per_image"] for r in result["exact"]}
     est = result["estimator"]
     if "skipped" not in est:
-        bars["estimator n=8 fwd"] = est["n8_forward_s_per_image"]
-        bars["estimator n=8 fwd+bwd"] = est["n8_fwd_bwd_s_per_image"]
-    if "n8_fwd_bwd_param_shift_s_per_image" in est:
-        bars["estimator n=8 param shift"] = est["n8_fwd_bwd_param_shift_s_per_image"]
+        for r in est["n8"]:
+            bars[f"estimator b={r['batch']} fwd+bwd"] = r["fwd_bwd_s_per_image"]
     if "s_per_image" in result["paper"]:
         bars["paper stack fwd+bwd"] = result["paper"]["s_per_image"]
     left.barh(
@@ -565,9 +729,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", help="MNIST for the epoch timing (default: the embedded sample)")
     parser.add_argument("--device", default="cpu", help="torch device of the exact engine: cpu (default) or cuda")
     parser.add_argument(
-        "--estimator-n8-backward",
-        action="store_true",
-        help="also time one n=8 parameter-shift backward through TorchConnector (~15 min)",
+        "--only",
+        choices=SECTIONS,
+        help="run one section (estimator: the Aer path next to the exact engine, ~2 min; estimator_epoch: one epoch "
+        "on each engine, ~15 min with --data-dir; classifier: ~13 min)",
     )
     parser.add_argument("--scaling-point", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
@@ -576,15 +741,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.scaling_point is not None:
         print(json.dumps(_scaling_point(args.scaling_point, args.batch, args.repeat, _device(args.device))))
         return 0
-    result = run(
-        quick=args.quick, data_dir=args.data_dir, estimator_n8_backward=args.estimator_n8_backward, device=args.device
-    )
+    result = run(quick=args.quick, data_dir=args.data_dir, device=args.device, only=args.only)
     print(table(result))
     if args.json:
         from ..checkpoint import write_json
 
         write_json(args.json, result)
-        plot(result, str(Path(args.json).with_suffix(".png")))
+        if args.only is None:
+            plot(result, str(Path(args.json).with_suffix(".png")))
     return 0
 
 
