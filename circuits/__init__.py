@@ -1,8 +1,8 @@
 """Pure-Qiskit circuit templates of the QMAE (no torch, no I/O).
 
 Installed as ``qmae_qiskit.circuits``: the amplitude embedding (:mod:`.embedding`), the
-15-parameter block with the encoder and decoder (:mod:`.ansatz`), and the whole circuit in its
-variants (:mod:`.fidelity`).
+15-parameter block with the encoder and decoder (:mod:`.ansatz`), the whole circuit in its
+variants (:mod:`.fidelity`), and the latent qubits measured in Pauli bases (:mod:`.features`).
 """
 
 from .ansatz import (
@@ -25,6 +25,14 @@ from .embedding import (
     multiplexer_matrix,
     num_embedding_parameters,
 )
+from .features import (
+    FEATURE_KINDS,
+    FEATURES,
+    basis_angles,
+    features_circuit,
+    features_from_counts,
+    measurement_bases,
+)
 from .fidelity import (
     CIRCUIT_VARIANTS,
     DECODERS,
@@ -45,6 +53,12 @@ from .fidelity import (
 )
 
 __all__ = [
+    "FEATURES",
+    "FEATURE_KINDS",
+    "basis_angles",
+    "features_circuit",
+    "features_from_counts",
+    "measurement_bases",
     "BLOCK_PARAMETERS",
     "CIRCUIT_VARIANTS",
     "DECODERS",

@@ -109,6 +109,9 @@ class FidelityCircuit:
         decoder_weights: the untied decoder's weights phi (``None`` when tied).
         fresh: indices of the fresh qubits that receive the trash (``"paper"``, :func:`estimator_circuit`),
             else ``()``.
+        ancilla_weights: the ancilla stage's weights (``None`` without ancillas).
+        num_ancillas: aux qubits of the ancilla stage.
+        basis: :func:`~qmae_qiskit.circuits.features_circuit`'s measurement angles (``None`` elsewhere).
     """
 
     circuit: QuantumCircuit
@@ -123,6 +126,7 @@ class FidelityCircuit:
     fresh: tuple[int, ...] = ()
     ancilla_weights: ParameterVector | None = None
     num_ancillas: int = 0
+    basis: ParameterVector | None = None
 
     @property
     def input_parameters(self) -> list:

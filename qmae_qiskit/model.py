@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -28,6 +28,7 @@ from .angles import embedding_angles
 from .checkpoint import CONFIG, CheckpointError, load_checkpoint, load_config
 from .circuits.ansatz import BLOCK_PARAMETERS, PAIR_SETS, all_pairs, named_pairs, validate_pairs
 from .circuits.embedding import image_qubits
+from .circuits.features import FEATURES, basis_angles, features_circuit
 from .circuits.fidelity import (
     CIRCUIT_VARIANTS,
     DECODERS,
@@ -869,8 +870,8 @@ class QMAE(nn.Module):
         Raises:
             ValueError: an unknown variant, or the unitary ansatz (a bound, not a circuit).
         """
-        if variant not in CIRCUIT_VARIANTS:
-            raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(CIRCUIT_VARIANTS)}")
+        if variant not in CIRCUIT_VARIANTS and variant != FEATURES:
+            raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join((*CIRCUIT_VARIANTS, FEATURES))}")
         if self.ansatz == "unitary":
             raise ValueError("the unitary ansatz is a bound on what circuits can do, not a circuit: it has no template")
         key = (variant, measure, self.embedding_layers)
@@ -883,7 +884,19 @@ class QMAE(nn.Module):
                 ancillas=self.ancillas,
                 ancilla_pairs=self.ancilla_pairs or None,
             )
-            if variant in RECONSTRUCTION_VARIANTS:
+            if variant == FEATURES:  # the latent qubits read in Pauli bases (issue 23): no decoder, no reference
+                if self.ancillas or self.condition == "position":
+                    raise ValueError(
+                        "device features are built for one shared encoder without ancillas; this run has "
+                        f"{'ancillas' if self.ancillas else 'per-position encoders'}: use model.features() instead"
+                    )
+                spec = features_circuit(
+                    self.num_qubits,
+                    trash_qubits=self.trash_qubits,
+                    pairs=self.encoder_pairs,
+                    embedding_layers=self.embedding_layers,
+                )
+            elif variant in RECONSTRUCTION_VARIANTS:
                 spec = reconstruction_circuit(
                     self.num_qubits,
                     postselect=variant != RECONSTRUCTION,
@@ -895,14 +908,43 @@ class QMAE(nn.Module):
             self._circuits[key] = spec
         return self._circuits[key]
 
-    def parameter_values(self, images: torch.Tensor, mask: torch.Tensor, variant: str = "reset") -> np.ndarray:
+    def parameter_values(
+        self, images: torch.Tensor, mask: torch.Tensor, variant: str = "reset", *, bases: Sequence[str] = ()
+    ) -> np.ndarray:
         """Values of the template's parameters, in ``template(variant).circuit.parameters`` order.
 
+        Args:
+            images: ``(B, H, W)``.
+            mask: ``(B, H, W)`` bool (all ``False``: the clean images).
+            variant: the template's variant.
+            bases: the ``"features"`` variant: its measurement bases
+                (:func:`~qmae_qiskit.circuits.measurement_bases`); each image is bound once per
+                basis, image-major (default: Z on every latent qubit).
+
         Returns:
-            ``(B, num_parameters)`` float array: one binding per image (one PUB for a sampler).
+            ``(B, num_parameters)`` float array: one binding per image (one PUB for a sampler);
+            ``(B * len(bases), num_parameters)`` for the ``"features"`` variant.
         """
         images, mask = self._check(images, mask)
         spec = self.template(variant)
+        if spec.basis is not None:
+            plain = self.parameter_values(images, mask, "reset")  # every parameter but the basis
+            names = [p.name for p in self.template("reset").circuit.parameters]
+            rotations = np.array([basis_angles(b) for b in (bases or ["Z" * (len(spec.basis) // 2)])])
+            column = {name: k for k, name in enumerate(names)}
+            rows = []
+            for values in plain:
+                for a in rotations:
+                    basis_column = {p.name: a[k] for k, p in enumerate(spec.basis)}
+                    rows.append(
+                        [
+                            basis_column[p.name] if p.name in basis_column else values[column[p.name]]
+                            for p in spec.circuit.parameters
+                        ]
+                    )
+            return np.array(rows, dtype=float).reshape(len(plain) * len(rotations), spec.circuit.num_parameters)
+        if bases:
+            raise ValueError(f"bases= is for the 'features' variant, not {variant!r}")
         angles = embedding_angles if self.embedding_layers is None else self.ladder_angles
         with torch.no_grad():
             masked = angles(self.fill(images, mask).flatten(1).double())

@@ -42,8 +42,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser(
         "submit",
         help="run inference on IBM Quantum (or locally) for test images",
-        description="Sample the fidelity (or reconstruction) circuit of the first N test images in one PUB, "
-        "inside a Batch.",
+        description="Sample the fidelity (or reconstruction, or latent-features) circuit of the first N test images "
+        "in one PUB, inside a Batch.",
     )
     s.add_argument("run_dir", metavar="RUN_DIR")
     s.add_argument("--backend", required=True, help="aer, a fake device (fake_fez, ...) or a real one (ibm_fez, ...)")
@@ -168,7 +168,15 @@ def _jobs(args: argparse.Namespace) -> int:
 
     records = list_jobs()
     if args.json:
-        bulky = ("exact", "masks", "exact_embedded", "training_masks", "training_exact", "training_exact_full")
+        bulky = (
+            "exact",
+            "masks",
+            "exact_embedded",
+            "training_masks",
+            "training_exact",
+            "training_exact_full",
+            "bases",
+        )
         print(json.dumps([{k: v for k, v in asdict(r).items() if k not in bulky} for r in records]))
         return 0
     if not records:
@@ -181,7 +189,26 @@ def _jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_features(result) -> None:
+    f = result.features
+    for row in result.images:
+        err = sum(abs(a - b) for a, b in zip(row["features"], row["exact"])) / len(row["exact"])
+        print(
+            f"  image {row['index']:>5}: {len(row['features'])} features, mean |measured - exact| {err:.4f}, "
+            f"mean standard error {sum(row['stderr']) / len(row['stderr']):.4f}"
+        )
+    print(
+        f"  {f['kind']} features of {len(result.images)} images, {len(f['bases'])} bases x {result.record.shots} shots "
+        f"({f['shots_per_image']} per image): mean |measured - exact| {f['mean_abs_error']:.4f} (mean standard "
+        f"error {f['mean_stderr']:.4f}); correlation with exact {f['correlation']:.3f}, slope {f['slope']:.3f}; "
+        "the values: qmae fetch --json"
+    )
+
+
 def _print_result(result) -> None:
+    if result.features is not None:
+        _print_features(result)
+        return
     reconstruction = result.record.variant.startswith("reconstruction")
     for row in result.images:
         err = f" ± {row['stderr']:.4f}" if row["stderr"] is not None else ""

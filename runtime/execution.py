@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 def _bindings(record: JobRecord, model: QMAE, isa: QuantumCircuit) -> np.ndarray:
     """``(bindings, parameters)`` values in the ISA circuit's parameter order: the test images,
     then (learned mitigation) the training circuits, which ride in the same PUB."""
-    values = model.parameter_values(*record_images(record, model), record.variant)
+    values = model.parameter_values(*record_images(record, model), record.variant, bases=record.bases or ())
     if record.training_indices:
         training = model.parameter_values(*record_images(record, model, training=True), record.variant)
         values = np.vstack([values, training])

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..circuits.features import FEATURE_KINDS
 from ..circuits.fidelity import VARIANTS
 from ..options import OptionError, Options, option
 from .mitigation import EXTRAPOLATIONS, parse_scales
@@ -38,6 +39,17 @@ class SubmitOptions(Options):
         False,
         "sample the reconstruction circuit instead (the data qubits measured; for a run trained with --objective "
         "postselect, only the shots whose trash reads 0)",
+    )
+    features: bool = option(
+        False,
+        "sample the latent features instead: Pauli observables on the latent qubits after the encoder (those of qmae "
+        "probe), measured in the bases that cover them; qmae fetch returns them with standard errors",
+    )
+    feature_kind: str = option(
+        "pauli2", "with --features: pauli2 (1- and 2-local) or pauli1 (1-local, 3 bases)", choices=FEATURE_KINDS
+    )
+    masked_features: bool = option(
+        False, "with --features: the features of the masked images (patch filled as the model fills it), not the clean"
     )
     dynamical_decoupling: bool = option(False, "dynamical decoupling (real hardware)", flag="--dd")
     twirling: bool = option(False, "Pauli twirling of gates and measurements")
@@ -90,12 +102,23 @@ class SubmitOptions(Options):
     def _check(self) -> None:
         if self.reconstruct and (self.zne or self.cdr):
             raise OptionError("{0} and {1} apply to fidelity circuits; drop them with {2}", "zne", "cdr", "reconstruct")
+        clash = [name for name in ("zne", "cdr", "reconstruct", "variant") if getattr(self, name)]
+        if self.features and clash:
+            names = ", ".join(f"{{{k + 1}}}" for k in range(len(clash)))
+            raise OptionError(
+                "{0} samples its own circuit; drop " + names + " (fidelity and reconstruction circuits only)",
+                "features",
+                *clash,
+            )
+        for name in ("masked_features", "feature_kind"):
+            if getattr(self, name) != getattr(SubmitOptions, name) and not self.features:
+                raise OptionError("{0} says what {1} measures; add {1}", name, "features")
 
     def record_options(self, profile: str | None) -> dict[str, Any]:
         """The ``options`` a job record keeps: how to run and to score it (the images, shots and
         variant are the record's own fields)."""
         out = self.to_dict()
-        for key in ("images", "shots", "variant", "reconstruct", "data_dir"):
+        for key in ("images", "shots", "variant", "reconstruct", "data_dir"):  # features stays: how to score
             out.pop(key)
         return {**out, "profile": profile}
 

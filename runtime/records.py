@@ -92,6 +92,8 @@ class JobRecord:
         calibration: readout mitigation: mthree's calibration plan (physical qubits, method,
             shots) whose circuits ran as a second job in the same Batch.
         calibration_job_id: the provider's id of that calibration job.
+        bases: ``--features`` jobs: the measurement bases (one letter per latent qubit), each image
+            bound once per basis, image-major; ``exact`` then holds each image's exact features.
         status: ``submitting``, ``submitted``, ``done``, ``failed`` or ``cancelled``.
         error: the failure, if any.
         created: ISO time of submission.
@@ -119,6 +121,7 @@ class JobRecord:
     exact_keep: list[float] | None = None
     calibration: dict[str, Any] | None = None
     calibration_job_id: str | None = None
+    bases: list[str] | None = None
     job_id: str | None = None
     status: str = "submitting"
     error: str | None = None
@@ -166,8 +169,9 @@ class JobRecord:
 
     @property
     def bindings(self) -> int:
-        """Parameter bindings per PUB: the test images, then the CDR training circuits."""
-        return len(self.indices) + len(self.training_indices or [])
+        """Parameter bindings per PUB: the test images (each once per basis for ``--features``),
+        then the CDR training circuits."""
+        return len(self.indices) * len(self.bases or [""]) + len(self.training_indices or [])
 
     @property
     def scales(self) -> tuple[int, ...]:

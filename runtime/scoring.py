@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..circuits.features import FEATURES, features_from_counts
 from ..circuits.fidelity import (
     POSTSELECTED_VARIANTS,
     RECONSTRUCTION,
@@ -67,16 +68,23 @@ class FetchResult:
         composite_accuracy: reconstruction jobs fetched with ``accuracy=True``: the classifier's
             accuracy on the composites from counts, the exact composites, the mean-image fill and
             the originals (:func:`composite_accuracy`).
+        features: ``--features`` jobs (whose ``images`` rows are ``{"index", "features",
+            "stderr", "exact", "raw"}``, lists in :func:`~qmae_qiskit.metrics.pauli_labels`' order,
+            and whose means are ``None``): ``{"kind", "labels", "bases", "shots_per_image",
+            "mean_abs_error", "mean_stderr", "correlation", "slope"}``, the last four of the
+            measured features against the exact ones over all images (``slope``: the least-squares
+            factor from exact to measured, what noise shrinks).
     """
 
     record: JobRecord
     images: list[dict[str, Any]]
-    mean_fidelity: float
-    mean_stderr: float
-    mean_exact: float
+    mean_fidelity: float | None
+    mean_stderr: float | None
+    mean_exact: float | None
     png: str | None = None
     mean_keep_fraction: float | None = None
     composite_accuracy: dict[str, Any] | None = None
+    features: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The JSON object ``qmae fetch --json`` prints."""
@@ -94,6 +102,7 @@ class FetchResult:
             "png": self.png,
             "mean_keep_fraction": self.mean_keep_fraction,
             **({"composite_accuracy": self.composite_accuracy} if self.composite_accuracy is not None else {}),
+            **({"features": self.features} if self.features is not None else {}),
             **{
                 f"mean_{key}": float(np.mean([r[key] for r in self.images]))
                 for key in ("composite_fidelity", "exact_composite_fidelity", "masked_psnr", "exact_masked_psnr")
@@ -216,10 +225,56 @@ def _composite_columns(
             row[f"{name}composite_fidelity"], row[f"{name}masked_psnr"] = f, q
 
 
+def _feature_rows(record: JobRecord, counts: Sequence[Counts]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Per image its features and standard errors from the counts of its bases (readout-corrected
+    when the record says so), next to the exact ones; and the summary over all images."""
+    from ..metrics import pauli_labels
+
+    bases, kind = record.bases or [], record.options.get("feature_kind", "pauli2")
+    correct = _readout_correction(record) if record.options.get("readout_mitigation") else None
+    rows, measured, exact = [], [], []
+    for i, index in enumerate(record.indices):
+        mine = list(counts[i * len(bases) : (i + 1) * len(bases)])
+        raw, raw_err = features_from_counts(mine, bases, kind)
+        values, err = raw, raw_err
+        if correct is not None:
+            fixed = [correct(c) for c in mine]
+            values, err = features_from_counts(
+                [q for q, _ in fixed], bases, kind, overheads=[o for _, o in fixed], shots=[record.shots] * len(bases)
+            )
+        rows.append(
+            {
+                "index": index,
+                "features": values.tolist(),
+                "stderr": err.tolist(),
+                "exact": record.exact[i],
+                "raw": raw.tolist(),
+            }
+        )
+        measured.append(values)
+        exact.append(np.asarray(record.exact[i], dtype=float))
+    m, e = np.concatenate(measured), np.concatenate(exact)
+    model = model_for(record)
+    summary = {
+        "kind": kind,
+        "labels": pauli_labels(model.num_qubits, model.latent_indices, kind),
+        "bases": bases,
+        "shots_per_image": record.shots * len(bases),
+        "mean_abs_error": float(np.abs(m - e).mean()),
+        "mean_stderr": float(np.mean([np.mean(r["stderr"]) for r in rows])),
+        "correlation": float(np.corrcoef(m, e)[0, 1]) if m.std() > 0 and e.std() > 0 else 0.0,
+        "slope": float((m * e).sum() / max((e * e).sum(), 1e-300)),
+    }
+    return rows, summary
+
+
 def score(
     record: JobRecord, by_scale: Mapping[int, Sequence[Counts]], png: str | os.PathLike | None = None
 ) -> FetchResult:
     """Interpret a job's counts (per ZNE scale, per binding) with the mitigation its record names."""
+    if record.variant == FEATURES:
+        rows, summary = _feature_rows(record, by_scale[1])
+        return FetchResult(record, rows, None, None, None, features=summary)
     figure = None
     if record.variant not in RECONSTRUCTION_VARIANTS:
         rows = _fidelity_rows(record, by_scale)

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from ..circuits.features import FEATURES, measurement_bases
 from ..circuits.fidelity import (
     POSTSELECTED_VARIANTS,
     RECONSTRUCTION,
@@ -81,6 +82,9 @@ def submit(
             variant = RECONSTRUCTION
         else:
             variant = RECONSTRUCTION_POSTSELECT_FLAG if variant == "postselect_flag" else RECONSTRUCTION_POSTSELECT
+    if opts.features:  # the latent qubits read in Pauli bases (issue 23): its own circuit
+        variant = FEATURES
+        model.template(FEATURES)  # a run it cannot measure says so before anything is written
     layers = model.embedding_layers if opts.embedding_layers is None else opts.embedding_layers
     opts = opts.replace(variant=variant, embedding_layers=layers)
     the_backend = get_backend(backend)
@@ -221,7 +225,9 @@ def _check_fits(run_dir: Path, model: QMAE, backend: Any, opts: SubmitOptions) -
 def _new_record(
     run_dir: Path, model: QMAE, backend: str, local: bool, opts: SubmitOptions, profile: str | None
 ) -> JobRecord:
-    masks = saved_evaluation_masks(run_dir, model, opts.images)
+    masks = mask_patches(saved_evaluation_masks(run_dir, model, opts.images), model.patch_size).tolist()
+    if opts.features and not opts.masked_features:  # the clean images: no patch masked
+        masks = [[] for _ in masks]
     return JobRecord(
         record_id=time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8],
         backend=backend,
@@ -231,7 +237,7 @@ def _new_record(
         checkpoint_sha256=checkpoint_sha256(run_dir),
         split="test",
         indices=list(range(opts.images)),
-        masks=mask_patches(masks, model.patch_size).tolist(),
+        masks=masks,
         shots=opts.shots,
         num_qubits=model.num_qubits,
         data_dir=opts.data_dir,
@@ -248,6 +254,15 @@ def _exact_values(record: JobRecord, model: QMAE, opts: SubmitOptions) -> None:
         RECONSTRUCTION_POSTSELECT_FLAG,
     )
     imgs, msks = record_images(record, model)
+    if record.variant == FEATURES:  # each image's exact features, under the full embedding and the one that runs
+        kind = opts.feature_kind
+        record.bases = measurement_bases(len(model.latent_indices), kind)
+        with model.embedding(None):
+            record.exact = model.features(imgs, msks, kind=kind).double().tolist()
+        if opts.embedding_layers is not None:
+            with model.embedding(opts.embedding_layers):
+                record.exact_embedded = model.features(imgs, msks, kind=kind).double().tolist()
+        return
 
     def values(images: torch.Tensor, masks: torch.Tensor) -> list[Any]:
         with torch.no_grad():

@@ -21,6 +21,7 @@ from qiskit import QuantumCircuit, qpy
 from qiskit.transpiler import generate_preset_pass_manager
 
 from ..checkpoint import atomic_write
+from ..circuits.features import FEATURES
 from ..circuits.fidelity import CIRCUIT_VARIANTS
 from ..model import QMAE
 
@@ -36,7 +37,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 AER_BASIS = ["cx", "rz", "sx", "x", "reset", "measure"]  # an IBM-style basis: what twirling accepts
-HARDWARE_VARIANTS = CIRCUIT_VARIANTS  # every template can run: the fidelity variants and the reconstruction
+# every template can run: the fidelity variants, the reconstruction and the latent features
+HARDWARE_VARIANTS = (*CIRCUIT_VARIANTS, FEATURES)
 
 
 @dataclass(frozen=True)
