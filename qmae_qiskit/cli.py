@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from .checkpoint import CheckpointError
@@ -156,6 +157,12 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--limit", type=_count, help="score on the first N test images (default: all)")
     pr.add_argument("--train-limit", type=_count, help="fit on the first N training images (default: all)")
     pr.add_argument("--kind", choices=("pauli2", "pauli1"), default="pauli2", help="observables (default pauli2)")
+    pr.add_argument(
+        "--job",
+        metavar="JOB_ID",
+        help="score the probe on the features a device measured instead (a qmae submit RUN_DIR --features job; "
+        "its kind and images), next to the exact features of the same images",
+    )
     pr.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
     cl = sub.add_parser("classifier", help="the ResNet18 digit classifier (train / cache)")
@@ -246,6 +253,44 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _probe(args: argparse.Namespace) -> int:
     from .probe import probe
 
+    if args.job:
+        from .runtime import load_record, probe_job
+
+        record = load_record(args.job)
+        if Path(record.run_dir).resolve() != Path(args.run_dir).resolve():
+            raise ValueError(f"job {args.job} measured {record.run_dir}, not {args.run_dir}: name that run")
+        device = probe_job(args.job, data_dir=args.data_dir, train_limit=args.train_limit)
+        if args.json:
+            print(json.dumps(device.as_json()))
+            return 0
+        d = device
+
+        def cell(p: float, i: tuple[float, float]) -> str:
+            return f"{100 * p:.2f} % [{100 * i[0]:.2f}, {100 * i[1]:.2f}]"
+
+        def diff(c: dict[str, float]) -> str:
+            return f"{100 * c['mean']:+.2f} pp [{100 * c['low']:+.2f}, {100 * c['high']:+.2f}]"
+
+        which = "masked" if d.masked else "clean"
+        print(
+            f"{args.run_dir}: probe fitted on {d.train_images} training images' exact {d.kind} features, scored on "
+            f"the {d.images} {which} test images of job {d.record_id} ({d.backend}, {d.shots_per_image} shots per "
+            f"image, {d.total_shots} in all)"
+        )
+        print(f"  exact features:                      {cell(d.exact_accuracy, d.exact_interval)}")
+        print(
+            f"  device features:                     {cell(d.device_accuracy, d.device_interval)}  "
+            f"minus exact {diff(d.device_minus_exact)}"
+        )
+        print(
+            f"  device features, own standardization: {cell(d.restandardized_accuracy, d.restandardized_interval)}  "
+            f"minus exact {diff(d.restandardized_minus_exact)}"
+        )
+        print(
+            f"  features: mean |device - exact| {d.mean_abs_error:.4f}, slope {d.slope:.3f}, "
+            f"correlation {d.correlation:.3f}"
+        )
+        return 0
     result = probe(args.run_dir, data_dir=args.data_dir, limit=args.limit, train_limit=args.train_limit, kind=args.kind)
     if args.json:
         print(json.dumps(result.as_json()))

@@ -171,21 +171,21 @@ def probe(
         accuracies, intervals, chosen = [], [], []
         for condition, (tr_mask, te_mask) in (("clean", (None, None)), ("masked", (train_masks, test_masks))):
             if name == "pca":
-                x_train = _batched(pixels, train.images, tr_mask).numpy()
-                x_test = _batched(pixels, test.images, te_mask).numpy()
+                x_train = batched_features(pixels, train.images, tr_mask).numpy()
+                x_test = batched_features(pixels, test.images, te_mask).numpy()
                 components = min(width or 1, x_train.shape[1], len(x_train))  # no more than the pixels
                 reducer = PCA(n_components=components, random_state=seed).fit(x_train)
                 x_train, x_test = reducer.transform(x_train), reducer.transform(x_test)
             else:
-                x_train = _batched(extractors[name], train.images, tr_mask).numpy()
-                x_test = _batched(extractors[name], test.images, te_mask).numpy()
+                x_train = batched_features(extractors[name], train.images, tr_mask).numpy()
+                x_test = batched_features(extractors[name], test.images, te_mask).numpy()
             if name == "latent":
                 width = x_train.shape[1]
             hits, c = _fit_and_score(x_train, y_train, x_test, y_test, seed)
             correct[(name, condition)] = hits
             accuracy = float(hits.mean())
             accuracies.append(accuracy)
-            intervals.append(_binomial_interval(accuracy, len(hits)))
+            intervals.append(binomial_interval(accuracy, len(hits)))
             chosen.append(c)
         rows.append(
             ProbeRow(name, int(x_train.shape[1]), accuracies[0], intervals[0], accuracies[1], intervals[1], *chosen)
@@ -202,7 +202,7 @@ def probe(
     return ProbeResult(str(run_dir), kind, len(train.images), len(test.images), rows, comparisons)
 
 
-def _batched(
+def batched_features(
     extract: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], images: torch.Tensor, mask: Any
 ) -> torch.Tensor:
     parts = []
@@ -217,6 +217,14 @@ def _fit_and_score(
 ) -> tuple[np.ndarray, float]:
     """Standardize, choose ``C`` by 3-fold cross-validation, refit, and return which test images
     it classifies right, with the ``C`` chosen."""
+    pipeline = fit_probe(x_train, y_train, seed)
+    hits = (pipeline.predict(x_test) == y_test).astype(np.float64)
+    return hits, float(np.atleast_1d(pipeline[-1].C_)[0])
+
+
+def fit_probe(x_train: np.ndarray, y_train: np.ndarray, seed: int) -> Any:
+    """The probe: standardized features, multinomial logistic regression, ``C`` from :data:`CS` by
+    3-fold cross-validation on the training images (scikit-learn's pipeline, fitted)."""
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -228,11 +236,9 @@ def _fit_and_score(
     if "use_legacy_attributes" in accepted:
         options["use_legacy_attributes"] = False
     classifier = LogisticRegressionCV(**options)
-    pipeline = make_pipeline(StandardScaler(), classifier).fit(x_train, y_train)
-    hits = (pipeline.predict(x_test) == y_test).astype(np.float64)
-    return hits, float(np.atleast_1d(classifier.C_)[0])
+    return make_pipeline(StandardScaler(), classifier).fit(x_train, y_train)
 
 
-def _binomial_interval(p: float, n: int) -> tuple[float, float]:
+def binomial_interval(p: float, n: int) -> tuple[float, float]:
     half = 1.96 * (p * (1 - p) / max(n, 1)) ** 0.5
     return max(0.0, p - half), min(1.0, p + half)

@@ -16,6 +16,7 @@ less mitigation. The ``qmae circuit / submit / jobs / fetch`` commands (commands
 
 from .backends import BackendError, fake_backend_names, get_backend, is_local, runtime_service
 from .options import PROFILES, SubmitOptions
+from .probing import DeviceProbe, probe_job
 from .records import JobError, JobRecord, jobs_dir, load_record
 from .retrieval import fetch, list_jobs
 from .scoring import FetchResult, rescore
@@ -23,6 +24,8 @@ from .submission import submit
 from .transpile import TranspileReport, isa_circuit, report_table, transpile_report
 
 __all__ = [
+    "DeviceProbe",
+    "probe_job",
     "BackendError",
     "FetchResult",
     "JobError",

@@ -214,9 +214,10 @@ def _check_fits(run_dir: Path, model: QMAE, backend: Any, opts: SubmitOptions) -
             opts.variant,
         )
     if is_local(backend):
+        per_image = len(measurement_bases(len(model.latent_indices), opts.feature_kind)) if opts.features else 1
         log.warning(
             "simulating %d circuits x %d shots locally with %s's noise: minutes per image for circuits this deep",
-            opts.images,
+            opts.images * per_image,
             opts.shots,
             backend.name,
         )

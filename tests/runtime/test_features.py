@@ -116,3 +116,37 @@ def test_features_refuse_the_fidelity_options_in_one_line(run4):
         submit(run4, backend="aer", features=True, cdr=4)
     with pytest.raises(OptionError, match="masked_features says what features measures; add features"):
         submit(run4, backend="aer", masked_features=True)
+
+
+def test_the_probe_scored_on_device_features_next_to_the_exact_ones(run4, tmp_path):
+    """``qmae probe RUN --job ID``: fitted on exact training features, scored on a noiseless Aer
+    job's features of 8 test images; with 20,000 shots per basis they classify as the exact ones."""
+    from qmae_qiskit.runtime import probe_job
+
+    record = submit(run4, backend="aer", images=8, shots=20000, features=True, feature_kind="pauli1", seed=5)
+    result = probe_job(record.record_id)
+    assert result.images == 8 and result.kind == "pauli1" and not result.masked
+    assert result.shots_per_image == 3 * 20000 and result.total_shots == 8 * 3 * 20000
+    assert result.correlation > 0.99 and abs(result.slope - 1) < 0.02
+    assert abs(result.device_accuracy - result.exact_accuracy) <= 0.125  # at most one image of 8 flips
+    lo, hi = result.exact_interval
+    assert lo <= result.exact_accuracy <= hi
+    out = subprocess.run(
+        [sys.executable, "-m", "qmae_qiskit.cli", "probe", str(run4), "--job", record.record_id, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["exact_accuracy"] == pytest.approx(result.exact_accuracy)
+    other = tmp_path / "elsewhere"
+    wrong = subprocess.run(
+        [sys.executable, "-m", "qmae_qiskit.cli", "probe", str(other), "--job", record.record_id],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert wrong.returncode != 0 and "not" in wrong.stderr and "Traceback" not in wrong.stderr
+    fidelity_job = submit(run4, backend="aer", images=1, shots=100, variant="reset")
+    with pytest.raises(ValueError, match="not features: submit with --features"):
+        probe_job(fidelity_job.record_id)
