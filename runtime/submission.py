@@ -139,7 +139,8 @@ def resolve_options(options: SubmitOptions | None, profile: str | None, override
     base = options or (PROFILES[profile] if profile else SubmitOptions())
     given = {k: v for k, v in overrides.items() if v is not None}
     resolved = base.replace(**given)
-    if resolved.reconstruct and profile is not None:  # a profile's fidelity mitigation has no reconstruction form
+    if (resolved.reconstruct or resolved.features) and profile is not None:
+        # a profile's fidelity mitigation has no reconstruction or features form; its embedding and readout stay
         plain = SubmitOptions()
         resolved = resolved.replace(**{k: getattr(plain, k) for k in ("zne", "cdr", "variant") if k not in given})
     resolved.validate()
@@ -215,12 +216,17 @@ def _check_fits(run_dir: Path, model: QMAE, backend: Any, opts: SubmitOptions) -
         )
     if is_local(backend):
         per_image = len(measurement_bases(len(model.latent_indices), opts.feature_kind)) if opts.features else 1
-        log.warning(
-            "simulating %d circuits x %d shots locally with %s's noise: minutes per image for circuits this deep",
-            opts.images * per_image,
-            opts.shots,
-            backend.name,
-        )
+        if getattr(backend, "target", None) is None or backend.name.startswith("aer"):  # Aer itself: no noise
+            log.warning(
+                "simulating %d circuits x %d shots locally on Aer (no noise)", opts.images * per_image, opts.shots
+            )
+        else:
+            log.warning(
+                "simulating %d circuits x %d shots locally with %s's noise: minutes per image for circuits this deep",
+                opts.images * per_image,
+                opts.shots,
+                backend.name,
+            )
 
 
 def _new_record(

@@ -150,3 +150,26 @@ def test_the_probe_scored_on_device_features_next_to_the_exact_ones(run4, tmp_pa
     fidelity_job = submit(run4, backend="aer", images=1, shots=100, variant="reset")
     with pytest.raises(ValueError, match="not features: submit with --features"):
         probe_job(fidelity_job.record_id)
+
+
+def test_readout_mitigated_features_carry_mthrees_overhead(run4):
+    """With ``readout_mitigation`` the counts of every basis are corrected by mthree before the
+    features are read: the values move off the raw ones and the standard errors grow by the
+    mitigation overhead (never shrink)."""
+    record = submit(
+        run4, backend="fake_fez", images=1, shots=4000, features=True, feature_kind="pauli1", readout_mitigation=True
+    )
+    row = fetch(record.record_id).images[0]
+    assert record.calibration is not None
+    assert np.abs(np.subtract(row["features"], row["raw"])).max() > 1e-3
+    # each 1-local observable is read in one basis of 4,000 shots; mthree's overhead is >= 1
+    binomial = np.sqrt(np.clip(1 - np.square(row["features"]), 0, None) / 4000)
+    assert np.all(np.asarray(row["stderr"]) >= binomial - 1e-12)
+
+
+def test_a_profile_keeps_its_embedding_and_readout_for_features():
+    from qmae_qiskit.runtime.submission import resolve_options
+
+    opts = resolve_options(None, "best", {"features": True})
+    assert opts.features and opts.embedding_layers == 16 and opts.readout_mitigation
+    assert opts.variant is None and opts.cdr is None and not opts.zne
