@@ -15,6 +15,7 @@ into the features and their standard errors, pooling every basis that measures a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Mapping, Sequence
@@ -76,8 +77,7 @@ def features_circuit(
         qc.rx(basis[2 * j], data[q])
         qc.ry(basis[2 * j + 1], data[q])
     qc.measure([data[q] for q in latent], creg)
-    spec = parts.result(qc, FEATURES)
-    return FidelityCircuit(**{**spec.__dict__, "basis": basis})
+    return dataclasses.replace(parts.result(qc, FEATURES), basis=basis)
 
 
 def basis_angles(basis: str) -> list[float]:

@@ -927,23 +927,7 @@ class QMAE(nn.Module):
         """
         images, mask = self._check(images, mask)
         spec = self.template(variant)
-        if spec.basis is not None:
-            plain = self.parameter_values(images, mask, "reset")  # every parameter but the basis
-            names = [p.name for p in self.template("reset").circuit.parameters]
-            rotations = np.array([basis_angles(b) for b in (bases or ["Z" * (len(spec.basis) // 2)])])
-            column = {name: k for k, name in enumerate(names)}
-            rows = []
-            for values in plain:
-                for a in rotations:
-                    basis_column = {p.name: a[k] for k, p in enumerate(spec.basis)}
-                    rows.append(
-                        [
-                            basis_column[p.name] if p.name in basis_column else values[column[p.name]]
-                            for p in spec.circuit.parameters
-                        ]
-                    )
-            return np.array(rows, dtype=float).reshape(len(plain) * len(rotations), spec.circuit.num_parameters)
-        if bases:
+        if bases and spec.basis is None:
             raise ValueError(f"bases= is for the 'features' variant, not {variant!r}")
         angles = embedding_angles if self.embedding_layers is None else self.ladder_angles
         with torch.no_grad():
@@ -961,6 +945,10 @@ class QMAE(nn.Module):
         columns = {p: k for k, p in enumerate(spec.masked)}
         columns.update({p: size + k for k, p in enumerate(spec.original)})
         columns.update({p: 2 * size + k for k, p in enumerate(spec.weight_parameters)})
+        if spec.basis is not None:  # each image once per basis (image-major), the basis angles last
+            rotations = np.array([basis_angles(b) for b in bases or ["Z" * (len(spec.basis) // 2)]])
+            columns.update({p: named.shape[1] + k for k, p in enumerate(spec.basis)})
+            named = np.hstack([np.repeat(named, len(rotations), axis=0), np.tile(rotations, (len(named), 1))])
         order = [columns[p] for p in spec.circuit.parameters]
         return named[:, order]
 

@@ -105,8 +105,9 @@ def probe_job(
         )
     kind, masked = result.features["kind"], any(record.masks)
     model = load_model(record.run_dir)
+    data_dir = data_dir or record.data_dir  # else the run's own source
     train = data_for_run(record.run_dir, split="train", data_dir=data_dir, limit=train_limit, check=False)
-    test = data_for_run(record.run_dir, split="test", data_dir=data_dir or record.data_dir, check=False)
+    test = data_for_run(record.run_dir, split="test", data_dir=data_dir, check=False)
     if train.labels is None or test.labels is None:
         raise ValueError(f"{record.run_dir}'s dataset is unlabelled: a probe needs the classes")
     train_masks = (
