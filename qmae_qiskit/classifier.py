@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -65,27 +66,86 @@ class ClassifierOptions:
     seed: int = 0
 
 
-class SmallMapConv2d(nn.Conv2d):
-    """A 3x3, padding-1 convolution that leaves out the taps that see only padding on the tiny maps
-    of a ResNet18 fed 16x16 images.
+@lru_cache(maxsize=None)
+def _taps(height: int, width: int, stride: int) -> tuple[int, int, tuple[tuple[int, int, int, int], ...]]:
+    """Which input position each output position of a 3x3, padding-1 convolution sees, and through
+    which tap: ``(out_h, out_w, ((o, p, ky, kx), ...))`` with positions numbered row-major."""
+    out_h, out_w = (height - 1) // stride + 1, (width - 1) // stride + 1
+    taps = []
+    for o in range(out_h * out_w):
+        i, j = divmod(o, out_w)
+        for p in range(height * width):
+            k, l = divmod(p, width)
+            ky, kx = k - i * stride + 1, l - j * stride + 1
+            if 0 <= ky <= 2 and 0 <= kx <= 2:
+                taps.append((o, p, ky, kx))
+    return out_h, out_w, tuple(taps)
 
-    Two cases, the rest as :class:`torch.nn.Conv2d`: a 1x1 map at stride 1 (only the centre tap
-    sees data) and a 2x2 map at stride 2 (the one output sees the four lower-right taps). The
-    dropped taps multiply zeros, so the output is the same and so are the gradients (theirs are
-    zero either way; weight decay still reaches them): the same layer, the same weights and
-    ``state_dict``. It exists for speed: oneDNN's backward of a 3x3 convolution on a 1x1 map took
-    ~1 s per layer per 256-image step on this project's 2-core machine, about 60 % of the
-    classifier's convolution time (``layer4`` runs on 1x1 maps); the centre tap is one 512 x 512
-    product. ``tests/test_classifier.py`` checks outputs and gradients against ``Conv2d``.
+
+class _SmallMapConv(torch.autograd.Function):
+    """A 3x3, padding-1 convolution on a map of at most 2x2 as one matrix product.
+
+    The map's ``P`` positions and the output's ``O`` are few, so the layer is the linear map
+    ``(B, P*C) -> (B, O*C_out)`` whose ``(o, p)`` block is the tap through which output ``o`` sees
+    input ``p`` (taps that see only padding never enter). The weight's gradient is the product's
+    gradient folded back onto the taps.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, stride: int) -> torch.Tensor:  # type: ignore[override]
+        batch, channels, height, width = x.shape
+        out_channels = weight.shape[0]
+        out_h, out_w, taps = _taps(height, width, stride)
+        x_flat = x.permute(0, 2, 3, 1).reshape(batch, height * width * channels)  # (B, P*C), position-major
+        dense = weight.new_zeros(out_h * out_w, out_channels, height * width, channels)
+        for o, p, ky, kx in taps:
+            dense[o, :, p, :] = weight[:, :, ky, kx]
+        dense = dense.view(out_h * out_w * out_channels, height * width * channels)  # (O*C_out, P*C)
+        ctx.save_for_backward(x_flat, dense, weight)
+        ctx.shape = (batch, channels, height, width, out_channels, out_h, out_w, taps)
+        out = x_flat @ dense.t()  # (B, O*C_out)
+        return out.view(batch, out_h, out_w, out_channels).permute(0, 3, 1, 2)  # channels_last memory
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+        x_flat, dense, weight = ctx.saved_tensors
+        batch, channels, height, width, out_channels, out_h, out_w, taps = ctx.shape
+        grad_flat = grad_out.permute(0, 2, 3, 1).reshape(batch, out_h * out_w * out_channels)
+        grad_x = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            grad_x = (grad_flat @ dense).view(batch, height, width, channels).permute(0, 3, 1, 2)
+        if ctx.needs_input_grad[1]:
+            grad_dense = (grad_flat.t() @ x_flat).view(out_h * out_w, out_channels, height * width, channels)
+            grad_weight = torch.zeros_like(weight)  # the weight's own layout: no copy when accumulated
+            for o, p, ky, kx in taps:
+                grad_weight[:, :, ky, kx] += grad_dense[o, :, p, :]
+        return grad_x, grad_weight, None
+
+
+class SmallMapConv2d(nn.Conv2d):
+    """A 3x3, padding-1 convolution computed as one matrix product on the tiny maps of a ResNet18
+    fed 16x16 images.
+
+    On maps of at most 2x2 (``layer3`` runs on 2x2 maps, ``layer4`` on 1x1) a 3x3 convolution is a
+    small dense linear map: each output position sees each input position through one tap, and
+    the taps that would see only padding never enter (``_SmallMapConv``). On larger maps, or with
+    groups or dilation, it is :class:`torch.nn.Conv2d`. The same layer either way: the same weights,
+    ``state_dict``, outputs and gradients (the taps that see no data get a zero gradient, as in
+    ``Conv2d``; weight decay still reaches them). It exists for speed: oneDNN computes every tap of
+    the padded map (2.25x the products on a 2x2 map, 9x on a 1x1 one); on this project's 2-core
+    AVX-512 machine one 128-image training step of the model went from ~260 ms to ~185 ms
+    (docs/benchmarks.md). ``tests/test_classifier.py`` checks outputs and gradients against ``Conv2d``.
     """
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        size = tuple(input.shape[-2:])
-        if size == (1, 1) and self.stride == (1, 1):
-            return F.conv2d(input, weight[:, :, 1:2, 1:2], bias)
-        if size == (2, 2) and self.stride == (2, 2):
-            return F.conv2d(input, weight[:, :, 1:, 1:], bias)
-        return super()._conv_forward(input, weight, bias)
+        height, width = input.shape[-2:]
+        plain = self.groups != 1 or self.dilation != (1, 1) or self.padding_mode != "zeros"
+        if plain or self.kernel_size != (3, 3) or self.padding != (1, 1) or self.stride[0] != self.stride[1]:
+            return super()._conv_forward(input, weight, bias)
+        if height * width > 4 or input.dim() != 4:
+            return super()._conv_forward(input, weight, bias)
+        out = _SmallMapConv.apply(input, weight, self.stride[0])
+        return out if bias is None else out + bias.view(1, -1, 1, 1)
 
 
 def _small_map_convs(model: nn.Module) -> nn.Module:
@@ -112,7 +172,7 @@ def resnet18_16x16(num_classes: int = 10) -> nn.Module:
     """ResNet18 with a 1-channel stem and no first max-pool (16x16 inputs), as in the paper.
 
     Its 3x3 convolutions are :class:`SmallMapConv2d`: the same layers, computed faster where
-    ``layer4`` runs on 1x1 maps.
+    ``layer3`` and ``layer4`` run on 2x2 and 1x1 maps.
     """
     from torchvision.models import resnet18
 

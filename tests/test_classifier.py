@@ -22,16 +22,19 @@ def test_resnet18_keeps_torchvisions_parameters_and_every_3x3_conv_is_a_small_ma
     assert len(convs) == 16 and all(isinstance(m, SmallMapConv2d) for m in convs)
 
 
-@pytest.mark.parametrize("size", [1, 2, 3, 4, 8])
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (1, 2), (2, 1), (3, 3), (4, 4), (8, 8)])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_small_map_conv_equals_conv2d_outputs_and_gradients(size, stride):
-    """On the maps where it drops the taps that see only padding (1x1 at stride 1, 2x2 at stride 2)
-    and on every other size, the same outputs and gradients as torch.nn.Conv2d with its weights."""
-    torch.manual_seed(size * 10 + stride)
-    conv = torch.nn.Conv2d(6, 5, 3, stride=stride, padding=1, bias=False).double()
-    fast = SmallMapConv2d(6, 5, 3, stride=stride, padding=1, bias=False).double()
+@pytest.mark.parametrize("bias", [False, True])
+def test_small_map_conv_equals_conv2d_outputs_and_gradients(size, stride, bias):
+    """On the maps it computes as one matrix product (at most 2x2) and on every other size, the
+    same outputs and gradients as torch.nn.Conv2d with its weights."""
+    torch.manual_seed(size[0] * 100 + size[1] * 10 + stride)
+    conv = torch.nn.Conv2d(6, 5, 3, stride=stride, padding=1, bias=bias).double()
+    fast = SmallMapConv2d(6, 5, 3, stride=stride, padding=1, bias=bias).double()
     fast.weight = torch.nn.Parameter(conv.weight.detach().clone())
-    x = torch.randn(4, 6, size, size, dtype=torch.float64)
+    if bias:
+        fast.bias = torch.nn.Parameter(conv.bias.detach().clone())
+    x = torch.randn(4, 6, *size, dtype=torch.float64)
     grad_out = torch.randn_like(conv(x))
     xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
     torch.testing.assert_close(fast(xb), conv(xa), atol=1e-12, rtol=0)
@@ -39,6 +42,29 @@ def test_small_map_conv_equals_conv2d_outputs_and_gradients(size, stride):
     fast(xb).backward(grad_out)
     torch.testing.assert_close(xb.grad, xa.grad, atol=1e-12, rtol=0)
     torch.testing.assert_close(fast.weight.grad, conv.weight.grad, atol=1e-12, rtol=0)
+    if bias:
+        torch.testing.assert_close(fast.bias.grad, conv.bias.grad, atol=1e-12, rtol=0)
+
+
+def test_small_map_conv_in_the_training_layout():
+    """float32, channels_last (as train_classifier runs it): outputs, the input's and the weight's
+    gradients as Conv2d's, and the weight's gradient in the weight's own layout (no copy when the
+    optimizer accumulates it)."""
+    torch.manual_seed(3)
+    conv = torch.nn.Conv2d(32, 48, 3, padding=1, bias=False).to(memory_format=torch.channels_last)
+    fast = SmallMapConv2d(32, 48, 3, padding=1, bias=False).to(memory_format=torch.channels_last)
+    fast.weight = torch.nn.Parameter(conv.weight.detach().clone())
+    x = torch.randn(16, 32, 2, 2).contiguous(memory_format=torch.channels_last)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out = fast(xb)
+    torch.testing.assert_close(out, conv(xa), atol=1e-5, rtol=1e-5)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    grad_out = torch.randn_like(out)
+    conv(xa).backward(grad_out)
+    out.backward(grad_out)
+    torch.testing.assert_close(xb.grad, xa.grad, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast.weight.grad, conv.weight.grad, atol=1e-5, rtol=1e-5)
+    assert fast.weight.grad.stride() == fast.weight.stride()
 
 
 @pytest.mark.slow
