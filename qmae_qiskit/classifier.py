@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -62,17 +62,17 @@ class ClassifierOptions:
     seed: int = 0
 
 
-@lru_cache(maxsize=None)
+@cache
 def _taps(height: int, width: int, stride: int) -> tuple[int, int, tuple[tuple[int, int, int, int], ...]]:
     """Which input position each output position of a 3x3, padding-1 convolution sees, and through
     which tap: ``(out_h, out_w, ((o, p, ky, kx), ...))`` with positions numbered row-major."""
     out_h, out_w = (height - 1) // stride + 1, (width - 1) // stride + 1
     taps = []
     for o in range(out_h * out_w):
-        i, j = divmod(o, out_w)
+        out_row, out_col = divmod(o, out_w)
         for p in range(height * width):
-            k, l = divmod(p, width)
-            ky, kx = k - i * stride + 1, l - j * stride + 1
+            row, col = divmod(p, width)
+            ky, kx = row - out_row * stride + 1, col - out_col * stride + 1
             if 0 <= ky <= 2 and 0 <= kx <= 2:
                 taps.append((o, p, ky, kx))
     return out_h, out_w, tuple(taps)
@@ -88,7 +88,7 @@ class _SmallMapConv(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, stride: int) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, stride: int) -> torch.Tensor:
         batch, channels, height, width = x.shape
         out_channels = weight.shape[0]
         out_h, out_w, taps = _taps(height, width, stride)
@@ -103,7 +103,7 @@ class _SmallMapConv(torch.autograd.Function):
         return out.view(batch, out_h, out_w, out_channels).permute(0, 3, 1, 2)  # channels_last memory
 
     @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad_out: torch.Tensor):
         x_flat, dense, weight = ctx.saved_tensors
         batch, channels, height, width, out_channels, out_h, out_w, taps = ctx.shape
         grad_flat = grad_out.permute(0, 2, 3, 1).reshape(batch, out_h * out_w * out_channels)
