@@ -129,16 +129,16 @@ class SmallMapConv2d(nn.Conv2d):
     ``state_dict``, outputs and gradients (the taps that see no data get a zero gradient, as in
     ``Conv2d``; weight decay still reaches them). It exists for speed: oneDNN computes every tap of
     the padded map (2.25x the products on a 2x2 map, 9x on a 1x1 one); on this project's 2-core
-    AVX-512 machine one 128-image training step of the model went from ~260 ms to ~185 ms
-    (docs/benchmarks.md). ``tests/test_classifier.py`` checks outputs and gradients against ``Conv2d``.
+    AVX-512 machine one 128-image training step of the model takes 166 ms, against 282 ms with
+    plain ``Conv2d`` (``qmae bench --only classifier``, docs/benchmarks.md). ``tests/test_classifier.py`` checks
+    outputs and gradients against ``Conv2d``.
     """
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        height, width = input.shape[-2:]
+        small = input.dim() == 4 and input.shape[-2] * input.shape[-1] <= 4
+        three_by_three = self.kernel_size == (3, 3) and self.padding == (1, 1) and self.stride[0] == self.stride[1]
         plain = self.groups != 1 or self.dilation != (1, 1) or self.padding_mode != "zeros"
-        if plain or self.kernel_size != (3, 3) or self.padding != (1, 1) or self.stride[0] != self.stride[1]:
-            return super()._conv_forward(input, weight, bias)
-        if height * width > 4 or input.dim() != 4:
+        if not small or not three_by_three or plain:
             return super()._conv_forward(input, weight, bias)
         out = _SmallMapConv.apply(input, weight, self.stride[0])
         return out if bias is None else out + bias.view(1, -1, 1, 1)
