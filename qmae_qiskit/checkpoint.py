@@ -21,7 +21,16 @@ from typing import Any
 
 import torch
 
-__all__ = ["CheckpointError", "atomic_write", "write_json", "save_checkpoint", "load_checkpoint", "load_config"]
+__all__ = [
+    "CheckpointError",
+    "atomic_write",
+    "write_json",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_config",
+    "finalize_checkpoint",
+    "is_final",
+]
 
 CONFIG = "config.json"
 # what config.json's "architecture" must hold (the model's other options have defaults)
@@ -157,3 +166,38 @@ def load_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path} is not a qmae-qiskit checkpoint")
     return state
+
+
+# what a published run's checkpoint keeps: the weights and token, and the bookkeeping that says where
+# the run ended (the optimizer's moments, the data order and the generator are for resuming only)
+FINAL_KEYS = ("model", "epoch", "step", "metrics_lines", "eval_fidelity", "config_sha256")
+
+
+def is_final(state: dict[str, Any]) -> bool:
+    """Whether a checkpoint state was finalized (:func:`finalize_checkpoint`): it evaluates, but
+    holds nothing to resume training from."""
+    return bool(state.get("final")) or "optimizer" not in state
+
+
+def finalize_checkpoint(run_dir: str | os.PathLike) -> tuple[int, int]:
+    """Rewrite a finished run's ``checkpoint.pt`` with only what loading and evaluating the model
+    need (:data:`FINAL_KEYS`), marked final: what a run committed or shared for others to load
+    keeps, about a third of the size (Adam's two moments per weight are gone). The run then loads and
+    evaluates as before; ``qmae train --resume`` refuses it in one line (fine-tune from it with
+    ``--init-from``). Atomic; finalizing a final checkpoint changes nothing.
+
+    Returns:
+        ``(bytes before, bytes after)``.
+
+    Raises:
+        CheckpointError: no readable checkpoint in ``run_dir``.
+    """
+    path = Path(run_dir) / CHECKPOINT
+    before = path.stat().st_size if path.is_file() else 0
+    state = load_checkpoint(run_dir)
+    if state.get("final"):
+        return before, before
+    final = {key: state[key] for key in FINAL_KEYS if key in state}
+    final["final"] = True
+    save_checkpoint(run_dir, final)
+    return before, path.stat().st_size

@@ -661,6 +661,11 @@ def resume(run_dir: str | os.PathLike, *, progress: bool = True, **overrides: An
                 "and checkpoint.pt, or start a new run with --out"
             )
         data = {"train": data_for_run(run_dir, split="train", whole=True)}  # the same images, or a one-line refusal
+        if state is not None and ckpt.is_final(state):
+            raise CheckpointError(
+                f"{run_dir} is a finished, published run: its checkpoint keeps the weights but not the optimizer "
+                f"state a resume needs; fine-tune from it with 'qmae train --init-from {run_dir} --out NEW_RUN'"
+            )
         run = _Run(config, run_dir, progress=progress, data=data)
         if state is not None:
             run.restore(state)

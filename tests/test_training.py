@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -377,3 +378,32 @@ def test_tensorboard_without_the_package_is_one_line_and_writes_nothing(tmp_path
     with pytest.raises(OptionError, match=r"tensorboard needs the tensorboard package: pip install"):
         train(out=tmp_path / "run", limit=32, batch_size=16, epochs=1, eval_limit=0, tensorboard=True, progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_finalized_run_evaluates_the_same_and_refuses_resume_in_one_line(tmp_path, capsys, mnist4):
+    """What a published run keeps (weights, token, config; no optimizer state): the same model, a
+    third of the bytes, and ``--resume`` says it is final and how to fine-tune from it."""
+    from qmae_qiskit.checkpoint import finalize_checkpoint, is_final, load_checkpoint
+
+    out = tmp_path / "run"
+    _small_run(out, epochs=2)
+    model = QMAE.load(out)
+    mask = model.random_mask(len(mnist4), generator=torch.Generator().manual_seed(0))
+    before_f = model.fidelity(mnist4, mask).detach()
+    before, after = finalize_checkpoint(out)
+    assert after < before and is_final(load_checkpoint(out))
+    assert finalize_checkpoint(out) == (after, after)  # idempotent
+    torch.testing.assert_close(QMAE.load(out).fidelity(mnist4, mask).detach(), before_f, rtol=0, atol=0)
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "published run" in err[0] and "--init-from" in err[0], err
+
+
+def test_every_committed_run_is_final():
+    """The repository carries the weights of its results, not their optimizer states."""
+    from qmae_qiskit.checkpoint import is_final, load_checkpoint
+
+    root = Path(__file__).resolve().parents[1] / "docs"
+    runs = sorted(p.parent for p in root.rglob("checkpoint.pt"))
+    assert len(runs) >= 20
+    assert [r for r in runs if not is_final(load_checkpoint(r))] == []
