@@ -4,18 +4,18 @@ Variants (``n`` data qubits, ``t`` trash qubits; the qubit counts are for n = 8,
 
 ``"paper"`` (``2n + t + 1`` = 18 qubits)
     Section 4 of the paper: the trash qubits are SWAPped with fresh ``|0>`` qubits, a second
-    register holds the embedding of the unmasked image, and a SWAP test on an ancilla gives
-    ``<Z_anc> = F``. Unitary up to the final measurement, so statevector estimators are exact; the
-    fresh qubits then hold the trash, so ``<Z_anc (x) |0><0|_fresh>`` and ``<|0><0|_fresh>`` give
-    the post-selected quantities too.
+    register holds the embedding of the unmasked image, and a SWAP test controlled by one more
+    qubit (the *control qubit*, register ``swap``) gives ``<Z_swap> = F``. Unitary up to the final
+    measurement, so statevector estimators are exact; the fresh qubits then hold the trash, so
+    ``<Z_swap (x) |0><0|_fresh>`` and ``<|0><0|_fresh>`` give the post-selected quantities too.
 ``"reset"`` (``2n + 1`` = 17 qubits)
     The design card's hardware form: a mid-circuit ``reset`` of the trash qubits replaces the swap.
 ``"destructive"`` (``2n`` = 16 qubits)
-    Reset, then the ancilla-free destructive SWAP test: CX(data_i, ref_i), H(data_i), measure all;
+    Reset, then the destructive SWAP test (no control qubit): CX(data_i, ref_i), H(data_i), measure all;
     ``F = E[(-1)**sum_i a_i b_i]`` over the data outcomes ``a`` and reference outcomes ``b``.
 ``"compute_uncompute"`` (``n`` = 8 qubits)
     Reset, decode, then the inverse of the original image's embedding on the same qubits;
-    ``F = P(all zeros)``. No second register, no ancilla.
+    ``F = P(all zeros)``. No second register, no control qubit.
 
 In these four ``F = <phi| rho_out |phi>`` where ``rho_out`` is the decoder's (mixed) output and
 ``|phi>`` the embedding of the unmasked image: the quantity the exact engine computes.
@@ -46,7 +46,7 @@ encoder's block form on the ``n + A`` qubits ``data + aux``) acts on the data an
 ``aux`` qubits, measured at the end into the classical bits after the others; a shot is kept
 when they read 0, so the decoder applies the block ``<0|W|0>``, a contraction (a block
 encoding) rather than a projector. The compute-uncompute, post-selected and reconstruction
-circuits take it (the SWAP-test variants do not: their ancilla-free forms are shallower); every
+circuits take it (the SWAP-test variants do not: their forms without a control qubit are shallower); every
 "kept shot" formula below reads all bits after the ``n`` data bits as bits that must be 0.
 """
 
@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 from qiskit.circuit import ClassicalRegister, ParameterVector, QuantumCircuit, QuantumRegister
 
+from .ancilla_decoder import AncillaStage
 from .ansatz import BLOCK_PARAMETERS, all_pairs, decoder, encoder, validate_pairs
 from .embedding import amplitude_embedding, check_num_qubits, ladder_embedding, num_embedding_parameters
 
@@ -104,7 +105,7 @@ class FidelityCircuit:
         weights: the encoder weights theta (shared with the decoder when it is tied).
         num_data_qubits: ``n``.
         trash_qubits: which data qubits are reset (or measured) between encoder and decoder.
-        ancilla: index of the qubit whose Z gives F: the SWAP-test ancilla, or the ``zero`` flag of
+        readout_qubit: index of the qubit whose Z gives F: the SWAP test's control qubit, or the ``zero`` flag of
             :func:`estimator_circuit`; ``None`` for variants without one.
         decoder_weights: the untied decoder's weights phi (``None`` when tied).
         fresh: indices of the fresh qubits that receive the trash (``"paper"``, :func:`estimator_circuit`),
@@ -121,7 +122,7 @@ class FidelityCircuit:
     weights: ParameterVector
     num_data_qubits: int
     trash_qubits: tuple[int, ...]
-    ancilla: int | None
+    readout_qubit: int | None
     decoder_weights: ParameterVector | None = None
     fresh: tuple[int, ...] = ()
     ancilla_weights: ParameterVector | None = None
@@ -132,6 +133,14 @@ class FidelityCircuit:
     def input_parameters(self) -> list:
         """Masked then original embedding parameters: the order the engines bind them in."""
         return list(self.masked) + list(self.original)
+
+    @property
+    def ancilla(self) -> int | None:
+        """Deprecated name of :attr:`readout_qubit` ("ancilla" now means the decoder's ancillas only)."""
+        import warnings
+
+        warnings.warn("FidelityCircuit.ancilla is now FidelityCircuit.readout_qubit", DeprecationWarning, stacklevel=2)
+        return self.readout_qubit
 
     @property
     def weight_parameters(self) -> list:
@@ -209,24 +218,17 @@ class _Parts:
         else:
             self.decoder = decoder(self.encoder)
         self.num_ancillas = ancillas
-        self.ancilla_weights = None
-        if ancillas:
-            wide = num_qubits + ancillas
-            stage_pairs = validate_pairs(all_pairs(wide) if ancilla_pairs is None else ancilla_pairs, wide)
-            self.ancilla_weights = ParameterVector("ω", BLOCK_PARAMETERS * len(stage_pairs))
-            self.ancilla_stage = encoder(wide, pairs=stage_pairs, parameters=self.ancilla_weights)
+        self.stage = AncillaStage(num_qubits, ancillas, ancilla_pairs) if ancillas else None  # ancilla_decoder.py
+        self.ancilla_weights = self.stage.weights if self.stage is not None else None
 
     def decode(self, qc: QuantumCircuit, data: QuantumRegister) -> QuantumRegister | None:
         """Append the decoder (and the ancilla stage on fresh ``aux`` qubits); returns ``aux``."""
         qc.compose(self.decoder, data, inplace=True)
-        if not self.num_ancillas:
-            return None
-        aux = QuantumRegister(self.num_ancillas, "aux")
-        qc.add_register(aux)
-        qc.compose(self.ancilla_stage, list(data) + list(aux), inplace=True)
-        return aux
+        return self.stage.append(qc, data) if self.stage is not None else None
 
-    def result(self, qc: QuantumCircuit, variant: str, ancilla=None, fresh: Sequence[int] = ()) -> FidelityCircuit:
+    def result(
+        self, qc: QuantumCircuit, variant: str, readout_qubit=None, fresh: Sequence[int] = ()
+    ) -> FidelityCircuit:
         return FidelityCircuit(
             qc,
             variant,
@@ -235,7 +237,7 @@ class _Parts:
             self.weights,
             self.n,
             self.trash,
-            ancilla,
+            readout_qubit,
             self.decoder_weights,
             tuple(fresh),
             self.ancilla_weights,
@@ -297,7 +299,7 @@ def fidelity_circuit(
     # the registers each variant adds (None where it has none)
     fresh: Any = None
     ref: Any = None
-    anc: Any = None
+    swap: Any = None
     if variant == "paper":
         fresh = QuantumRegister(len(trash), "fresh")
         regs.append(fresh)
@@ -305,8 +307,8 @@ def fidelity_circuit(
         ref = QuantumRegister(n, "ref")
         regs.append(ref)
     if variant in ("paper", "reset"):
-        anc = QuantumRegister(1, "anc")
-        regs.append(anc)
+        swap = QuantumRegister(1, "swap")  # the SWAP test's control qubit
+        regs.append(swap)
     qc = QuantumCircuit(*regs, name=f"qmae_{variant}")
 
     qc.compose(parts.embed(parts.masked), data, inplace=True)
@@ -321,14 +323,14 @@ def fidelity_circuit(
     aux = parts.decode(qc, data)
 
     if variant in ("paper", "reset"):
-        qc.h(anc[0])
+        qc.h(swap[0])
         for i in range(n):
-            qc.cswap(anc[0], data[i], ref[i])
-        qc.h(anc[0])
+            qc.cswap(swap[0], data[i], ref[i])
+        qc.h(swap[0])
         if measure:
             creg = ClassicalRegister(1, "c")
             qc.add_register(creg)
-            qc.measure(anc[0], creg[0])
+            qc.measure(swap[0], creg[0])
     elif variant == "destructive":
         for i in range(n):
             qc.cx(data[i], ref[i])
@@ -344,9 +346,9 @@ def fidelity_circuit(
         if aux is not None:
             qc.measure(aux, creg[n:])
 
-    ancilla = qc.find_bit(anc[0]).index if anc is not None else None
+    readout = qc.find_bit(swap[0]).index if swap is not None else None
     fresh_indices = [qc.find_bit(q).index for q in fresh] if fresh is not None else []
-    return parts.result(qc, variant, ancilla, fresh_indices)
+    return parts.result(qc, variant, readout, fresh_indices)
 
 
 def estimator_circuit(
@@ -378,7 +380,7 @@ def estimator_circuit(
         latent_qubits, trash_qubits, pairs, decoder: as :func:`fidelity_circuit` takes them.
 
     Returns:
-        A :class:`FidelityCircuit`: ``variant`` is :data:`ESTIMATOR_VARIANT`, ``ancilla`` the ``zero``
+        A :class:`FidelityCircuit`: ``variant`` is :data:`ESTIMATOR_VARIANT`, ``readout_qubit`` the ``zero``
         qubit, ``fresh`` the qubits that receive the trash.
 
     Raises:

@@ -5,6 +5,7 @@ API, re-exported here::
 
     QMAE, QAE, ModelConfig, build_model,    the model and its architecture (qmae_qiskit.model)
     load_model
+    bound_circuit, template                  a model's circuits, bound or parameterized (qmae_qiskit.model_circuits)
     train, resume, TrainConfig, TrainResult  training into a run directory (qmae_qiskit.training)
     OptionError                              a bad option, named as the caller spelled it (qmae_qiskit.options)
     evaluate, evaluate_run, EvalResult       scoring (qmae_qiskit.evaluation)
@@ -18,6 +19,7 @@ from .data import ImageSet, load_mnist
 from .datasets import load_dataset
 from .evaluation import EvalResult, evaluate, evaluate_run
 from .model import QAE, QMAE, ModelConfig, build_model, load_model
+from .model_circuits import bound_circuit, template
 from .options import OptionError
 from .probe import ProbeResult, probe
 from .runs import data_for_run, evaluation_masks
@@ -29,6 +31,8 @@ __all__ = [
     "ModelConfig",
     "build_model",
     "load_model",
+    "bound_circuit",
+    "template",
     "OptionError",
     "TrainConfig",
     "TrainResult",

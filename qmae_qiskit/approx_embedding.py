@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import torch
 
-__all__ = ["LadderFit", "fit_ladder", "ladder_states", "ladder_cnots", "DEFAULT_SWEEPS"]
+__all__ = ["LadderFit", "LadderFits", "fit_ladder", "ladder_states", "ladder_cnots", "DEFAULT_SWEEPS"]
 
 DEFAULT_SWEEPS = 200  # mean embedding fidelity 0.967 at L = 16 over the 10,000 MNIST test images (docs/hardware.md)
 
@@ -196,3 +196,25 @@ def _fit_chunk(target: torch.Tensor, layers: int, sweeps: int) -> torch.Tensor:
                 stored[k] = bra
                 bra = _ry(bra, q, n, torch.cos(half), -torch.sin(half))
     return theta
+
+
+class LadderFits:
+    """Ladder fits cached by content (the last ``size``): the states a model embeds and the angles
+    its circuits bind come from one fit, so a model's fidelity and reconstruction of the same
+    images fit once."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._fits: dict[tuple[int, str], LadderFit] = {}
+
+    def fit(self, vectors: torch.Tensor, layers: int) -> LadderFit:
+        """The fit of ``(B, 2**n)`` pixel vectors with ``layers`` ladder layers."""
+        import hashlib
+
+        data = vectors.detach().to("cpu", torch.float64).contiguous()
+        key = (layers, hashlib.sha1(data.numpy().tobytes()).hexdigest())
+        if key not in self._fits:
+            if len(self._fits) >= self.size:
+                self._fits.pop(next(iter(self._fits)))
+            self._fits[key] = fit_ladder(data, layers)
+        return self._fits[key]

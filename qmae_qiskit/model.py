@@ -19,38 +19,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
-import numpy as np
 import torch
-from qiskit.circuit import QuantumCircuit
 from torch import nn
 
-from .angles import embedding_angles
+from .approx_embedding import LadderFits
 from .checkpoint import CONFIG, CheckpointError, load_checkpoint, load_config
 from .circuits.ansatz import BLOCK_PARAMETERS, PAIR_SETS, all_pairs, named_pairs, validate_pairs
 from .circuits.embedding import image_qubits
-from .circuits.features import FEATURES, basis_angles, features_circuit
-from .circuits.fidelity import (
-    CIRCUIT_VARIANTS,
-    DECODERS,
-    RECONSTRUCTION,
-    RECONSTRUCTION_POSTSELECT_FLAG,
-    RECONSTRUCTION_VARIANTS,
-    FidelityCircuit,
-    fidelity_circuit,
-    reconstruction_circuit,
-    resolve_trash_qubits,
-)
+from .circuits.fidelity import DECODERS, resolve_trash_qubits
+from .conditioning import by_position, mask_positions
 from .engines import ANSATZES, ENGINES, Branches, Engine, make_engine
-from .engines.exact import ExactEngine
-from .masking import (
-    fill_masked,
-    num_masked_patches,
-    parse_patch_size,
-    patch_grid,
-    random_masks,
-    single_patch_positions,
-)
-from .metrics import composite_image, pauli_expectations, state_fidelity
+from .engines.ancilla_decoder import initial_stage
+from .inputs import check_images_and_mask
+from .latent import latent_features
+from .losses import LOSSES, branches_and_pixels, check_loss_options
+from .masking import fill_masked, num_masked_patches, parse_patch_size, patch_grid, random_masks
+from .metrics import composite_image, state_fidelity
 from .options import OptionError, Options, option
 
 MAX_UNITARY_QUBITS = 10  # a dense 1024 x 1024 matrix exponential per step
@@ -73,28 +57,7 @@ MODELS = ("qmae", "qae")
 OBJECTIVES = ("reset", "postselect")
 TOKENS = ("shared", "per-patch")
 CONDITIONS = ("none", "position")
-LOSSES = ("fidelity", "composite")
 MAX_ANCILLAS = 4
-
-# The block's angles that make it the identity (up to a global phase; found by optimization, pinned
-# by tests/test_model.py): the ancilla stage starts here, so training starts from the plain decoder.
-IDENTITY_BLOCK = (
-    -2.4699099111311065,
-    0.0,
-    2.058715636117597,
-    1.6783284927738604,
-    1.1879388615120094,
-    2.2476521907511295,
-    math.pi / 2,
-    -math.pi / 2,
-    math.pi / 2,
-    -2.8723759655116194,
-    0.0,
-    -1.4288187410094628,
-    2.4647367916581073,
-    -1.1879388675151195,
-    -1.6783284933227827,
-)
 
 
 def _pairs(value: Any) -> str | tuple[tuple[int, int], ...]:
@@ -168,8 +131,8 @@ class ModelConfig(Options):
     )
     embedding_layers: int | None = option(
         None,
-        "the approximate ladder embedding hardware runs (L layers of n-1 CNOTs) instead of the exact one; slow to "
-        "train: for fine-tuning",
+        "the approximate ladder embedding hardware runs (L layers of n-1 CNOTs) instead of the exact one (training "
+        "with it is slow: for fine-tuning)",
         minimum=1,
         maximum=64,  # 64 (n - 1) CNOTs decohere on any device and take minutes to fit: more is a typo
         metavar="L",
@@ -265,6 +228,22 @@ class ModelConfig(Options):
 _UNITARY = ("ansatz", "pairs", "layers")
 
 
+def _check_engine(config: ModelConfig, engine: str) -> None:
+    """Refuse an engine that cannot compute this architecture, naming both options."""
+    if engine not in ENGINES:
+        raise OptionError(f"{{0}} must be one of {', '.join(ENGINES)}, got {engine!r}", "engine")
+    if engine == "exact":
+        return
+    if config.embedding_layers is not None:
+        raise OptionError(
+            "the approximate embedding ({0}) runs on the exact engine only; use {1} exact", "embedding_layers", "engine"
+        )
+    if config.ansatz == "unitary":
+        raise OptionError("{0} unitary is a bound computed by the exact engine only; use {1} exact", "ansatz", "engine")
+    if config.ancillas:
+        raise OptionError("the ancilla-assisted decoder ({0}) runs on {1} exact only", "ancillas", "engine")
+
+
 class LossTerms(NamedTuple):
     """What one training step computes: ``loss`` (scalar), ``fidelity`` and ``kept`` (``(B,)``)."""
 
@@ -330,8 +309,7 @@ class QMAE(nn.Module):
                 "model",
             )
         config.validate()
-        if engine not in ENGINES:
-            raise OptionError(f"{{0}} must be one of {', '.join(ENGINES)}, got {engine!r}", "engine")
+        _check_engine(config, engine)
         self.config = config
         self.num_qubits = config.num_qubits
         self.num_masked = num_masked_patches(config.mask_ratio, config.image_size, config.patch_size)
@@ -341,7 +319,7 @@ class QMAE(nn.Module):
         self.encoder_pairs = self.pairs * config.layers  # layer l's blocks are encoder_pairs[l * len(pairs):]
         self.ancilla_pairs = config.ancilla_pairs() * config.layers if config.ancillas else []
         self.num_positions = config.num_positions
-        self._fits: dict[tuple[int | None, str], Any] = {}  # LadderFit by (layers, content hash)
+        self._fits = LadderFits()  # the ladder embedding's fits, by content
 
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         sets = (self.num_positions,) if config.condition == "position" else ()  # one weight set per position
@@ -355,12 +333,13 @@ class QMAE(nn.Module):
         self.decoder_theta = nn.Parameter(theta.clone()) if config.decoder == "untied" else None
         self.ancilla_theta: nn.Parameter | None = None
         if config.ancillas:  # the ancilla stage W starts at (nearly) the identity: the plain decoder
-            if config.ansatz == "unitary":
-                wide = 2 ** (self.num_qubits + config.ancillas)
-                stage = 0.01 * torch.randn(*sets, 2, wide, wide, generator=gen)
-            else:
-                identity = torch.tensor(IDENTITY_BLOCK).repeat(len(self.ancilla_pairs))
-                stage = identity + 0.01 * torch.randn(*sets, identity.numel(), generator=gen)
+            stage = initial_stage(
+                sets=sets,
+                num_blocks=len(self.ancilla_pairs),
+                wide_qubits=self.num_qubits + config.ancillas,
+                ansatz=config.ansatz,
+                generator=gen,
+            )
             self.ancilla_theta = nn.Parameter(stage)
         self.token: nn.Parameter | None
         if self.uses_token:
@@ -369,7 +348,6 @@ class QMAE(nn.Module):
             self.token = nn.Parameter(torch.full(shape, float(token_init)))  # (Hp, Wp) or (P, Hp, Wp)
         else:
             self.register_parameter("token", None)
-        self._circuits: dict[tuple[str, bool, int | None], FidelityCircuit] = {}  # by variant, measure, embedding
         self.engine = "exact"
         self.set_engine(engine, **(engine_options or {}))
         self.set_embedding(config.embedding_layers)
@@ -399,20 +377,7 @@ class QMAE(nn.Module):
             OptionError: an unknown engine, or the estimator engine with an approximate embedding
                 or the unitary ansatz.
         """
-        if engine not in ENGINES:
-            raise OptionError(f"{{0}} must be one of {', '.join(ENGINES)}, got {engine!r}", "engine")
-        if engine != "exact" and self.embedding_layers is not None:
-            raise OptionError(
-                "the approximate embedding ({0}) runs on the exact engine only; use {1} exact",
-                "embedding_layers",
-                "engine",
-            )
-        if engine != "exact" and self.ansatz == "unitary":
-            raise OptionError(
-                "{0} unitary is a bound computed by the exact engine only; use {1} exact", "ansatz", "engine"
-            )
-        if engine != "exact" and self.ancillas:
-            raise OptionError("the ancilla-assisted decoder ({0}) runs on {1} exact only", "ancillas", "engine")
+        _check_engine(self.config, engine)
         if engine == "exact":
             options.setdefault("ansatz", self.ansatz)
             if self.ancillas:
@@ -432,12 +397,7 @@ class QMAE(nn.Module):
         """
         config = self.config.replace(embedding_layers=layers)
         config.check_field("embedding_layers")
-        if layers is not None and self.engine != "exact":
-            raise OptionError(
-                "the approximate embedding ({0}) runs on the exact engine only; use {1} exact",
-                "embedding_layers",
-                "engine",
-            )
+        _check_engine(config, self.engine)
         self.config = config  # templates and ladder fits are cached per embedding: nothing to drop
         return self
 
@@ -473,97 +433,27 @@ class QMAE(nn.Module):
 
     # --- validation ----------------------------------------------------------------------------
 
-    def _check(self, images: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        images = torch.as_tensor(images)
-        mask = torch.as_tensor(mask)
-        s = self.image_size
-        if images.dim() != 3:
-            raise ValueError(f"images must be a (batch, {s}, {s}) tensor, got shape {tuple(images.shape)}")
-        if images.shape[1] != images.shape[2]:
-            raise ValueError(f"images must be square, got {images.shape[1]}x{images.shape[2]}")
-        if images.shape[1] != s:
-            raise ValueError(
-                f"this model takes {s}x{s} images, got {images.shape[1]}x{images.shape[2]}; resize them "
-                "(qmae_qiskit.data does)"
-            )
-        if images.shape[0] == 0:
-            raise ValueError(f"images is an empty batch (shape {tuple(images.shape)}); pass at least one image")
-        if images.dtype == torch.uint8:
-            raise ValueError("images are uint8 (0-255); pass float pixels in [0, 1] (images / 255)")
-        if not torch.is_floating_point(images):
-            images = images.float()
-        if torch.isnan(images).any() or torch.isinf(images).any():
-            raise ValueError("images contain NaN or inf pixels")
-        if (images > 1 + 1e-6).any():
-            # the token and every default live on the [0, 1] scale: 0-255 pixels would silently change the fill
-            raise ValueError(
-                f"images have pixels above 1 (max {images.max().item():g}); pixels are in [0, 1]: divide by 255 "
-                "(qmae_qiskit.data.resize does)"
-            )
-        if (images < 0).any():
-            raise ValueError(
-                "images contain negative pixels; amplitude embedding here needs pixels >= 0 (scale to [0, 1])"
-            )
-        empty = images.flatten(1).sum(1) == 0
-        if empty.any():
-            raise ValueError(
-                f"image(s) {empty.nonzero().flatten().tolist()} are all zero and cannot be amplitude-embedded"
-            )
-        if mask.shape != images.shape:
-            raise ValueError(f"mask must have the images' shape {tuple(images.shape)}, got {tuple(mask.shape)}")
-        if mask.dtype != torch.bool:
-            if ((mask != 0) & (mask != 1)).any():
-                raise ValueError("mask must be boolean (True = masked pixel)")
-            mask = mask.bool()
-        if self.condition == "position":
-            self.positions(mask)  # one whole patch per image, or a one-line error
-        return images, mask.to(images.device)
-
-    def positions(self, mask: torch.Tensor) -> torch.Tensor:
-        """``(B,)`` the masked patch's position of each mask (row-major on the patch grid): the
-        weight set ``condition="position"`` uses for that image.
+    def check_inputs(self, images: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(images, mask)`` as every method takes them (:func:`~qmae_qiskit.inputs.check_images_and_mask`;
+        a position-conditioned model also needs one whole patch per mask).
 
         Raises:
-            ValueError: a mask that is not exactly one whole patch.
+            ValueError: malformed images or mask, named with the fix.
         """
-        positions = single_patch_positions(mask, self.patch_size)
-        if (positions < 0).any():
-            bad = (positions < 0).nonzero().flatten()[:5].tolist()
-            ph, pw = self.patch_size
-            raise ValueError(
-                f"condition='position' picks the weights by the masked patch, but mask(s) {bad} are not exactly one "
-                f"whole {ph}x{pw} patch; mask one patch per image (model.random_mask does)"
-            )
-        return positions
+        images, mask = check_images_and_mask(images, mask, image_size=self.image_size)
+        if self.condition == "position":
+            self.positions(mask)  # one whole patch per image, or a one-line error
+        return images, mask
 
-    def _weights(self, position: int | None) -> dict[str, torch.Tensor | None]:
-        """The engine's weights for one patch position (``None``: the unconditioned model's)."""
+    _check = check_inputs
 
-        def pick(w: torch.Tensor | None) -> torch.Tensor | None:
-            return w if w is None or position is None else w[position]
-
-        weights = {"theta": pick(self.theta), "decoder": pick(self.decoder_theta)}
-        if self.ancillas:
-            weights["ancilla"] = pick(self.ancilla_theta)
-        return weights
+    def positions(self, mask: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` each mask's patch position: the weight set ``condition="position"`` uses
+        (:func:`~qmae_qiskit.conditioning.mask_positions`)."""
+        return mask_positions(mask, self.patch_size)
 
     def _by_position(self, mask: torch.Tensor, run: Callable[[dict[str, Any], Any], Any]) -> Any:
-        """``run(weights, rows)`` once (unconditioned) or per patch position on that position's
-        rows, the results put back in batch order (a tensor or a tuple of tensors / ``None``)."""
-        if self.condition != "position":
-            return run(self._weights(None), slice(None))
-        positions = self.positions(mask).to(mask.device)
-        groups = [(p, (positions == p).nonzero().flatten()) for p in positions.unique().tolist()]
-        parts = [run(self._weights(p), rows) for p, rows in groups]
-        back = torch.cat([rows for _, rows in groups]).argsort()
-
-        def merge(pieces: list[Any]) -> Any:
-            return None if pieces[0] is None else torch.cat(pieces)[back]
-
-        if isinstance(parts[0], tuple):
-            fields = [merge(list(field)) for field in zip(*parts)]
-            return type(parts[0])(*fields) if hasattr(parts[0], "_fields") else tuple(fields)
-        return merge(parts)
+        return by_position(self, mask, run)  # conditioning.py: once, or once per patch position
 
     # --- the model -----------------------------------------------------------------------------
 
@@ -642,26 +532,11 @@ class QMAE(nn.Module):
         """
         if self.embedding_layers is None:
             return vectors
-        return self._ladder_fit(vectors).states.to(vectors.device, vectors.dtype)
+        return self._fits.fit(vectors, self.embedding_layers).states.to(vectors.device, vectors.dtype)
 
     def ladder_angles(self, vectors: torch.Tensor) -> torch.Tensor:
         """``(B, (L + 1) * n)`` ladder circuit angles for pixel vectors (approximate embedding)."""
-        return self._ladder_fit(vectors).angles.flatten(1)
-
-    def _ladder_fit(self, vectors: torch.Tensor):
-        """The fit of these vectors, cached by content (the states for :meth:`embed` and the angles
-        for the circuits come from one fit)."""
-        import hashlib
-
-        from .approx_embedding import fit_ladder
-
-        data = vectors.detach().to("cpu", torch.float64).contiguous()
-        key = (self.embedding_layers, hashlib.sha1(data.numpy().tobytes()).hexdigest())
-        if key not in self._fits:
-            if len(self._fits) >= 8:
-                self._fits.pop(next(iter(self._fits)))
-            self._fits[key] = fit_ladder(data, self.embedding_layers)
-        return self._fits[key]
+        return self._fits.fit(vectors, self.embedding_layers or 1).angles.flatten(1)
 
     def loss(
         self,
@@ -715,21 +590,10 @@ class QMAE(nn.Module):
             ValueError: a negative or non-finite weight, a weight of the other objective, an
                 unknown loss, or the composite loss on the estimator engine.
         """
-        for name, weight in (("trash_weight", trash_weight), ("keep_weight", keep_weight)):
-            if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {weight!r}")
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        check_loss_options(self, trash_weight=trash_weight, keep_weight=keep_weight, loss=loss)
         postselect = self.objective == "postselect"
-        if postselect and trash_weight:
-            raise ValueError("trash_weight is the reset objective's term; with post-selection use keep_weight")
-        if not (postselect or self.ancillas) and keep_weight:
-            raise ValueError(
-                "keep_weight holds the acceptance rate of objective='postselect' (or of ancillas > 0); with reset use "
-                "trash_weight"
-            )
         if loss == "composite":
-            b, pixels = self._branches_and_pixels(images, mask)
+            b, pixels = branches_and_pixels(self, images, mask)
             images, mask = self._check(images, mask)
             fid = state_fidelity(composite_image(pixels.sqrt(), images, mask), images).to(images.dtype)
         else:
@@ -743,77 +607,15 @@ class QMAE(nn.Module):
             total = total + trash_weight * (1.0 - b.kept).mean()
         return LossTerms(total, fid, torch.ones_like(fid) if kept is None else kept)
 
-    def _branches_and_pixels(self, images: torch.Tensor, mask: torch.Tensor) -> tuple[Branches, torch.Tensor]:
-        """:meth:`branches` and the output's pixel probabilities ``(B, H, W)`` of the model's own
-        procedure, from one differentiable pass of the exact engine (the composite loss)."""
-        if self.engine != "exact":
-            raise ValueError(
-                "loss='composite' reads the output's pixels, which the exact engine computes: use engine exact"
-            )
-        images, mask = self._check(images, mask)
-        masked = self.embed(self.fill(images, mask).flatten(1))
-        original = self.embed(images.flatten(1))
-        postselect = self.objective == "postselect"
-        engine = self._engine
-        assert isinstance(engine, ExactEngine)
-
-        def run(w: dict[str, Any], rows: Any) -> tuple[torch.Tensor | None, ...]:
-            out = engine.decoded(w["theta"], masked[rows], decoder=w["decoder"], ancilla=w.get("ancilla"))
-            b = engine.branches_from(out, original[rows])
-            probs = (out[:, :1] if postselect else out).abs().square().sum(1)
-            total = probs.sum(1, keepdim=True)
-            probs = probs / torch.where(total > 0, total, torch.ones_like(total))
-            return (*b, probs)
-
-        *fields, probs = self._by_position(mask, run)
-        return Branches(*fields), probs.reshape(images.shape).clamp_min(1e-12)
-
     def features(self, images: torch.Tensor, mask: torch.Tensor | None = None, *, kind: str = "pauli2") -> torch.Tensor:
-        """What the encoder learned, as numbers: expectation values of Pauli observables on the
-        latent qubits of ``U |psi>``, the state the trash is cut from (the input embedded as the
-        hardware prepares it: :meth:`embed`).
+        """What the encoder learned, as numbers: Pauli expectations on the latent qubits of ``U |psi>``.
 
-        ``kind="pauli2"`` (default): X, Y, Z on each latent qubit and the 9 products on each pair,
-        ``3k + 9k(k-1)/2`` values for ``k`` latent qubits (210 at k = 7; 1- and 2-local, what a
-        device estimates with few measurement bases); ``"pauli1"``: the ``3k`` single-qubit ones.
-        Order and labels: :func:`~qmae_qiskit.metrics.pauli_labels` with :attr:`latent_indices`.
-
-        Args:
-            images: ``(B, H, W)`` pixels in [0, 1].
-            mask: ``(B, H, W)`` bool: the features of the masked input (patch filled as the model
-                fills it); ``None``: of the clean image. Needed by ``condition="position"`` models,
-                whose encoder depends on the patch.
-            kind: ``"pauli2"`` or ``"pauli1"``.
-
-        Returns:
-            ``(B, F)`` real, no gradient.
-
-        Raises:
-            ValueError: a bad ``kind``, malformed images or mask, or a position-conditioned model
-                without a mask.
+        ``kind="pauli2"`` (default): X, Y, Z on each latent qubit and the 9 products on each pair
+        (210 values at k = 7); ``"pauli1"``: the ``3k`` single-qubit ones. ``mask``: the masked
+        input's features (needed by ``condition="position"``); ``None``: the clean image's.
+        Returns ``(B, F)`` real, no gradient; details: :func:`~qmae_qiskit.latent.latent_features`.
         """
-        if self.condition == "position" and mask is None:
-            raise ValueError("a condition='position' model's encoder depends on the masked patch: pass a mask")
-        unitary = getattr(self._engine, "unitary", None)
-        if unitary is None:
-            raise ValueError("features are computed by the exact engine: call model.set_engine('exact') first")
-        if mask is None:
-            images, _ = self._check(images, torch.zeros(images.shape, dtype=torch.bool, device=images.device))
-            vectors = images.flatten(1)
-            mask = torch.zeros_like(images, dtype=torch.bool)
-        else:
-            images, mask = self._check(images, mask)
-            vectors = self.fill(images, mask).flatten(1)
-        with torch.no_grad():
-            psi = self.embed(vectors).to(self._engine_dtype())
-            psi = psi / psi.norm(dim=1, keepdim=True).clamp_min(1e-300)
-
-            def encode(weights: dict[str, Any], rows: Any) -> torch.Tensor:
-                u = unitary(weights["theta"])  # (2^n, 2^n), Qiskit's index order
-                return psi[rows] @ u.transpose(0, 1)
-
-            states = self._by_position(mask, encode)
-            return pauli_expectations(states, self.num_qubits, self.latent_indices, kind).float()
+        return latent_features(self, images, mask, kind=kind)
 
     @property
     def latent_indices(self) -> list[int]:
@@ -860,116 +662,34 @@ class QMAE(nn.Module):
         amplitudes = probs.sqrt().reshape(images.shape)
         return composite_image(amplitudes, images, mask) if composite else amplitudes
 
-    # --- circuits ------------------------------------------------------------------------------
+    # --- circuits (qmae_qiskit.model_circuits; these names stay for older scripts) ------------------
 
-    def template(self, variant: str = "reset", *, measure: bool = False) -> FidelityCircuit:
-        """The parameterized circuit of this architecture (cached per variant): one of
-        :data:`~qmae_qiskit.circuits.CIRCUIT_VARIANTS` (the fidelity variants, post-selected ones
-        included, and the reconstruction circuits).
+    def template(self, variant: str = "reset", *, measure: bool = False) -> Any:
+        """Deprecated: :func:`qmae_qiskit.model_circuits.template` (``template(model, variant)``)."""
+        return _circuits("template")(self, variant, measure=measure)
 
-        Raises:
-            ValueError: an unknown variant, or the unitary ansatz (a bound, not a circuit).
-        """
-        if variant not in CIRCUIT_VARIANTS and variant != FEATURES:
-            raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join((*CIRCUIT_VARIANTS, FEATURES))}")
-        if self.ansatz == "unitary":
-            raise ValueError("the unitary ansatz is a bound on what circuits can do, not a circuit: it has no template")
-        key = (variant, measure, self.embedding_layers)
-        if key not in self._circuits:
-            common = dict(
-                trash_qubits=self.trash_qubits,
-                pairs=self.encoder_pairs,
-                embedding_layers=self.embedding_layers,
-                decoder=self.decoder,
-                ancillas=self.ancillas,
-                ancilla_pairs=self.ancilla_pairs or None,
-            )
-            if variant == FEATURES:  # the latent qubits read in Pauli bases (issue 23): no decoder, no reference
-                if self.ancillas or self.condition == "position":
-                    raise ValueError(
-                        "device features are built for one shared encoder without ancillas; this run has "
-                        f"{'ancillas' if self.ancillas else 'per-position encoders'}: use model.features() instead"
-                    )
-                spec = features_circuit(
-                    self.num_qubits,
-                    trash_qubits=self.trash_qubits,
-                    pairs=self.encoder_pairs,
-                    embedding_layers=self.embedding_layers,
-                )
-            elif variant in RECONSTRUCTION_VARIANTS:
-                spec = reconstruction_circuit(
-                    self.num_qubits,
-                    postselect=variant != RECONSTRUCTION,
-                    flag=variant == RECONSTRUCTION_POSTSELECT_FLAG,
-                    **common,
-                )
-            else:
-                spec = fidelity_circuit(self.num_qubits, variant=variant, measure=measure, **common)
-            self._circuits[key] = spec
-        return self._circuits[key]
+    def parameter_values(self, images: Any, mask: Any, variant: str = "reset", *, bases: Sequence[str] = ()) -> Any:
+        """Deprecated: :func:`qmae_qiskit.model_circuits.parameter_values`."""
+        return _circuits("parameter_values")(self, images, mask, variant, bases=bases)
 
-    def parameter_values(
-        self, images: torch.Tensor, mask: torch.Tensor, variant: str = "reset", *, bases: Sequence[str] = ()
-    ) -> np.ndarray:
-        """Values of the template's parameters, in ``template(variant).circuit.parameters`` order.
+    def circuit(self, image: Any, mask: Any, *, variant: str = "reset", measure: bool = False) -> Any:
+        """Deprecated: :func:`qmae_qiskit.model_circuits.bound_circuit`."""
+        return _circuits("bound_circuit")(self, image, mask, variant=variant, measure=measure)
 
-        Args:
-            images: ``(B, H, W)``.
-            mask: ``(B, H, W)`` bool (all ``False``: the clean images).
-            variant: the template's variant.
-            bases: the ``"features"`` variant: its measurement bases
-                (:func:`~qmae_qiskit.circuits.measurement_bases`); each image is bound once per
-                basis, image-major (default: Z on every latent qubit).
 
-        Returns:
-            ``(B, num_parameters)`` float array: one binding per image (one PUB for a sampler);
-            ``(B * len(bases), num_parameters)`` for the ``"features"`` variant.
-        """
-        images, mask = self._check(images, mask)
-        spec = self.template(variant)
-        if bases and spec.basis is None:
-            raise ValueError(f"bases= is for the 'features' variant, not {variant!r}")
-        angles = embedding_angles if self.embedding_layers is None else self.ladder_angles
-        with torch.no_grad():
-            masked = angles(self.fill(images, mask).flatten(1).double())
-            original = angles(images.flatten(1).double())
-            parts = [w for w in (self.theta, self.decoder_theta, self.ancilla_theta) if w is not None]
-            if self.condition == "position":  # each image's own position's weights
-                where = self.positions(mask)
-                weights = torch.cat([w.detach().double()[where] for w in parts], dim=1)
-            else:
-                weights = torch.cat([w.detach().double() for w in parts]).expand(images.shape[0], -1)
-        named = torch.cat([masked, original, weights], dim=1).numpy()
-        # columns of `named`: masked angles, original angles, weights (whatever the circuit uses of them)
-        size = masked.shape[1]
-        columns = {p: k for k, p in enumerate(spec.masked)}
-        columns.update({p: size + k for k, p in enumerate(spec.original)})
-        columns.update({p: 2 * size + k for k, p in enumerate(spec.weight_parameters)})
-        if spec.basis is not None:  # each image once per basis (image-major), the basis angles last
-            rotations = np.array([basis_angles(b) for b in bases or ["Z" * (len(spec.basis) // 2)]])
-            columns.update({p: named.shape[1] + k for k, p in enumerate(spec.basis)})
-            named = np.hstack([np.repeat(named, len(rotations), axis=0), np.tile(rotations, (len(named), 1))])
-        order = [columns[p] for p in spec.circuit.parameters]
-        return named[:, order]
+def _circuits(name: str) -> Any:
+    """``model_circuits.<name>``, with the warning that the method moved there."""
+    import warnings
 
-    def circuit(
-        self, image: torch.Tensor, mask: torch.Tensor, *, variant: str = "reset", measure: bool = False
-    ) -> QuantumCircuit:
-        """A bound fidelity circuit for one image.
+    from . import model_circuits
 
-        Args:
-            image: ``(H, W)``.
-            mask: ``(H, W)`` bool.
-            variant: a fidelity variant (:data:`~qmae_qiskit.circuits.VARIANTS`) or a reconstruction.
-            measure: add the final measurement(s) of the SWAP-test ancilla.
-
-        Returns:
-            A :class:`~qiskit.circuit.QuantumCircuit` with every parameter assigned.
-        """
-        image, mask = torch.as_tensor(image), torch.as_tensor(mask)
-        spec = self.template(variant, measure=measure)
-        values = self.parameter_values(image[None], mask[None], variant)[0]
-        return spec.circuit.assign_parameters(dict(zip(spec.circuit.parameters, values)))
+    warnings.warn(
+        f"QMAE.{'circuit' if name == 'bound_circuit' else name}() moved to "
+        f"qmae_qiskit.model_circuits.{name}(model, ...)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return getattr(model_circuits, name)
 
 
 class QAE(QMAE):

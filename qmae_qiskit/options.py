@@ -29,7 +29,19 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-__all__ = ["OptionError", "OptionSpec", "Options", "option", "add_flags", "flag_name", "FLAG", "KEYWORD"]
+__all__ = [
+    "OptionError",
+    "OptionSpec",
+    "Options",
+    "option",
+    "add_flags",
+    "flag_name",
+    "count",
+    "FLAG",
+    "KEYWORD",
+    "DataOptions",
+    "OutputOptions",
+]
 
 FLAG, KEYWORD = "flag", "keyword"
 
@@ -83,6 +95,12 @@ class OptionSpec:
     cli: bool = True
     parse: Callable[[Any], Any] | None = None  # a flag's text or a JSON value -> the field's value
     show_default: bool = True
+    positional: bool = False  # a command's argument (RUN_DIR), not a --flag
+    short: str | None = None  # a one-letter alias (-v)
+    repeat: bool = False  # the flag may be given several times; the value is a tuple
+    exclusive: str | None = None  # exactly one of the options sharing this group name must be given
+    required: bool = False  # a flag the command cannot run without (--out, --backend)
+    hidden: bool = False  # left out of --help (internal flags)
 
 
 def option(
@@ -99,6 +117,12 @@ def option(
     cli: bool = True,
     parse: Callable[[Any], Any] | None = None,
     show_default: bool = True,
+    positional: bool = False,
+    short: str | None = None,
+    repeat: bool = False,
+    exclusive: str | None = None,
+    required: bool = False,
+    hidden: bool = False,
 ) -> Any:
     """A dataclass field that is an option.
 
@@ -113,9 +137,31 @@ def option(
         parse: converts a flag's text or a JSON value into the field's value (e.g. ``"8x8"`` ->
             ``(8, 8)``); raises ``ValueError`` for text that is not one.
         show_default: append ``(default ...)`` to the help.
+        positional: a command's positional argument (``RUN_DIR``) instead of a ``--flag``.
+        short: a one-letter alias of the flag (``-v``).
+        repeat: the flag may be given several times (``--variant a --variant b``): a tuple.
+        exclusive: a group name: exactly one of the options that share it must be given.
+        required: the flag must be given (``--out``, ``--backend``).
+        hidden: leave the flag out of ``--help`` (internal flags).
     """
-    spec = OptionSpec(help, choices, minimum, maximum, above, below, metavar, cli, parse, show_default)
+    spec = OptionSpec(
+        help, choices, minimum, maximum, above, below, metavar, cli, parse, show_default, positional, short, repeat,
+        exclusive, required, hidden,
+    )  # fmt: skip
     return dataclasses.field(default=default, metadata={"option": spec, "flag": flag})
+
+
+def count(value: Any) -> int:
+    """A whole number >= 1, from a flag's text or a Python int (``--limit -5`` and ``--seeds 0`` are
+    refused while the command line is parsed, before anything runs)."""
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            raise ValueError(f"must be a whole number >= 1, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"must be a whole number >= 1, got {value!r}")
+    return value
 
 
 _DECLARED: dict[type, tuple[tuple[dataclasses.Field, OptionSpec, Any], ...]] = {}
@@ -231,8 +277,15 @@ class Options:
             OptionError: the first bad option, named.
         """
         for f, spec, hint in self.option_fields():
-            if spec.parse is None:
-                check_value(f.name, getattr(self, f.name), hint, spec)
+            value = getattr(self, f.name)
+            if spec.repeat and value is not None:  # a tuple of values, each checked
+                kind = typing.get_args(_base_type(hint)[0])[0]
+                if not isinstance(value, tuple):
+                    raise OptionError(f"{{0}} must be a tuple of values, got {value!r}", f.name)
+                for item in value:
+                    check_value(f.name, item, kind, spec)
+            elif spec.parse is None:
+                check_value(f.name, value, hint, spec)
         self._check()
 
     def check_field(self, name: str) -> None:
@@ -290,42 +343,99 @@ class Options:
             raise OptionError(exc.render(where)) from None
         return made
 
+    @classmethod
+    def from_args(cls: type[OptionsT], args: argparse.Namespace, **extra: Any) -> OptionsT:
+        """Build from a parsed command line: the options whose flags :func:`add_flags` added (and
+        the user gave; the others keep their defaults), checked.
+
+        Raises:
+            OptionError: a bad value or combination, named as the flag (:meth:`OptionError.render`).
+        """
+        added = getattr(args, _added_key(cls), None)  # the names add_flags gave this command for cls
+        given = {
+            f.name: getattr(args, f.name)
+            for f, _, _ in cls.option_fields()
+            if getattr(args, f.name, None) is not None and (added is None or f.name in added)
+        }
+        given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}  # a repeated flag's values
+        made = cls(**given, **extra)
+        made.validate()
+        return made
+
     def replace(self: OptionsT, **changes: Any) -> OptionsT:
         """A copy with ``changes`` (checked when validated)."""
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
 
 def add_flags(
-    parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type[Options], *, skip: tuple[str, ...] = ()
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    cls: type[Options],
+    *,
+    skip: tuple[str, ...] = (),
+    only: tuple[str, ...] | None = None,
 ) -> list[str]:
-    """Add a flag for every command-line option of ``cls``; every default is ``None`` (not given),
-    so a caller sees which options were given. Returns the option names added.
+    """Add a flag (or a positional argument) for every command-line option of ``cls``: the one
+    place ``qmae``'s arguments are made. Every default is ``None`` (not given), so a caller sees which
+    options were given (:meth:`Options.from_args` fills in the declared defaults). Returns the
+    option names added.
 
     A ``bool`` option is a switch; ``choices``, the metavar and the help come from the declaration,
-    with the declared default appended to the help.
+    with the declared default appended to the help; ``repeat`` options append; options sharing an
+    ``exclusive`` group become one required mutually exclusive group.
+
+    Args:
+        parser: the command's parser or one of its argument groups.
+        cls: the options class.
+        skip: option names to leave out.
+        only: the option names to add (default: all of ``cls``'s command-line options).
     """
     added = []
+    groups: dict[str, Any] = {}
     for f, spec, hint in cls.option_fields():
-        if not spec.cli or f.name in skip:
+        if not spec.cli or f.name in skip or (only is not None and f.name not in only):
             continue
         kind, _ = _base_type(hint)
         text = spec.help
-        if spec.show_default and f.default is not None and f.default is not False:
+        if spec.show_default and not spec.positional and f.default not in (None, False, ""):
             shown = "x".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
             text += f" (default {shown})"
-        flag = f.metadata.get("flag") or flag_name(f.name)
-        if kind is bool:
-            parser.add_argument(flag, dest=f.name, action="store_true", default=None, help=text)
+        target = parser
+        if spec.exclusive is not None:
+            if spec.exclusive not in groups:
+                groups[spec.exclusive] = parser.add_mutually_exclusive_group(required=True)
+            target = groups[spec.exclusive]
+        if spec.positional:
+            names: tuple[str, ...] = (f.name,)
+            kwargs: dict[str, Any] = {"help": text, "metavar": spec.metavar or f.name.upper()}
+        else:
+            flag = f.metadata.get("flag") or flag_name(f.name)
+            names = (spec.short, flag) if spec.short else (flag,)
+            kwargs = {"dest": f.name, "default": None, "help": argparse.SUPPRESS if spec.hidden else text}
+            if spec.required:
+                kwargs["required"] = True
+        if kind is bool and not spec.positional:
+            kwargs["action"] = "store_true"
         else:
             convert = spec.parse if spec.parse is not None else kind if kind in (int, float) else str
-            kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": text, "type": _named(convert, kind)}
+            if spec.repeat:
+                kwargs["action"] = "append"
+                convert = spec.parse or str
+            kwargs["type"] = _named(convert, kind)
             if spec.choices is not None:
                 kwargs["choices"] = spec.choices
             if spec.metavar is not None:
                 kwargs["metavar"] = spec.metavar
-            parser.add_argument(flag, **kwargs)
+        target.add_argument(*names, **kwargs)
         added.append(f.name)
+    before = parser.get_default(_added_key(cls)) or ()
+    parser.set_defaults(**{_added_key(cls): (*before, *added)})
     return added
+
+
+def _added_key(cls: type[Options]) -> str:
+    """Where a parsed command line keeps the option names :func:`add_flags` added for ``cls``
+    (another class may own a flag of the same name: ``qmae circuit --variant``)."""
+    return f"_flags_{cls.__module__}.{cls.__qualname__}"
 
 
 def _named(convert: Callable[[Any], Any], kind: Any) -> Callable[[str], Any]:
@@ -340,3 +450,30 @@ def _named(convert: Callable[[Any], Any], kind: Any) -> Callable[[str], Any]:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     return wrapper
+
+
+@dataclass(frozen=True)
+class DataOptions(Options):
+    """Where a command's images come from: the options every data-reading command shares."""
+
+    data_dir: str | None = option(
+        None,
+        "MNIST (or --dataset) in torchvision's layout (default: a run's own source; else $QMAE_DATA_DIR, else the "
+        "embedded sample)",
+        metavar="DIR",
+    )
+    dataset: str = option("mnist", "the dataset (as qmae train --dataset)", metavar="NAME")
+    limit: int | None = option(None, "the first N test images, class-balanced (default: all)", metavar="N", parse=count)
+
+
+@dataclass(frozen=True)
+class OutputOptions(Options):
+    """How a command reports: JSON on stdout, progress bars on stderr."""
+
+    json: bool = option(False, "print one JSON object (and nothing else) on stdout")
+    no_progress: bool = option(False, "no progress bars")
+
+    @property
+    def progress(self) -> bool:
+        """Show progress bars."""
+        return not self.no_progress

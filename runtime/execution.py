@@ -19,6 +19,7 @@ import numpy as np
 from qiskit import QuantumCircuit
 
 from ..model import QMAE
+from ..model_circuits import parameter_values, template
 from .backends import get_backend
 from .mitigation import ReadoutCalibration, calibration_plan, fold_two_qubit_gates, measured_qubits
 from .records import JobError, JobRecord, calibration_path, record_images, save_counts, save_record
@@ -32,11 +33,11 @@ log = logging.getLogger(__name__)
 def _bindings(record: JobRecord, model: QMAE, isa: QuantumCircuit) -> np.ndarray:
     """``(bindings, parameters)`` values in the ISA circuit's parameter order: the test images,
     then (learned mitigation) the training circuits, which ride in the same PUB."""
-    values = model.parameter_values(*record_images(record, model), record.variant, bases=record.bases or ())
+    values = parameter_values(model, *record_images(record, model), record.variant, bases=record.bases or ())
     if record.training_indices:
-        training = model.parameter_values(*record_images(record, model, training=True), record.variant)
+        training = parameter_values(model, *record_images(record, model, training=True), record.variant)
         values = np.vstack([values, training])
-    logical = [p.name for p in model.template(record.variant).circuit.parameters]
+    logical = [p.name for p in template(model, record.variant).circuit.parameters]
     column = {name: k for k, name in enumerate(logical)}
     return values[:, [column[p.name] for p in isa.parameters]]  # by name: the ISA circuit may reorder them
 
@@ -49,20 +50,20 @@ def _sampler(batch: Any, record: JobRecord, *, calibration: bool = False) -> Any
     sampler = Sampler(mode=batch)
     sampler.options.default_shots = record.shots
     suppress = not calibration
-    sampler.options.dynamical_decoupling.enable = suppress and bool(record.options.get("dynamical_decoupling"))
-    sampler.options.twirling.enable_gates = suppress and bool(record.options.get("twirling"))
-    sampler.options.twirling.enable_measure = suppress and bool(record.options.get("twirling"))
+    sampler.options.dynamical_decoupling.enable = suppress and bool(record.options.dynamical_decoupling)
+    sampler.options.twirling.enable_gates = suppress and bool(record.options.twirling)
+    sampler.options.twirling.enable_measure = suppress and bool(record.options.twirling)
     # the tag lets fetch find a job whose id never came back
     sampler.options.environment.job_tags = [f"qmae:{record.record_id}" + (":calibration" if calibration else "")]
-    if record.local and record.options.get("seed") is not None:
-        sampler.options.simulator.seed_simulator = int(record.options["seed"])
+    if record.local and record.options.seed is not None:
+        sampler.options.simulator.seed_simulator = int(record.options.seed)
     return sampler
 
 
 def _simulator(backend: Any, record: JobRecord) -> Any:
     """The backend a local job runs on: the fake device itself (Aer picks its method), or Aer with
     the device's noise and the record's ``simulator_method``."""
-    method = record.options.get("simulator_method") or "automatic"
+    method = record.options.simulator_method or "automatic"
     if not record.local or method == "automatic":
         return backend
     from qiskit_aer import AerSimulator
@@ -83,7 +84,7 @@ def run_pubs(record: JobRecord, model: QMAE, backend: Any) -> tuple[Any, Any]:
     """
     from qiskit_ibm_runtime import Batch
 
-    isa = isa_circuit(model, backend, record.variant, optimization_level=record.options.get("optimization_level", 3))
+    isa = isa_circuit(model, backend, record.variant, optimization_level=record.options.optimization_level)
     values = _bindings(record, model, isa)
     log.info(
         "submitting %d binding(s) x %d scale(s) of %s to %s",
@@ -96,8 +97,8 @@ def run_pubs(record: JobRecord, model: QMAE, backend: Any) -> tuple[Any, Any]:
     with Batch(backend=_simulator(backend, record)) as batch:
         job = _sampler(batch, record).run(pubs)
         calibration_job = None
-        if record.options.get("readout_mitigation") and not calibration_path(record).is_file():
-            plan = calibration_plan(backend, measured_qubits(isa), shots=record.options.get("calibration_shots"))
+        if record.options.readout_mitigation and not calibration_path(record).is_file():
+            plan = calibration_plan(backend, measured_qubits(isa), shots=record.options.calibration_shots)
             record.calibration = plan.as_record()
             log.info(
                 "submitting mthree's %s calibration: %d circuits on qubits %s",

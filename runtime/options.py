@@ -8,6 +8,8 @@ point: ``PROFILES["best"].replace(shots=8192)`` overrides one field.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +100,10 @@ class SubmitOptions(Options):
         "the CDR regression target: the exact values of the circuits that ran, or of the full embedding",
         choices=CDR_TARGETS,
     )
+    profile: str | None = option(None, "the profile these options started from (what a job record keeps)", cli=False)
+
+    # what a job record holds as its own fields, not in its "options" object
+    RECORD_FIELDS = ("images", "shots", "variant", "reconstruct", "data_dir")
 
     def _check(self) -> None:
         if self.reconstruct and (self.zne or self.cdr):
@@ -114,13 +120,42 @@ class SubmitOptions(Options):
             if getattr(self, name) != getattr(SubmitOptions, name) and not self.features:
                 raise OptionError("{0} says what {1} measures; add {1}", name, "features")
 
-    def record_options(self, profile: str | None) -> dict[str, Any]:
-        """The ``options`` a job record keeps: how to run and to score it (the images, shots and
-        variant are the record's own fields)."""
+    def record_options(self, profile: str | None = None) -> dict[str, Any]:
+        """The ``options`` object a job record file holds: how to run and to score the job (the
+        images, shots and variant are the record's own fields), with the profile it started from."""
         out = self.to_dict()
-        for key in ("images", "shots", "variant", "reconstruct", "data_dir"):  # features stays: how to score
+        for key in self.RECORD_FIELDS:  # features stays: how to score
             out.pop(key)
-        return {**out, "profile": profile}
+        return {**out, "profile": profile if profile is not None else self.profile}
+
+    @classmethod
+    def from_record(
+        cls, options: Mapping[str, Any], *, images: int, shots: int, variant: str, data_dir: str | None, where: str
+    ) -> SubmitOptions:
+        """A job record's options, typed and checked: its ``options`` object (a record of any version:
+        options it predates take their defaults) with the record's own fields filled in.
+
+        Raises:
+            OptionError: an unknown option or a bad value, named as ``<where>.<key>``.
+        """
+        if not isinstance(options, Mapping):
+            raise OptionError(f"{where} must be a JSON object, got {type(options).__name__}")
+        own: dict[str, Any] = {"images": images, "shots": shots, "data_dir": data_dir}
+        own["reconstruct"] = variant.startswith("reconstruction")
+        own["variant"] = variant if variant in VARIANTS and not options.get("features") else None
+        return cls.from_dict({**options, **own}, where=where)
+
+    # a record's options were a dict before they were typed: scripts that read them as one still work
+    def __getitem__(self, key: str) -> Any:
+        warnings.warn(
+            f"record.options[{key!r}] is now the attribute record.options.{key}", DeprecationWarning, stacklevel=2
+        )
+        return self.record_options()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Deprecated: the attribute (``record.options.shots``)."""
+        warnings.warn(f"record.options.get({key!r}) is now record.options.{key}", DeprecationWarning, stacklevel=2)
+        return self.record_options().get(key, default)
 
 
 class _Profiles(dict):

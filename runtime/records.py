@@ -28,7 +28,9 @@ import torch
 
 from ..checkpoint import CHECKPOINT, write_json
 from ..masking import masks_from_patches
+from ..options import OptionError
 from ..runs import data_for_run
+from .options import SubmitOptions
 
 if TYPE_CHECKING:
     from ..model import QMAE
@@ -77,7 +79,9 @@ class JobRecord:
         split, indices: the images (indices into the split).
         masks: masked patch indices per image.
         shots: shots per image.
-        options: sampler and transpiler options (dd, twirling, optimization level, seed).
+        options: how the job runs and is scored (:class:`~qmae_qiskit.runtime.SubmitOptions`: dd,
+            twirling, optimization level, seed, mitigation, the profile); the file keeps them as a JSON
+            object (:meth:`~qmae_qiskit.runtime.SubmitOptions.record_options`).
         exact: the exact simulator's value per image (fidelity, or the pixel probabilities) under
             the model's *full* embedding: the number the user wants.
         num_qubits: data qubits ``n``.
@@ -109,7 +113,7 @@ class JobRecord:
     indices: list[int]
     masks: list[list[int]]
     shots: int
-    options: dict[str, Any]
+    options: SubmitOptions
     exact: list[Any]
     num_qubits: int
     data_dir: str | None = None
@@ -127,10 +131,27 @@ class JobRecord:
     error: str | None = None
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
+    def __post_init__(self) -> None:
+        # the file's JSON object becomes the options' type; a bad one stays a dict, and problems() says why
+        if isinstance(self.options, dict):
+            try:
+                self.options = SubmitOptions.from_record(
+                    self.options,
+                    images=len(self.indices),
+                    shots=self.shots,
+                    variant=self.variant,
+                    data_dir=self.data_dir,
+                    where="options",
+                )
+            except (OptionError, TypeError, AttributeError) as exc:
+                self.__dict__["_options_problem"] = str(exc)
+
     def problems(self) -> list[str]:
         """What is wrong with the fields read back (empty for a sound record): the schema a
         hand-edited or truncated record file is checked against before anything is scored."""
         found = [f"{name} {problem}" for name, problem in _type_problems(self)]
+        if not isinstance(self.options, SubmitOptions) and "_options_problem" in self.__dict__:
+            found.append(self.__dict__["_options_problem"])
 
         def ints(name: str, values: Any, minimum: int = 0) -> bool:
             ok = isinstance(values, list) and all(
@@ -146,8 +167,6 @@ class JobRecord:
             found.append(f"shots must be an integer >= 1, got {self.shots!r}")
         if not isinstance(self.num_qubits, int) or isinstance(self.num_qubits, bool) or self.num_qubits < 1:
             found.append(f"num_qubits must be an integer >= 1, got {self.num_qubits!r}")
-        if not isinstance(self.options, dict):
-            found.append("options must be a JSON object")
         images = len(self.indices) if ints("indices", self.indices) else 0
         if not (isinstance(self.masks, list) and len(self.masks) == images):
             found.append(f"masks must hold one entry per image ({images})")
@@ -176,7 +195,7 @@ class JobRecord:
     @property
     def scales(self) -> tuple[int, ...]:
         """ZNE noise scales (``(1,)`` without ZNE): one PUB each."""
-        return tuple(self.options.get("zne") or (1,))
+        return tuple(self.options.zne or (1,))
 
 
 def _conforms(value: Any, hint: Any) -> bool:
@@ -196,6 +215,8 @@ def _conforms(value: Any, hint: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
+    if hint is SubmitOptions:  # the file's JSON object, typed by JobRecord.__post_init__ (a bad one says why)
+        return isinstance(value, (dict, SubmitOptions))
     return isinstance(value, hint)
 
 
@@ -242,7 +263,9 @@ def calibration_path(record: JobRecord) -> Path:
 
 def save_record(record: JobRecord) -> None:
     """Atomically (re)write the record."""
-    write_json(record_path(record.record_id), asdict(record))
+    data = asdict(record)
+    data["options"] = record.options.record_options()  # the file's keys, as every version wrote them
+    write_json(record_path(record.record_id), data)
 
 
 def record_files() -> list[Path]:
@@ -424,4 +447,4 @@ def model_for(record: JobRecord) -> QMAE:
             f"(sha256 {record.checkpoint_sha256[:12]}... recorded, {found[:12]}... now); restore the run it ran, or "
             "submit again"
         )
-    return load_model(record.run_dir).set_embedding(record.options.get("embedding_layers"))
+    return load_model(record.run_dir).set_embedding(record.options.embedding_layers)

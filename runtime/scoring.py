@@ -121,7 +121,7 @@ def _readout_correction(record: JobRecord) -> Callable[[Counts], tuple[Counts, f
     if record.record_id not in _CALIBRATIONS:
         model = model_for(record)
         backend = get_backend(record.backend)
-        level = record.options.get("optimization_level", 3)
+        level = record.options.optimization_level
         qubits = measured_qubits(isa_circuit(model, backend, record.variant, optimization_level=level))
         path = calibration_path(record)
         if not path.is_file():
@@ -138,10 +138,10 @@ def _calibrate_now(record: JobRecord, backend: Any, qubits: list[int]) -> tuple[
     """Run mthree's calibration circuits for ``qubits`` now (through the executor Sampler) and wait."""
     from qiskit_ibm_runtime.executor_sampler import Sampler
 
-    plan = calibration_plan(backend, qubits, shots=record.options.get("calibration_shots"))
+    plan = calibration_plan(backend, qubits, shots=record.options.calibration_shots)
     sampler = Sampler(mode=backend)
-    if record.local and record.options.get("seed") is not None:
-        sampler.options.simulator.seed_simulator = int(record.options["seed"])
+    if record.local and record.options.seed is not None:
+        sampler.options.simulator.seed_simulator = int(record.options.seed)
     result = sampler.run([(c, None, n) for c, n in zip(plan.circuits, plan.circuit_shots)]).result()
     return plan.as_record(), [r.data.c.get_counts() for r in result]
 
@@ -150,14 +150,14 @@ def _fidelity_rows(record: JobRecord, by_scale: Mapping[int, Sequence[Counts]]) 
     def estimate(counts: Counts) -> Estimate:
         return fidelity_from_counts(counts, variant=record.variant, num_qubits=record.num_qubits)
 
-    full = record.options.get("cdr_target") == "full" and record.training_exact_full is not None
+    full = record.options.cdr_target == "full" and record.training_exact_full is not None
     targets = (record.training_exact_full if full else record.training_exact) if record.training_indices else None
     estimates = mitigated_estimates(
         by_scale,
         len(record.indices),
         estimate=estimate,
-        correct=_readout_correction(record) if record.options.get("readout_mitigation") else None,
-        extrapolation=record.options.get("extrapolation", "exponential"),
+        correct=_readout_correction(record) if record.options.readout_mitigation else None,
+        extrapolation=record.options.extrapolation,
         cdr_targets=targets,
     )
     embedded = record.exact_embedded or [None] * len(record.indices)
@@ -230,8 +230,8 @@ def _feature_rows(record: JobRecord, counts: Sequence[Counts]) -> tuple[list[dic
     when the record says so), next to the exact ones; and the summary over all images."""
     from ..metrics import pauli_labels
 
-    bases, kind = record.bases or [], record.options.get("feature_kind", "pauli2")
-    correct = _readout_correction(record) if record.options.get("readout_mitigation") else None
+    bases, kind = record.bases or [], record.options.feature_kind
+    correct = _readout_correction(record) if record.options.readout_mitigation else None
     rows, measured, exact = [], [], []
     for i, index in enumerate(record.indices):
         mine = list(counts[i * len(bases) : (i + 1) * len(bases)])
@@ -351,13 +351,13 @@ def rescore(
     if not counts_path(record).is_file():
         raise JobError(f"job {job_or_record_id} has no counts yet; `qmae fetch {job_or_record_id}` first")
     by_scale = saved_counts(record)
-    record.options["readout_mitigation"] = bool(record.options.get("readout_mitigation")) and readout_mitigation
+    record.options = record.options.replace(readout_mitigation=record.options.readout_mitigation and readout_mitigation)
     if not zne:
         by_scale = {1: by_scale[1]}
     if not cdr:
         record.training_indices = None
     if cdr_target is not None:
-        record.options["cdr_target"] = cdr_target
+        record.options = record.options.replace(cdr_target=cdr_target)
     return score(record, by_scale)
 
 

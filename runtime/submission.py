@@ -27,6 +27,7 @@ from ..circuits.fidelity import (
 )
 from ..masking import mask_patches
 from ..model import QMAE, load_model
+from ..model_circuits import template
 from ..options import OptionError
 from ..runs import data_for_run, saved_evaluation_masks
 from .backends import get_backend, is_local
@@ -84,7 +85,7 @@ def submit(
             variant = RECONSTRUCTION_POSTSELECT_FLAG if variant == "postselect_flag" else RECONSTRUCTION_POSTSELECT
     if opts.features:  # the latent qubits read in Pauli bases (issue 23): its own circuit
         variant = FEATURES
-        model.template(FEATURES)  # a run it cannot measure says so before anything is written
+        template(model, FEATURES)  # a run it cannot measure says so before anything is written
     layers = model.embedding_layers if opts.embedding_layers is None else opts.embedding_layers
     opts = opts.replace(variant=variant, embedding_layers=layers)
     the_backend = get_backend(backend)
@@ -248,7 +249,7 @@ def _new_record(
         shots=opts.shots,
         num_qubits=model.num_qubits,
         data_dir=opts.data_dir,
-        options=opts.record_options(profile),
+        options=opts.replace(profile=profile),
         exact=[],
     )
 

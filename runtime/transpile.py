@@ -24,6 +24,7 @@ from ..checkpoint import atomic_write
 from ..circuits.features import FEATURES
 from ..circuits.fidelity import CIRCUIT_VARIANTS
 from ..model import QMAE
+from ..model_circuits import template
 
 __all__ = [
     "TranspileReport",
@@ -143,7 +144,7 @@ def isa_circuit(
     """
     if variant not in HARDWARE_VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(HARDWARE_VARIANTS)}")
-    logical = model.template(variant, measure=True).circuit
+    logical = template(model, variant, measure=True).circuit
     size = getattr(backend, "num_qubits", None)
     if size is not None and logical.num_qubits > size:
         raise ValueError(
@@ -198,7 +199,7 @@ def transpile_report(
     for variant in variants:
         isa = isa_circuit(model, backend, variant, optimization_level=optimization_level)
         logical = transpile(
-            model.template(variant, measure=True).circuit,
+            template(model, variant, measure=True).circuit,
             basis_gates=["cx", "rz", "ry", "sx", "x", "reset", "measure"],
             optimization_level=0,
         )
@@ -206,7 +207,7 @@ def transpile_report(
             TranspileReport(
                 variant,
                 backend.name,
-                model.template(variant, measure=True).circuit.num_qubits,
+                template(model, variant, measure=True).circuit.num_qubits,
                 isa.depth(),
                 two_qubit_gates(isa),
                 success_probability(isa, backend),

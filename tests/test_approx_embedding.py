@@ -9,6 +9,7 @@ from qmae_qiskit import QMAE
 from qmae_qiskit.approx_embedding import fit_ladder, ladder_cnots, ladder_states
 from qmae_qiskit.circuits.embedding import ladder_embedding
 from qmae_qiskit.circuits.fidelity import fidelity_circuit
+from qmae_qiskit.model_circuits import bound_circuit
 
 
 def test_ladder_circuit_prepares_the_fitted_state(mnist16):
@@ -50,7 +51,7 @@ def test_model_with_ladder_embedding_equals_its_circuit(mnist4):
     f = model.fidelity(images, mask).detach()
     sim = AerSimulator(method="density_matrix")
     for k in range(3):
-        qc = model.circuit(images[k], mask[k], variant="compute_uncompute")
+        qc = bound_circuit(model, images[k], mask[k], variant="compute_uncompute")
         assert qc.count_ops()["cx"] == 2 * ladder_cnots(4, 3) + 2 * 3 * len(model.pairs)
         qc2 = qc.remove_final_measurements(inplace=False)
         qc2.save_density_matrix()

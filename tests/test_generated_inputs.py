@@ -112,12 +112,12 @@ def test_every_generated_train_command_keeps_the_contract(flags):
 
 def test_the_contract_check_itself_catches_a_traceback(monkeypatch):
     """The generator's assertion is live: a command that fails with a traceback is caught."""
-    import qmae_qiskit.cli as cli
+    import qmae_qiskit.commands.train as train_command
 
     def broken(args):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli, "_train", broken)
+    monkeypatch.setattr(train_command, "run", broken)
     with pytest.raises(AssertionError):
         check_contract([])
     assert math.isfinite(1.0)

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from qmae_qiskit import QAE, QMAE
+from qmae_qiskit.model_circuits import bound_circuit, template
 
 
 def test_parameter_counts_follow_the_paper():
@@ -47,7 +48,7 @@ def test_reconstruction_of_a_perfect_autoencoder_is_the_input(mnist4):
 def test_bound_circuit_has_no_free_parameters(mnist16):
     model = QMAE(seed=0)
     mask = model.random_mask(1)
-    qc = model.circuit(mnist16[0], mask[0], variant="reset")
+    qc = bound_circuit(model, mnist16[0], mask[0], variant="reset")
     assert qc.num_parameters == 0 and qc.num_qubits == 17
     assert any(inst.operation.name == "reset" for inst in qc.data)
 
@@ -85,7 +86,7 @@ def test_input_errors_name_the_problem(mnist16):
         with pytest.raises(ValueError, match=match):
             model.fidelity(images, m)
     with pytest.raises(ValueError, match="unknown variant"):
-        model.circuit(good[0], mask[0], variant="fast")
+        bound_circuit(model, good[0], mask[0], variant="fast")
 
 
 def test_fully_masked_qae_input_gets_zero_fidelity():
@@ -217,4 +218,25 @@ def test_objective_decides_the_default_procedure(mnist16):
     with pytest.raises(ValueError, match="with reset use trash_weight"):
         QMAE(seed=1).loss(mnist16[:3], mask, keep_weight=1.0)
     with pytest.raises(ValueError, match="unitary ansatz is a bound"):
-        QMAE(ansatz="unitary", image_size=4, patch_size="2x2").template("reset")
+        template(QMAE(ansatz="unitary", image_size=4, patch_size="2x2"), "reset")
+
+
+def test_the_circuit_methods_moved_with_a_deprecation_path(mnist16):
+    """QMAE.template / parameter_values / circuit still work (warning where they went), and give what
+    qmae_qiskit.model_circuits gives; FidelityCircuit.ancilla reads readout_qubit with a warning."""
+    from qmae_qiskit import model_circuits
+
+    model = QMAE(seed=0)
+    mask = model.random_mask(2, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(DeprecationWarning, match="model_circuits.template"):
+        spec = model.template("reset")
+    assert spec is model_circuits.template(model, "reset")
+    with pytest.warns(DeprecationWarning, match="model_circuits.parameter_values"):
+        old = model.parameter_values(mnist16[:2], mask, "reset")
+    assert (old == model_circuits.parameter_values(model, mnist16[:2], mask, "reset")).all()
+    with pytest.warns(DeprecationWarning, match="model_circuits.bound_circuit"):
+        circuit = model.circuit(mnist16[0], mask[0], variant="reset")
+    assert circuit == model_circuits.bound_circuit(model, mnist16[0], mask[0], variant="reset")
+    with pytest.warns(DeprecationWarning, match="readout_qubit"):
+        assert spec.ancilla == spec.readout_qubit == circuit.num_qubits - 1
+    assert [r.name for r in circuit.qregs][-1] == "swap"

@@ -180,11 +180,11 @@ class EstimatorEngine:
         options: dict[str, Any] = {"default_precision": precision, "backend_options": {"max_parallel_experiments": 0}}
         if seed is not None:
             options["run_options"] = {"seed": seed}
-        assert self.spec.ancilla is not None
+        assert self.spec.readout_qubit is not None
         self.qnn = EstimatorQNN(
             circuit=circuit,
             estimator=SharedBindingsEstimator(EstimatorV2(options=options)),
-            observables=_observables(circuit.num_qubits, self.spec.ancilla, self.spec.fresh),
+            observables=_observables(circuit.num_qubits, self.spec.readout_qubit, self.spec.fresh),
             input_params=self.spec.input_parameters,
             weight_params=self.spec.weight_parameters,
             input_gradients=True,

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import torch
 
 from ..circuits.ansatz import BLOCK_PARAMETERS
+from .ancilla_decoder import apply_stage
 from .branches import Branches
 
 ANSATZES = ("blocks", "unitary")  # the paper's blocks, or a general unitary (the ceiling)
@@ -654,16 +655,7 @@ class ExactEngine:
         if self.ancilla_stage is not None:
             if ancilla is None:
                 raise ValueError(f"this engine's decoder has {self.ancillas} ancilla(s): pass their weights (ancilla=)")
-            # <0_A| W (out_t (x) |0_A>): the ancillas are the high bits, so |0_A> pads with zeros
-            batch, branches, dim = out.shape
-            flat = out.reshape(batch * branches, dim)
-            if self.ancilla_stage.ansatz == "unitary":
-                block = self.ancilla_stage.unitary(ancilla)[:dim, :dim]
-                wide = flat @ block.transpose(0, 1)
-            else:  # the super-gates on the few states, not W's 2^(n+A) x 2^(n+A) matrix
-                padded = torch.cat([flat, flat.new_zeros(flat.shape[0], dim * (2**self.ancillas - 1))], dim=1)
-                wide = self.ancilla_stage.apply(ancilla, padded)[:, :dim]
-            out = wide.reshape(batch, branches, dim)
+            out = apply_stage(self.ancilla_stage, out, ancilla, self.ancillas)  # engines/ancilla_decoder.py
         return out
 
     def branches_from(self, out: torch.Tensor, original: torch.Tensor) -> Branches:

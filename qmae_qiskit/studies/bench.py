@@ -35,7 +35,6 @@ path, measured in a CPU run); the paper's stack still runs, on the CPU, for the 
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import platform
@@ -44,7 +43,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -397,7 +395,8 @@ def bench_scaling(ns: list[int], batch: int, repeat: int, device: torch.device =
             [
                 sys.executable,
                 "-m",
-                "qmae_qiskit.studies.bench",
+                "qmae_qiskit.cli",
+                "bench",
                 "--scaling-point",
                 str(n),
                 "--batch",
@@ -721,37 +720,3 @@ def plot(result: dict[str, Any], path: str) -> None:
     twin.set_ylim(0, 1.3 * max(r[memory] for r in rows))
     right.set_title(f"exact engine scaling ({result['machine'].get('device', 'cpu')})")
     save_figure(fig, path)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="qmae bench", description="Benchmark every training path in one run.")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs (CI)")
-    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
-    parser.add_argument("--data-dir", help="MNIST for the epoch timing (default: the embedded sample)")
-    parser.add_argument("--device", default="cpu", help="torch device of the exact engine: cpu (default) or cuda")
-    parser.add_argument(
-        "--only",
-        choices=SECTIONS,
-        help="run one section (estimator: the Aer path next to the exact engine, ~2 min; estimator_epoch: one epoch "
-        "on each engine, ~15 min with --data-dir; classifier: ~13 min)",
-    )
-    parser.add_argument("--scaling-point", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
-    parser.add_argument("--repeat", type=int, default=3, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.scaling_point is not None:
-        print(json.dumps(_scaling_point(args.scaling_point, args.batch, args.repeat, _device(args.device))))
-        return 0
-    result = run(quick=args.quick, data_dir=args.data_dir, device=args.device, only=args.only)
-    print(table(result))
-    if args.json:
-        from ..checkpoint import write_json
-
-        write_json(args.json, result)
-        if args.only is None:
-            plot(result, str(Path(args.json).with_suffix(".png")))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import checkpoint as ckpt
 from ..metrics import Interval, paired_interval
+from ..options import Options, count, option
 
 log = logging.getLogger(__name__)
 
@@ -33,32 +34,47 @@ class RunFailed(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Executor:
-    """Where a study's runs train and score.
+class ExecutorOptions(Options):
+    """Where a study's runs train and score: the one declaration of ``--executor``, ``--jobs``,
+    ``--address`` and ``--cpus-per-run`` (every study command's flags and the studies' ``executor=``).
 
-    Attributes:
-        kind: ``"local"``: ``jobs`` spawned processes on this machine; ``"ray"``: one Ray task per
-            run, each with ``cpus_per_run`` CPUs (as many at once as the cluster has CPUs for).
-        jobs: local processes at once (``kind="local"``).
-        address: the Ray cluster to join (``"auto"``, ``"ray://head:10001"``); ``None`` starts a
-            local Ray instance for the call.
-        cpus_per_run: the CPUs (and torch threads) a Ray task asks for.
+    ``executor="local"``: ``jobs`` spawned processes on this machine; ``"ray"``: one Ray task per
+    run, each with ``cpus_per_run`` CPUs (as many at once as the cluster has CPUs for).
     """
 
-    kind: str = "local"
-    jobs: int = 1
-    address: str | None = None
-    cpus_per_run: int = 1
+    executor: str = option(
+        "local",
+        "local: --jobs processes here; ray: each run a Ray task (pip install 'qmae-qiskit[ray]')",
+        choices=EXECUTORS,
+    )
+    jobs: int = option(
+        1,
+        "runs trained (and scored) at once, each in its own process with cores/jobs threads; small circuits run "
+        "faster as several single-threaded processes than as one",
+        metavar="N",
+        parse=count,
+    )
+    address: str | None = option(
+        None,
+        "with --executor ray: the cluster to join (auto, ray://head:10001; default: a local Ray instance)",
+        metavar="ADDR",
+    )
+    cpus_per_run: int = option(1, "with --executor ray: CPUs (and torch threads) per run", metavar="N", parse=count)
+
+    @property
+    def kind(self) -> str:
+        """``"local"`` or ``"ray"`` (the older name of :attr:`executor`)."""
+        return self.executor
 
     def check(self) -> None:
         """Raises ValueError naming the flag: an unknown kind, a non-positive count, an address
         without Ray, or Ray not installed."""
-        if self.kind not in EXECUTORS:
-            raise ValueError(f"--executor {self.kind!r}: choose one of {', '.join(EXECUTORS)}")
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"--executor {self.executor!r}: choose one of {', '.join(EXECUTORS)}")
         for name, value in (("--jobs", self.jobs), ("--cpus-per-run", self.cpus_per_run)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.kind != "ray":
+        if self.executor != "ray":
             if self.address is not None:
                 raise ValueError("--address names a Ray cluster: add --executor ray")
             return
@@ -68,9 +84,48 @@ class Executor:
             raise ValueError("--executor ray needs Ray: pip install 'qmae-qiskit[ray]'") from None
 
 
+def Executor(kind: str = "local", jobs: int = 1, address: str | None = None, cpus_per_run: int = 1) -> ExecutorOptions:  # noqa: N802
+    """:class:`ExecutorOptions` under its older name and keywords (``kind=`` for ``executor=``).
+    Values are checked by :meth:`ExecutorOptions.check`, not here."""
+    made = object.__new__(ExecutorOptions)
+    for name, value in (("executor", kind), ("jobs", jobs), ("address", address), ("cpus_per_run", cpus_per_run)):
+        object.__setattr__(made, name, value)
+    return made
+
+
+def executor_options(
+    executor: ExecutorOptions | str | None,
+    *,
+    jobs: int | None = None,
+    address: str | None = None,
+    cpus_per_run: int | None = None,
+) -> ExecutorOptions:
+    """A study's ``executor=``: an :class:`ExecutorOptions`, or (the older keywords) a kind with
+    ``jobs``, ``address`` and ``cpus_per_run`` beside it, checked.
+
+    Raises:
+        ValueError: a bad executor, count or address, named as its flag; both forms at once.
+    """
+    if isinstance(executor, ExecutorOptions):
+        if any(v is not None for v in (jobs, address, cpus_per_run)):
+            raise ValueError("give jobs, address and cpus_per_run inside executor=ExecutorOptions(...), not beside it")
+        runner = executor
+    else:
+        runner = Executor(
+            kind=executor or "local",
+            jobs=1 if jobs is None else jobs,
+            address=address,
+            cpus_per_run=1 if cpus_per_run is None else cpus_per_run,
+        )
+    runner.check()
+    return runner
+
+
 __all__ = [
     "EXECUTORS",
     "Executor",
+    "ExecutorOptions",
+    "executor_options",
     "RunFailed",
     "RunSpec",
     "run_dir",
@@ -136,7 +191,7 @@ def train_or_reuse(
 
 
 def run_parallel(
-    fn: Any, calls: list[tuple[Any, ...]], jobs: int | Executor, *, names: Sequence[str] | None = None
+    fn: Any, calls: list[tuple[Any, ...]], jobs: int | ExecutorOptions, *, names: Sequence[str] | None = None
 ) -> list[Any]:
     """``[fn(*c) for c in calls]``, in order; locally with ``jobs > 1`` in that many spawned
     processes, each with ``cores // jobs`` torch threads; or as Ray tasks (an :class:`Executor` of
@@ -145,7 +200,7 @@ def run_parallel(
     Raises:
         RunFailed: on Ray, the runs that failed (named by ``names``), after the others finished.
     """
-    executor = jobs if isinstance(jobs, Executor) else Executor(jobs=jobs)
+    executor = jobs if isinstance(jobs, ExecutorOptions) else Executor(jobs=jobs)
     if executor.kind == "ray":
         return _run_ray(fn, calls, executor, names or [str(i) for i in range(len(calls))])
     jobs = executor.jobs
@@ -168,7 +223,7 @@ def _in_ray_task(fn: Any, threads: int, *args: Any) -> Any:
     return fn(*args)
 
 
-def _run_ray(fn: Any, calls: list[tuple[Any, ...]], executor: Executor, names: Sequence[str]) -> list[Any]:
+def _run_ray(fn: Any, calls: list[tuple[Any, ...]], executor: ExecutorOptions, names: Sequence[str]) -> list[Any]:
     """Each call a Ray task with ``cpus_per_run`` CPUs; progress and failures logged per run. A
     local Ray instance is started (and stopped) unless one is running or ``address`` names one."""
     import ray

@@ -30,7 +30,7 @@ from typing import Any
 
 from .. import checkpoint as ckpt
 from ..runs import writer_lock
-from .experiments import Executor, RunSpec, run_dir, run_parallel, train_or_reuse, verdict
+from .experiments import ExecutorOptions, RunSpec, executor_options, run_dir, run_parallel, train_or_reuse, verdict
 from .report import markdown_table
 
 __all__ = [
@@ -102,7 +102,7 @@ def _train(spec: RunSpec, runs: Path, seed: int, common: dict[str, Any]) -> tupl
 
 
 def _train_all(
-    jobs: list[tuple[RunSpec, int]], runs: Path, common: dict[str, Any], workers: Executor
+    jobs: list[tuple[RunSpec, int]], runs: Path, common: dict[str, Any], workers: ExecutorOptions
 ) -> dict[str, float]:
     """Train (or reuse) every ``(spec, seed)`` on ``workers``; seconds spent per run."""
     names = [run_dir(runs, spec, seed).name for spec, seed in jobs]
@@ -150,13 +150,13 @@ def fill_study(
     data_dir: str | None = None,
     limit: int | None = None,
     quick: bool = False,
-    jobs: int = 1,
+    jobs: int | None = None,
     min_keep: float = MIN_KEEP,
     candidates: tuple[RunSpec, ...] = CANDIDATES,
     progress: bool = True,
-    executor: str = "local",
+    executor: ExecutorOptions | str = "local",
     address: str | None = None,
-    cpus_per_run: int = 1,
+    cpus_per_run: int | None = None,
     ceiling: bool = True,
 ) -> dict[str, Any]:
     """Choose a fill-in configuration on held-out training images, then test it once, next to its ceiling.
@@ -185,8 +185,7 @@ def fill_study(
 
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 2:
         raise ValueError(f"seeds must be an integer >= 2 (the paired interval over seeds needs two), got {seeds!r}")
-    runner = Executor(kind=executor, jobs=jobs, address=address, cpus_per_run=cpus_per_run)
-    runner.check()  # before anything is written
+    runner = executor_options(executor, jobs=jobs, address=address, cpus_per_run=cpus_per_run)  # before any write
     out = Path(out)
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)

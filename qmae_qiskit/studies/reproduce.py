@@ -27,10 +27,11 @@ import torch
 from .. import checkpoint as ckpt
 from ..runs import writer_lock
 from .experiments import (
-    Executor,
+    ExecutorOptions,
     RunSpec,
     Verdict,
     compare,
+    executor_options,
     over_seeds,
     run_dir,
     run_parallel,
@@ -102,10 +103,10 @@ def reproduce(
     progress: bool = True,
     seeds: int = 1,
     dataset: str = "mnist",
-    jobs: int = 1,
-    executor: str = "local",
+    jobs: int | None = None,
+    executor: ExecutorOptions | str = "local",
     address: str | None = None,
-    cpus_per_run: int = 1,
+    cpus_per_run: int | None = None,
 ) -> dict[str, Any]:
     """Run the whole evaluation section; see the module docstring.
 
@@ -129,8 +130,7 @@ def reproduce(
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"--seeds must be a positive integer, got {seeds!r}")
-    runner = Executor(kind=executor, jobs=jobs, address=address, cpus_per_run=cpus_per_run)
-    runner.check()  # before anything is written
+    runner = executor_options(executor, jobs=jobs, address=address, cpus_per_run=cpus_per_run)  # before any write
     from ..datasets import load_dataset
 
     if load_dataset(dataset, "test", root=data_dir).labels is None:
@@ -148,7 +148,7 @@ def _train_one(spec: RunSpec, runs: Path, seed: int, common: dict[str, Any], pro
 
 
 def _reproduce(
-    out: Path, *, quick: bool, data_dir: str | None, progress: bool, seeds: int, dataset: str, runner: Executor
+    out: Path, *, quick: bool, data_dir: str | None, progress: bool, seeds: int, dataset: str, runner: ExecutorOptions
 ) -> dict[str, Any]:
     from ..classifier import ClassifierOptions, accuracy, cached_classifier, labels_of
     from ..evaluation import evaluate_images, linear_fill_for, passthrough, passthrough_fills

@@ -31,7 +31,16 @@ import torch
 
 from .. import checkpoint as ckpt
 from ..runs import writer_lock
-from .experiments import Executor, RunSpec, over_seeds, run_dir, run_parallel, train_or_reuse, verdict
+from .experiments import (
+    ExecutorOptions,
+    RunSpec,
+    executor_options,
+    over_seeds,
+    run_dir,
+    run_parallel,
+    train_or_reuse,
+    verdict,
+)
 from .report import markdown_table, render_template
 
 __all__ = ["GRID", "CEILINGS", "study"]
@@ -85,11 +94,11 @@ def study(
     dataset: str = "mnist",
     limit: int | None = None,
     quick: bool = False,
-    jobs: int = 1,
+    jobs: int | None = None,
     progress: bool = False,
-    executor: str = "local",
+    executor: ExecutorOptions | str = "local",
     address: str | None = None,
-    cpus_per_run: int = 1,
+    cpus_per_run: int | None = None,
 ) -> dict[str, Any]:
     """Train (or reuse) every configuration and write the study; see the module docstring.
 
@@ -107,10 +116,12 @@ def study(
             single-threaded runs train in the time of one). Results do not depend on it beyond
             floating-point rounding.
         progress: progress bars while training (``jobs=1`` only).
-        executor: ``"local"`` (``jobs`` processes) or ``"ray"``: each run a Ray task
-            (:class:`~qmae_qiskit.studies.experiments.Executor`); the numbers are the same.
-        address: the Ray cluster to join (default: a local Ray instance for this call).
-        cpus_per_run: CPUs (and torch threads) of each Ray task.
+        executor: where the runs train and score: an
+            :class:`~qmae_qiskit.studies.experiments.ExecutorOptions` (``jobs`` local processes, or
+            Ray tasks); the numbers are the same. The older form, ``"local"`` or ``"ray"`` with
+            ``jobs``, ``address`` and ``cpus_per_run`` beside it, is still read.
+        address: the Ray cluster to join (older form; default: a local Ray instance for this call).
+        cpus_per_run: CPUs (and torch threads) of each Ray task (older form).
 
     Returns:
         The ``results.json`` content.
@@ -122,10 +133,7 @@ def study(
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1 or ceiling_seeds < 1:
         raise ValueError(f"--seeds and --ceiling-seeds must be positive integers, got {seeds!r}, {ceiling_seeds!r}")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"--jobs must be a positive integer (runs at once), got {jobs!r}")
-    runner = Executor(kind=executor, jobs=jobs, address=address, cpus_per_run=cpus_per_run)
-    runner.check()  # before anything is written
+    runner = executor_options(executor, jobs=jobs, address=address, cpus_per_run=cpus_per_run)  # before any write
     _check_labelled(dataset, data_dir)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -150,7 +158,7 @@ def _study(
     dataset: str,
     limit: int | None,
     quick: bool,
-    runner: Executor,
+    runner: ExecutorOptions,
     progress: bool,
 ) -> dict[str, Any]:
     from ..evaluation import linear_fill_for, passthrough, passthrough_fills

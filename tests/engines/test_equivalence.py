@@ -16,8 +16,9 @@ from qmae_qiskit.circuits import (
     keep_fraction_from_counts,
     reconstruction_circuit,
 )
+from qmae_qiskit.engines.ancilla_decoder import IDENTITY_BLOCK
 from qmae_qiskit.engines.exact import block_matrices
-from qmae_qiskit.model import IDENTITY_BLOCK
+from qmae_qiskit.model_circuits import bound_circuit, template
 from qmae_qiskit.runtime.transpile import mid_circuit_measurements
 
 
@@ -37,11 +38,11 @@ def test_exact_matches_statevector_on_paper_circuit(mnist16, mnist8, size, count
     mask = model.random_mask(count, generator=torch.Generator().manual_seed(1))
     model.set_engine("exact", dtype=torch.complex128)
     exact = model.fidelity(images, mask).detach().numpy()
-    spec = model.template("paper")
+    spec = template(model, "paper")
     assert spec.circuit.num_qubits == qubits
     for b in range(count):
-        state = Statevector(model.circuit(images[b], mask[b], variant="paper"))
-        p0 = state.probabilities([spec.ancilla])[0]
+        state = Statevector(bound_circuit(model, images[b], mask[b], variant="paper"))
+        p0 = state.probabilities([spec.readout_qubit])[0]
         assert exact[b] == pytest.approx(2 * p0 - 1, abs=1e-5)
 
 
@@ -105,7 +106,7 @@ def _probability(bits, spec, *, zero=None, fresh0=False):
     total = 0.0
     for key, v in bits.items():
         q = key[::-1]
-        if zero is not None and int(q[spec.ancilla]) != zero:
+        if zero is not None and int(q[spec.readout_qubit]) != zero:
             continue
         if fresh0 and any(q[f] == "1" for f in spec.fresh):
             continue
@@ -199,9 +200,9 @@ def test_hardware_variants_match_exact_on_aer_density_matrix(mnist4, variant):
     model.set_engine("exact", dtype=torch.complex128)
     exact = model.fidelity(mnist4[:6], mask).detach().numpy()
     n_qubits = {"reset": 9, "destructive": 8, "compute_uncompute": 4}[variant]
-    assert model.template(variant).circuit.num_qubits == n_qubits
+    assert template(model, variant).circuit.num_qubits == n_qubits
     for b in range(6):
-        circuit = model.circuit(mnist4[b], mask[b], variant=variant, measure=True)
+        circuit = bound_circuit(model, mnist4[b], mask[b], variant=variant, measure=True)
         fid, _ = fidelity_from_counts(_exact_probabilities(circuit), variant=variant, num_qubits=4)
         assert fid == pytest.approx(exact[b], abs=1e-6)
 
@@ -210,7 +211,7 @@ def test_reset_variant_with_shots_is_within_four_standard_errors(mnist4):
     model = _model(4, "2x2", 0.25, seed=8)
     mask = model.random_mask(1, generator=torch.Generator().manual_seed(9))
     exact = model.fidelity(mnist4[:1], mask).item()
-    circuit = model.circuit(mnist4[0], mask[0], variant="reset", measure=True)
+    circuit = bound_circuit(model, mnist4[0], mask[0], variant="reset", measure=True)
     sim = AerSimulator(seed_simulator=11)
     counts = sim.run(transpile(circuit, sim), shots=20000).result().get_counts()
     fid, err = fidelity_from_counts(counts, variant="reset", num_qubits=4)
@@ -299,10 +300,10 @@ def test_knobs_match_statevector_on_the_paper_circuit(mnist4, knobs):
     mask = model.random_mask(4, generator=torch.Generator().manual_seed(3))
     model.set_engine("exact", dtype=torch.complex128)
     b = model.branches(mnist4[:4], mask)
-    spec = model.template("paper")
+    spec = template(model, "paper")
     for i in range(4):
-        state = Statevector(model.circuit(mnist4[i], mask[i], variant="paper"))
-        probs = state.probabilities_dict([spec.ancilla, *spec.fresh])  # key: fresh bits then ancilla (little-endian)
+        state = Statevector(bound_circuit(model, mnist4[i], mask[i], variant="paper"))
+        probs = state.probabilities_dict([spec.readout_qubit, *spec.fresh])  # key: fresh bits, then the control qubit
         width = len(spec.fresh) + 1
         p = {int(k, 2): v for k, v in probs.items()}
         anc0_fresh0 = p.get(0, 0.0)
@@ -327,9 +328,9 @@ def test_postselected_circuits_match_the_exact_engine(mnist4, variant, knobs):
     exact = model.fidelity(mnist4[:5], mask).detach().numpy()
     kept = model.keep_probability(mnist4[:5], mask).detach().numpy()
     t = len(model.trash_qubits)
-    assert model.template(variant).circuit.num_qubits == 4 + (t if variant == "postselect_flag" else 0)
+    assert template(model, variant).circuit.num_qubits == 4 + (t if variant == "postselect_flag" else 0)
     for b in range(5):
-        circuit = model.circuit(mnist4[b], mask[b], variant=variant, measure=True)
+        circuit = bound_circuit(model, mnist4[b], mask[b], variant=variant, measure=True)
         if variant == "postselect_flag":
             probs = _exact_probabilities(circuit)
             f, _ = fidelity_from_counts(probs, variant=variant, num_qubits=4)
@@ -346,9 +347,11 @@ def test_postselected_reconstruction_circuit_matches_the_exact_engine(mnist4):
     mask = model.random_mask(3, generator=torch.Generator().manual_seed(2))
     model.set_engine("exact", dtype=torch.complex128)
     exact = model.reconstruct(mnist4[:3], mask, postselect=True).detach().square().flatten(1).numpy()
-    assert model.template("reconstruction_postselect").circuit.num_clbits == 4 + 1
+    assert template(model, "reconstruction_postselect").circuit.num_clbits == 4 + 1
     for b in range(3):
-        state, final, kept = _postselect_run(model.circuit(mnist4[b], mask[b], variant="reconstruction_postselect"))
+        state, final, kept = _postselect_run(
+            bound_circuit(model, mnist4[b], mask[b], variant="reconstruction_postselect")
+        )
         assert final == [0, 1, 2, 3] and kept > 0
         probs = np.abs(state.data) ** 2  # the data qubits are the circuit's only qubits
         np.testing.assert_allclose(probs / probs.sum(), exact[b], atol=1e-6)
@@ -428,12 +431,12 @@ def test_ancilla_postselected_circuits_match_the_exact_engine(mnist4, variant, a
     mask = model.random_mask(4, generator=torch.Generator().manual_seed(8))
     exact = model.fidelity(mnist4[:4], mask).detach().numpy()
     kept = model.keep_probability(mnist4[:4], mask).detach().numpy()
-    spec = model.template(variant)
+    spec = template(model, variant)
     t = len(model.trash_qubits)
     assert spec.circuit.num_qubits == 4 + ancillas + (t if variant == "postselect_flag" else 0)
     assert spec.circuit.num_clbits == 4 + t + ancillas
     for b in range(4):
-        circuit = model.circuit(mnist4[b], mask[b], variant=variant, measure=True)
+        circuit = bound_circuit(model, mnist4[b], mask[b], variant=variant, measure=True)
         if variant == "postselect_flag":
             probs = _exact_probabilities(circuit)
             f, _ = fidelity_from_counts(probs, variant=variant, num_qubits=4)
@@ -459,7 +462,7 @@ def test_ancilla_reset_circuit_matches_the_exact_engine(mnist4):
     b = model.branches(mnist4[:4], mask)
     assert (b.accepted < 0.999).all()  # the stage discards shots
     for i in range(4):
-        circuit = model.circuit(mnist4[i], mask[i], variant="compute_uncompute", measure=True)
+        circuit = bound_circuit(model, mnist4[i], mask[i], variant="compute_uncompute", measure=True)
         probs = _exact_probabilities(circuit)
         f, _ = fidelity_from_counts(probs, variant="compute_uncompute", num_qubits=4)
         accepted = keep_fraction_from_counts(probs, num_qubits=4)
@@ -475,7 +478,7 @@ def test_ancilla_reconstruction_circuits_match_the_exact_engine(mnist4, variant)
     exact = model.reconstruct(mnist4[:3], mask).detach().square().flatten(1).numpy()
     kept_exact = model.acceptance(model.branches(mnist4[:3], mask)).detach().numpy() if postselect else None
     for b in range(3):
-        circuit = model.circuit(mnist4[b], mask[b], variant=variant)
+        circuit = bound_circuit(model, mnist4[b], mask[b], variant=variant)
         if variant == "reconstruction_postselect":  # the trash measured mid-circuit: project there; 0..3 data, 4 aux
             state, final, _ = _postselect_run(circuit)
             assert final == [0, 1, 2, 3, 4]
@@ -495,7 +498,7 @@ def test_ancilla_reconstruction_circuits_match_the_exact_engine(mnist4, variant)
 
 def test_only_the_mid_circuit_variants_measure_mid_circuit():
     model = QMAE(image_size=4, patch_size="2x2", mask_ratio=0.25, objective="postselect")
-    found = {v: mid_circuit_measurements(model.template(v, measure=True).circuit) for v in CIRCUIT_VARIANTS}
+    found = {v: mid_circuit_measurements(template(model, v, measure=True).circuit) for v in CIRCUIT_VARIANTS}
     # a reset of the used trash, or its mid-circuit measurement; the paper's SWAPs it with a fresh qubit
     mid = {"reset", "destructive", "compute_uncompute", "postselect", "reconstruction", "reconstruction_postselect"}
     assert {v for v, m in found.items() if m} == mid
@@ -536,9 +539,9 @@ def test_position_conditioning_binds_each_images_own_weights(mnist4):
     positions = model.positions(mask)
     assert len(set(positions.tolist())) > 1
     exact = model.fidelity(mnist4[:8], mask).detach()
-    spec = model.template("paper")
+    spec = template(model, "paper")
     for i in range(8):
-        state = Statevector(model.circuit(mnist4[i], mask[i], variant="paper"))
+        state = Statevector(bound_circuit(model, mnist4[i], mask[i], variant="paper"))
         z = state.expectation_value(Operator.from_label("Z" + "I" * (spec.circuit.num_qubits - 1)))
         assert float(np.real(z)) == pytest.approx(exact[i].item(), abs=1e-6)
     # and another position's weights would give another number: the binding is not a no-op

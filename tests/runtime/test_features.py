@@ -13,6 +13,7 @@ from qiskit.quantum_info import Statevector
 
 from qmae_qiskit import load_model
 from qmae_qiskit.circuits import features_from_counts, measurement_bases
+from qmae_qiskit.model_circuits import parameter_values, template
 from qmae_qiskit.options import OptionError
 from qmae_qiskit.runtime import fetch, load_record, submit
 
@@ -42,9 +43,9 @@ def test_the_circuit_in_each_basis_gives_the_exact_features(run4):
     images = torch.rand(2, 4, 4)
     clean = torch.zeros_like(images, dtype=torch.bool)
     bases = measurement_bases(len(model.latent_indices))
-    values = model.parameter_values(images, clean, "features", bases=bases)
-    assert values.shape == (2 * len(bases), model.template("features").circuit.num_parameters)
-    circuit = model.template("features").circuit.remove_final_measurements(inplace=False)
+    values = parameter_values(model, images, clean, "features", bases=bases)
+    assert values.shape == (2 * len(bases), template(model, "features").circuit.num_parameters)
+    circuit = template(model, "features").circuit.remove_final_measurements(inplace=False)
     exact = model.features(images).double().numpy()
     for i in range(2):
         counts = []

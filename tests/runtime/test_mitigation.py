@@ -77,12 +77,8 @@ def test_mitigated_job_on_a_fake_device_is_recorded_and_rescored(run4, tmp_path,
         seed=1,
     )
     saved = load_record(record.record_id)
-    assert (
-        saved.options["embedding_layers"] == 2
-        and saved.options["readout_mitigation"]
-        and saved.options["zne"] == [1, 3]
-    )
-    assert saved.options["cdr"] == 6 and len(saved.training_indices) == 6 and len(saved.training_exact) == 6
+    assert saved.options.embedding_layers == 2 and saved.options.readout_mitigation and saved.options.zne == (1, 3)
+    assert saved.options.cdr == 6 and len(saved.training_indices) == 6 and len(saved.training_exact) == 6
     assert (tmp_path / "jobs" / f"{record.record_id}.m3.json").is_file()
     counts = json.loads((tmp_path / "jobs" / f"{record.record_id}.result.json").read_text())
     assert set(counts["counts_by_scale"]) == {"1", "3"} and len(counts["counts"]) == 3 + 6
@@ -107,9 +103,7 @@ def test_profile_best_and_its_errors(run4, tmp_path, monkeypatch):
         submit(run4, backend="aer", cdr=2)
     record = submit(run4, backend="aer", images=2, shots=500, profile="best", embedding_layers=2, zne="1,3", cdr=4)
     assert (
-        record.variant == "compute_uncompute"
-        and record.options["profile"] == "best"
-        and record.options["readout_mitigation"]
+        record.variant == "compute_uncompute" and record.options.profile == "best" and record.options.readout_mitigation
     )
 
 
@@ -150,8 +144,4 @@ def test_profile_best_on_an_all_pairs_run_says_what_to_expect(tmp_path, monkeypa
     out = json.loads(done.stdout)
     assert out["status"] == "done" and "--pairs line" in out["note"]
     record = load_record(out["record_id"])
-    assert (
-        record.variant == "compute_uncompute"
-        and record.options["cdr_target"] == "full"
-        and record.options["zne"] is None
-    )
+    assert record.variant == "compute_uncompute" and record.options.cdr_target == "full" and record.options.zne is None

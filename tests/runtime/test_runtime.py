@@ -11,6 +11,7 @@ import time
 import pytest
 
 from qmae_qiskit import QMAE
+from qmae_qiskit.model_circuits import template
 from qmae_qiskit.runtime import JobError, fetch, load_record, submit
 from qmae_qiskit.runtime.backends import BackendError, get_backend
 from qmae_qiskit.runtime.transpile import isa_circuit, transpile_report
@@ -40,7 +41,7 @@ def test_a_quick_job_on_a_fake_device_is_submitted_fetched_and_scored(run4, jobs
     written, the Sampler in a Batch, the counts saved and scored next to the exact engine."""
     record = submit(run4, backend="fake_fez", images=1, shots=300, variant="compute_uncompute")
     result = fetch(record.record_id)
-    assert record.status == "done" and record.local and record.options["profile"] is None
+    assert record.status == "done" and record.local and record.options.profile is None
     row = result.images[0]
     assert 0.0 <= row["fidelity"] <= 1.0 and row["stderr"] > 0 and row["exact"] == pytest.approx(record.exact[0])
     assert (jobs_dir / f"{record.record_id}.result.json").is_file()
@@ -145,7 +146,7 @@ def test_full_size_transpile_report_on_a_fake_device():
         assert r.two_qubit_gates >= r.logical_two_qubit_gates > 600
         assert 0 < r.success_probability < 0.05
     isa = isa_circuit(model, get_backend("fake_fez"), "reset")
-    assert len(isa.parameters) == len(model.template("reset").circuit.parameters)  # still parameterized
+    assert len(isa.parameters) == len(template(model, "reset").circuit.parameters)  # still parameterized
 
 
 def test_unknown_backend_lists_the_local_ones():
@@ -201,7 +202,7 @@ def test_postselected_job_runs_on_a_fake_device_with_the_best_profile(run4_posts
     record = submit(run4_postselect, backend="fake_fez", images=2, shots=2000, profile="best", cdr=4)
     result = fetch(record.record_id)
     assert record.variant == "postselect"  # the run's own objective, not the profile's compute_uncompute
-    assert record.options["readout_mitigation"] and record.options["embedding_layers"] == 16
+    assert record.options.readout_mitigation and record.options.embedding_layers == 16
     assert len(result.images) == 2 and 0 < result.mean_keep_fraction <= 1
     assert all(0.0 <= row["raw"] <= 1.0 for row in result.images)
 
@@ -223,7 +224,7 @@ def test_flagged_reconstruction_on_one_density_matrix_matches_the_mid_circuit_on
         run4_postselect, backend="fake_fez", images=2, shots=4000, reconstruct=True, variant="postselect_flag",
         simulator_method="density_matrix",
     )  # fmt: skip
-    assert record.options["simulator_method"] == "density_matrix" and record.status == "done"
+    assert record.options.simulator_method == "density_matrix" and record.status == "done"
     noisy = fetch(record.record_id)
     assert all(0.5 < row["fidelity"] <= 1.0 and 0 < row["keep_fraction"] <= 1 for row in noisy.images)
     assert 0.0 < noisy.as_json()["mean_composite_fidelity"] <= 1.0
@@ -242,11 +243,11 @@ def test_the_simulator_method_reaches_aer_and_is_refused_for_a_device(run4_posts
 
     fez = FakeFez()
     record = JobRecord.__new__(JobRecord)
-    record.local, record.options = True, {"simulator_method": "density_matrix"}
+    record.local, record.options = True, SubmitOptions(simulator_method="density_matrix")
     simulator = _simulator(fez, record)
     assert isinstance(simulator, AerSimulator) and simulator.options.method == "density_matrix"
     assert simulator.options.noise_model is not None  # the device's noise, not an ideal simulator
-    record.options = {"simulator_method": "automatic"}
+    record.options = SubmitOptions(simulator_method="automatic")
     assert _simulator(fez, record) is fez
 
     class Device(FakeFez):  # what is_local sees of an IBM device: another module, another name
