@@ -68,7 +68,7 @@ def main() -> None:
                 train(out=run, model=model, epochs=3, seed=0, eval_limit=0, progress=False, **options)
             seconds = time.perf_counter() - start
             limit = args.test if name == "mnist" else None
-            scores = evaluate_run(run, limit=limit, progress=False)
+            scores = evaluate_run(run, limit=limit, progress=False).to_json()
             row = {
                 "model": model.upper(),
                 "dataset": "mnist" if name == "mnist" else "folder (PNG copy)",

@@ -58,7 +58,7 @@ def main() -> None:
         held = data_for_run(out, split="holdout", data_dir=args.data_dir)
         masks = evaluation_masks(len(held.images), result.model)
         with torch.no_grad():
-            scores = evaluate_images(result.model, held.images, masks, with_ssim=False)
+            scores = evaluate_images(result.model, held.images, masks, with_ssim=False).to_json()
         row = {"keep_weight": weight, "options": options, "train_s": round(seconds, 1), "images": len(held.images)}
         for key in ("fidelity", "keep_probability", "fidelity_gain", "input_fidelity", "masked_psnr", "psnr"):
             row[key], row[key + "_stderr"] = scores[key], scores[key + "_stderr"]

@@ -9,6 +9,7 @@ API, re-exported here::
     train, resume, TrainConfig, TrainResult  training into a run directory (qmae_qiskit.training)
     OptionError                              a bad option, named as the caller spelled it (qmae_qiskit.options)
     evaluate, evaluate_run, EvalResult       scoring (qmae_qiskit.evaluation)
+    EvalReport, PassthroughReport, Metrics   what scoring returns, as named types (qmae_qiskit.results)
     evaluation_masks, data_for_run           a run's masks and data (qmae_qiskit.runs)
     load_dataset, load_mnist, ImageSet       images: MNIST, other datasets, your folders (qmae_qiskit.datasets)
 
@@ -22,6 +23,7 @@ from .model import QAE, QMAE, ModelConfig, build_model, load_model
 from .model_circuits import bound_circuit, template
 from .options import OptionError
 from .probe import ProbeResult, probe
+from .results import EvalReport, Metrics, PassthroughReport
 from .runs import data_for_run, evaluation_masks
 from .training import TrainConfig, TrainResult, resume, train
 
@@ -39,6 +41,9 @@ __all__ = [
     "train",
     "resume",
     "EvalResult",
+    "EvalReport",
+    "PassthroughReport",
+    "Metrics",
     "evaluate",
     "evaluate_run",
     "probe",

@@ -22,18 +22,20 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
 from .linear_fill import LinearFill, fit_linear_fill
 from .masking import single_patch_positions
-from .metrics import composite_image, image_metrics, mean_stderr, scale_reconstruction, state_fidelity
+from .metrics import MetricSummary, composite_image, image_metrics, mean_stderr, scale_reconstruction, state_fidelity
 from .model import QMAE, load_model
+from .results import EvalReport, Metrics, PassthroughReport
 from .runs import data_for_run, saved_evaluation_masks
 
 __all__ = [
+    "EvalReport",
     "EvalResult",
+    "PassthroughReport",
     "evaluate",
     "evaluate_images",
     "evaluate_run",
@@ -67,19 +69,19 @@ def evaluate(model: QMAE, images: torch.Tensor, masks: torch.Tensor, *, batch_si
     return EvalResult(values.mean().item(), stderr, len(values))
 
 
-def _summaries(out: dict[str, Any], prefix: str, values: Mapping[str, torch.Tensor]) -> None:
-    for name, v in values.items():
-        out[f"{prefix}{name}"], out[f"{prefix}{name}_stderr"] = mean_stderr(v)
+def _summaries(values: Mapping[str, torch.Tensor]) -> dict[str, MetricSummary]:
+    return {name: mean_stderr(v) for name, v in values.items()}
 
 
-def _accuracy(out: dict[str, Any], key: str, classifier, images: torch.Tensor, labels) -> torch.Tensor:
-    """Fill ``out[key]`` (and its stderr) with the classifier's accuracy; returns per-image correctness."""
+def _accuracy(
+    classifier: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor
+) -> tuple[MetricSummary, torch.Tensor]:
+    """The classifier's accuracy (binomial standard error) and the per-image correctness."""
     from .classifier import predict
 
     correct = (predict(classifier, images) == labels).double()
     mean = correct.mean().item()
-    out[key], out[f"{key}_stderr"] = mean, (mean * (1 - mean) / max(len(correct), 1)) ** 0.5
-    return correct
+    return MetricSummary(mean, (mean * (1 - mean) / max(len(correct), 1)) ** 0.5), correct
 
 
 @torch.no_grad()
@@ -92,7 +94,7 @@ def passthrough(
     classifier: torch.nn.Module | None = None,
     with_ssim: bool = True,
     per_image: bool = False,
-) -> dict[str, Any]:
+) -> PassthroughReport:
     """The metrics of a *pass-through*: the filled input itself, scored as if it were the output.
 
     Any inpainting must beat these on the same masks. The fill is already in pixel units: the
@@ -104,20 +106,18 @@ def passthrough(
         fill: ``(N, H, W)`` the images with their masked pixels filled (zeros, a token, ...).
 
     Returns:
-        ``fidelity`` (the embeddings' state fidelity), the image metrics with ``masked_psnr`` and
-        ``masked_cosine_similarity``, and ``accuracy`` when a classifier is given; each with ``*_stderr``;
-        with ``per_image``, ``per_image``: the per-image values (``correct`` for the accuracy).
+        A :class:`~qmae_qiskit.results.PassthroughReport`: ``fidelity`` (the embeddings' state
+        fidelity), the image metrics with ``masked_psnr`` and ``masked_cosine_similarity``, and
+        ``accuracy`` when a classifier is given; with ``per_image``, the per-image values
+        (``correct`` for the accuracy).
     """
-    out: dict[str, Any] = {"images": len(images)}
     values = {"fidelity": state_fidelity(fill.flatten(1), images.flatten(1))}
     shown = scale_reconstruction(fill.clamp(min=0), images, masks, method="visible")
     values.update(image_metrics(shown, images, masks, torchmetrics_ssim=False, with_ssim=with_ssim))
-    _summaries(out, "", values)
+    metrics = _summaries(values)
     if classifier is not None and labels is not None:
-        values["correct"] = _accuracy(out, "accuracy", classifier, shown, labels)
-    if per_image:
-        out["per_image"] = values
-    return out
+        metrics["accuracy"], values["correct"] = _accuracy(classifier, shown, labels)
+    return PassthroughReport(len(images), Metrics(metrics), values if per_image else None)
 
 
 @torch.no_grad()
@@ -132,31 +132,31 @@ def evaluate_images(
     with_ssim: bool = True,
     per_image: bool = False,
     extras: bool = True,
-) -> dict[str, Any]:
+) -> EvalReport:
     """All metrics for ``images`` under ``masks``, with the model's own procedure (its ``objective``).
 
     Returns:
-        A flat dict, each value with ``*_stderr``:
+        An :class:`~qmae_qiskit.results.EvalReport` (``to_json()``: the flat keys):
 
-        - ``fidelity``: the model's own (reset: the SWAP-test F; postselect: F of the kept shots);
-          ``input_fidelity``: its filled input's, the pass-through; ``fidelity_gain``: their
-          difference, paired per image; ``keep_probability`` when shots are discarded
+        - ``own``: ``fidelity`` (reset: the SWAP-test F; postselect: F of the kept shots),
+          ``input_fidelity`` (its filled input's, the pass-through), ``fidelity_gain`` (their
+          difference, paired per image); ``keep_probability`` when shots are discarded
           (post-selected, or ancillas), with ``fidelity_per_shot`` = ``fidelity`` x
-          ``keep_probability`` (a rejected shot counted as a failure);
-        - ``composite_*``: the composite's ``fidelity`` (with the original), image metrics and
+          ``keep_probability`` (a rejected shot counted as a failure); the image metrics of the
+          reconstruction (visible-pixel scaling): ``cosine_similarity``, ``ssim``,
+          ``ssim_torchmetrics``, ``psnr``, and on the masked pixels only ``masked_psnr``,
+          ``masked_cosine_similarity``; ``accuracy`` and ``input_accuracy`` (the classifier on
+          the filled input itself) when a classifier and labels are given;
+        - ``composite``: the composite's ``fidelity`` (with the original), image metrics and
           ``accuracy`` (its ``masked_psnr`` is the reconstruction's);
-        - image metrics of the reconstruction (visible-pixel scaling): ``cosine_similarity``,
-          ``ssim``, ``ssim_torchmetrics``, ``psnr``, and on the masked pixels only ``masked_psnr``,
-          ``masked_cosine_similarity``; ``accuracy`` when a classifier and labels are given;
-        - ``oracle_*``: the image metrics with the oracle scaling;
-        - the other procedure in its own keys, never mixed into the main ones: ``postselected_*``
-          for a reset model (with ``postselected_fidelity`` and ``postselected_keep_probability``),
-          ``reset_*`` for a post-selected one;
-        - ``input_accuracy``: the classifier on the filled input itself (the pass-through);
-        - ``images``; with ``per_image``, ``per_image``: the model's per-image values
-          (``correct`` for the accuracy), for paired comparisons.
+        - ``oracle``: the image metrics with the oracle scaling;
+        - ``other``: the other procedure, never mixed into ``own`` (``other_procedure``:
+          ``postselected`` for a reset model, with its ``fidelity`` and ``keep_probability``;
+          ``reset`` for a post-selected one);
+        - with ``per_image``, ``per_image``: the model's per-image values (``correct`` for the
+          accuracy), for paired comparisons.
 
-        ``extras=False`` leaves out the ``oracle_*`` and other-procedure keys (faster, for studies).
+        ``extras=False`` leaves out ``oracle`` and ``other`` (faster, for studies).
     """
     own_ps = model.objective == "postselect"
     parts: dict[str, list[torch.Tensor]] = {
@@ -185,40 +185,47 @@ def evaluate_images(
     discards = own_ps or model.ancillas > 0
     postselected = joint / torch.where(kept > 0, kept, torch.ones_like(kept))
     fidelity = postselected if own_ps else reset
-    out: dict[str, Any] = {"images": len(images)}
-    _summaries(out, "", {"fidelity": fidelity, "input_fidelity": input_fid, "fidelity_gain": fidelity - input_fid})
+    own = _summaries({"fidelity": fidelity, "input_fidelity": input_fid, "fidelity_gain": fidelity - input_fid})
     if discards:
-        _summaries(out, "", {"keep_probability": own_kept, "fidelity_per_shot": fidelity * own_kept})
+        own.update(_summaries({"keep_probability": own_kept, "fidelity_per_shot": fidelity * own_kept}))
     scaled = scale_reconstruction(recon, images, masks, method="visible")
-    own = image_metrics(scaled, images, masks, with_ssim=with_ssim)
-    _summaries(out, "", own)
-    composite = composite_image(recon, images, masks)
+    own_images = image_metrics(scaled, images, masks, with_ssim=with_ssim)
+    own.update(_summaries(own_images))
+    composite_image_ = composite_image(recon, images, masks)
     composite_values = {
-        "fidelity": state_fidelity(composite.flatten(1), images.flatten(1)),
-        **image_metrics(composite, images, masks, torchmetrics_ssim=False, with_ssim=with_ssim),
+        "fidelity": state_fidelity(composite_image_.flatten(1), images.flatten(1)),
+        **image_metrics(composite_image_, images, masks, torchmetrics_ssim=False, with_ssim=with_ssim),
     }
-    _summaries(out, "composite_", composite_values)
-    values = {"fidelity": fidelity, "input_fidelity": input_fid, "keep_probability": own_kept, **own}
+    composite = _summaries(composite_values)
+    values = {"fidelity": fidelity, "input_fidelity": input_fid, "keep_probability": own_kept, **own_images}
     values.update({f"composite_{k}": v for k, v in composite_values.items()})
-    other_prefix = "reset_" if own_ps else "postselected_"
-    if extras:  # the other procedure (reset <-> post-selected) in its own keys, and the oracle scaling
+    other_procedure = "reset" if own_ps else "postselected"
+    other: dict[str, MetricSummary] | None = None
+    oracle: dict[str, MetricSummary] | None = None
+    if extras:  # the other procedure (reset <-> post-selected) in its own group, and the oracle scaling
         other_scaled = scale_reconstruction(torch.cat(parts["other"]), images, masks, method="visible")
-        other = image_metrics(other_scaled, images, masks, torchmetrics_ssim=False, with_ssim=with_ssim)
-        _summaries(out, other_prefix, {**other, "fidelity": reset if own_ps else postselected})
+        other_images = image_metrics(other_scaled, images, masks, torchmetrics_ssim=False, with_ssim=with_ssim)
+        other = _summaries({**other_images, "fidelity": reset if own_ps else postselected})
         if not own_ps:
-            _summaries(out, other_prefix, {"keep_probability": kept})
-        oracle = scale_reconstruction(recon, images, masks, method="oracle")
-        _summaries(out, "oracle_", image_metrics(oracle, images, torchmetrics_ssim=False, with_ssim=with_ssim))
+            other.update(_summaries({"keep_probability": kept}))
+        oracle_scaled = scale_reconstruction(recon, images, masks, method="oracle")
+        oracle = _summaries(image_metrics(oracle_scaled, images, torchmetrics_ssim=False, with_ssim=with_ssim))
     if classifier is not None and labels is not None:
-        values["correct"] = _accuracy(out, "accuracy", classifier, scaled, labels)
-        values["input_correct"] = _accuracy(out, "input_accuracy", classifier, filled, labels)
-        values["composite_correct"] = _accuracy(out, "composite_accuracy", classifier, composite, labels)
-        if extras:
-            _accuracy(out, "oracle_accuracy", classifier, oracle, labels)
-            _accuracy(out, f"{other_prefix}accuracy", classifier, other_scaled, labels)
-    if per_image:
-        out["per_image"] = values
-    return out
+        own["accuracy"], values["correct"] = _accuracy(classifier, scaled, labels)
+        own["input_accuracy"], values["input_correct"] = _accuracy(classifier, filled, labels)
+        composite["accuracy"], values["composite_correct"] = _accuracy(classifier, composite_image_, labels)
+        if other is not None and oracle is not None:
+            oracle["accuracy"], _ = _accuracy(classifier, oracle_scaled, labels)
+            other["accuracy"], _ = _accuracy(classifier, other_scaled, labels)
+    return EvalReport(
+        images=len(images),
+        own=Metrics(own),
+        composite=Metrics(composite),
+        other_procedure=other_procedure,
+        oracle=Metrics(oracle) if oracle is not None else None,
+        other=Metrics(other) if other is not None else None,
+        per_image=values if per_image else None,
+    )
 
 
 def passthrough_fills(
@@ -259,7 +266,7 @@ def evaluate_run(
     with_accuracy: bool = True,
     progress: bool = True,
     embedding_layers: int | None = None,
-) -> dict[str, Any]:
+) -> EvalReport:
     """:func:`evaluate_images` for a run directory, with its saved evaluation masks, and the
     pass-through rows on the same masks (:func:`passthrough_fills`).
 
@@ -268,8 +275,10 @@ def evaluate_run(
     (:mod:`qmae_qiskit.approx_embedding`) instead of the run's own embedding.
 
     Returns:
-        The keys of :func:`evaluate_images`, plus ``passthrough`` (``{name: metrics}`` for each
-        fill), ``best_passthrough_fidelity``, ``objective``, ``split``, ``source``, ``embedding_layers``.
+        The :class:`~qmae_qiskit.results.EvalReport` of :func:`evaluate_images` with
+        ``passthrough`` (a :class:`~qmae_qiskit.results.PassthroughReport` per fill),
+        ``objective``, ``split``, ``source``, ``embedding_layers`` (``to_json()``: the flat keys
+        ``qmae evaluate --json`` prints).
     """
     model = load_model(run_dir)
     if embedding_layers is not None:
@@ -283,17 +292,19 @@ def evaluate_run(
         from .classifier import cached_classifier
 
         classifier, _ = cached_classifier(train_images, progress=progress)
-    out = evaluate_images(model, data.images, masks, labels=data.labels, classifier=classifier)
+    report = evaluate_images(model, data.images, masks, labels=data.labels, classifier=classifier)
     linear = linear_fill_for(train_images.images, model, masks)
     fills = passthrough_fills(model, data.images, masks, train_images.images.mean(0), linear)
-    out["passthrough"] = {
+    rows = {
         name: passthrough(data.images, masks, fill, labels=data.labels, classifier=classifier)
         for name, fill in fills.items()
     }
-    out["best_passthrough_fidelity"] = max(row["fidelity"] for row in out["passthrough"].values())
-    out.update(objective=model.objective, split=split, source=data.source, embedding_layers=model.embedding_layers)
-    if linear is not None:
-        out["linear_fill_alpha"] = linear.alpha
-    if data.labels is None:
-        out["accuracy_note"] = "unlabelled dataset: no classifier, no accuracy"
-    return out
+    return report.with_run(
+        passthrough=rows,
+        objective=model.objective,
+        split=split,
+        source=data.source,
+        embedding_layers=model.embedding_layers,
+        linear_fill_alpha=linear.alpha if linear is not None else None,
+        accuracy_note="unlabelled dataset: no classifier, no accuracy" if data.labels is None else None,
+    )

@@ -452,17 +452,33 @@ def _named(convert: Callable[[Any], Any], kind: Any) -> Callable[[str], Any]:
     return wrapper
 
 
+DATASET_HELP = (
+    "mnist, fashion-mnist, kmnist, emnist-digits, cifar10-gray, or folder:PATH (a directory of image files; class "
+    "sub-folders give labels); from Python also tensors or a torch Dataset"
+)
+
+
+def data_dir_option() -> Any:
+    """The one declaration of ``--data-dir`` (:class:`DataOptions` and ``TrainConfig`` take it)."""
+    return option(
+        None,
+        "MNIST (or --dataset) in torchvision's layout (default: a run's own source; else $QMAE_DATA_DIR, the "
+        "download cache, or the embedded sample)",
+        metavar="DIR",
+    )
+
+
+def dataset_option() -> Any:
+    """The one declaration of ``--dataset`` (:class:`DataOptions` and ``TrainConfig`` take it)."""
+    return option("mnist", DATASET_HELP, metavar="NAME")
+
+
 @dataclass(frozen=True)
 class DataOptions(Options):
     """Where a command's images come from: the options every data-reading command shares."""
 
-    data_dir: str | None = option(
-        None,
-        "MNIST (or --dataset) in torchvision's layout (default: a run's own source; else $QMAE_DATA_DIR, else the "
-        "embedded sample)",
-        metavar="DIR",
-    )
-    dataset: str = option("mnist", "the dataset (as qmae train --dataset)", metavar="NAME")
+    data_dir: str | None = data_dir_option()
+    dataset: str = dataset_option()
     limit: int | None = option(None, "the first N test images, class-balanced (default: all)", metavar="N", parse=count)
 
 

@@ -39,7 +39,7 @@ from .engines import ENGINES
 from .evaluation import evaluate
 from .figures import save_loss_plot
 from .model import LOSSES, QMAE, ModelConfig, build_model, load_model
-from .options import OptionError, Options, option
+from .options import OptionError, Options, data_dir_option, dataset_option, option
 from .runs import check_new_run_dir, data_for_run, saved_evaluation_masks, versions, writer_lock
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "train", "resume"]
@@ -48,10 +48,6 @@ SCHEDULES = ("constant", "cosine")
 # The acceptance term's default weight with --objective postselect, chosen on held-out training
 # images (docs/study.md, "Choosing the keep weight").
 DEFAULT_KEEP_WEIGHT = 0.05
-DATASET_HELP = (
-    "mnist, fashion-mnist, kmnist, emnist-digits, cifar10-gray, or folder:PATH (a directory of image files; class "
-    "sub-folders give labels); from Python also tensors or a torch Dataset"
-)
 
 
 @dataclass(frozen=True)
@@ -76,13 +72,11 @@ class TrainConfig(Options):
     schedule: str = option("cosine", "learning-rate schedule", choices=SCHEDULES)
     seed: int = option(0, "seeds the weights, the data order and the masks", minimum=0, maximum=2**62)
     limit: int | None = option(None, "train on the first N images, class-balanced", minimum=1, metavar="N")
-    dataset: str = option("mnist", DATASET_HELP, metavar="NAME")
+    dataset: str = dataset_option()
     test_fraction: float = option(
         0.2, "a folder without train/ and test/ sub-folders: the share of its files for testing", above=0, below=1
     )
-    data_dir: str | None = option(
-        None, "MNIST in torchvision's layout (else $QMAE_DATA_DIR, --download, or the embedded sample)", metavar="DIR"
-    )
+    data_dir: str | None = data_dir_option()
     download: bool = option(False, "download the dataset with torchvision (needs the internet)")
     skip_unreadable: bool = option(
         False, "skip a folder's files Pillow cannot read (default: refuse them, naming them)"

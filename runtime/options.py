@@ -15,7 +15,7 @@ from typing import Any
 
 from ..circuits.features import FEATURE_KINDS
 from ..circuits.fidelity import VARIANTS
-from ..options import OptionError, Options, option
+from ..options import OptionError, Options, data_dir_option, option
 from .mitigation import EXTRAPOLATIONS, parse_scales
 
 __all__ = ["SubmitOptions", "PROFILES", "CDR_TARGETS", "MAX_EMBEDDING_LAYERS", "SIMULATOR_METHODS"]
@@ -64,7 +64,7 @@ class SubmitOptions(Options):
         "circuits, many shots: --variant postselect_flag; docs/hardware.md)",
         choices=SIMULATOR_METHODS,
     )
-    data_dir: str | None = option(None, "MNIST directory (default: the source the run trained on)", metavar="DIR")
+    data_dir: str | None = data_dir_option()
     embedding_layers: int | None = option(
         None,
         "the approximate ladder embedding with L layers of n-1 CNOTs (default: the run's own, the exact embedding "
@@ -158,7 +158,7 @@ class SubmitOptions(Options):
         return self.record_options().get(key, default)
 
 
-class _Profiles(dict):
+class _Profiles(dict[str, SubmitOptions]):
     """The named :class:`SubmitOptions` presets (``--profile NAME``): ``best`` is the configuration with
     the lowest error measured on ``fake_fez`` (docs/hardware.md); ``PROFILES["best"].replace(shots=8192)``
     changes one field."""

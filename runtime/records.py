@@ -423,7 +423,7 @@ def record_images(record: JobRecord, model: QMAE, *, training: bool = False) -> 
     return data.images[indices], masks_from_patches(torch.tensor(masks), model.image_size, model.patch_size)
 
 
-def checkpoint_sha256(run_dir: str | os.PathLike) -> str:
+def checkpoint_sha256(run_dir: str | os.PathLike[str]) -> str:
     """SHA-256 of a run's checkpoint: a record names the exact weights it ran."""
     digest = hashlib.sha256()
     with open(Path(run_dir) / CHECKPOINT, "rb") as fh:

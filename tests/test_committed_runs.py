@@ -28,7 +28,7 @@ def test_every_committed_run_loads():
 
 @pytest.mark.parametrize("name", ["qmae-25", "qae-25", "qmae-25-postselect"])
 def test_committed_runs_evaluate_to_the_reported_numbers(name, full_mnist):
-    got = evaluate_run(RUNS / name, data_dir=str(full_mnist), with_accuracy=False, progress=False)
+    got = evaluate_run(RUNS / name, data_dir=str(full_mnist), with_accuracy=False, progress=False).to_json()
     want = COMMITTED[name]
     assert got["images"] == 10_000
     for key in ("fidelity", "masked_psnr", "keep_probability"):
@@ -56,7 +56,7 @@ def test_qmae_25_fill_evaluates_to_the_reported_numbers(full_mnist):
     """``docs/results/runs/qmae-25-fill`` is the study's seed 0: ``qmae evaluate`` on all 10,000 test
     images gives the committed numbers (masked PSNR >= 16.0 dB, P(keep) >= 0.05)."""
     want = json.loads(FILL.read_text())["test"][0]
-    got = evaluate_run(RUNS / "qmae-25-fill", data_dir=str(full_mnist), with_accuracy=False, progress=False)
+    got = evaluate_run(RUNS / "qmae-25-fill", data_dir=str(full_mnist), with_accuracy=False, progress=False).to_json()
     assert got["images"] == 10_000 and "linear_fill" in got["passthrough"]
     for key in ("fidelity", "masked_psnr", "keep_probability", "composite_fidelity"):
         assert got[key] == pytest.approx(want[key], abs=1e-6), key
@@ -80,7 +80,7 @@ def test_the_committed_ceiling_evaluates_to_the_reported_numbers(full_mnist):
     the numbers in results.json on all 10,000 test images (its exp(K) by eigendecomposition: 1e-4)."""
     want = json.loads(FILL.read_text())["ceiling"]["test"][0]
     run = FILL.parent / "runs" / "ceiling-fill-A2-composite-k0.01"
-    got = evaluate_run(run, data_dir=str(full_mnist), with_accuracy=False, progress=False)
+    got = evaluate_run(run, data_dir=str(full_mnist), with_accuracy=False, progress=False).to_json()
     assert got["images"] == 10_000
     for key in ("masked_psnr", "keep_probability", "composite_fidelity"):
         assert got[key] == pytest.approx(want[key], abs=1e-4), key

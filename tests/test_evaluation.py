@@ -49,12 +49,32 @@ def test_model_metrics_sit_next_to_its_filled_input(run4, mnist4):
     out = evaluate_images(model, mnist4, mask, per_image=True)
     with torch.no_grad():
         fill_fid = state_fidelity(model.fill(mnist4, mask).flatten(1), mnist4.flatten(1))
-    assert out["input_fidelity"] == pytest.approx(fill_fid.mean().item(), abs=1e-9)
-    assert out["fidelity_gain"] == pytest.approx(out["fidelity"] - out["input_fidelity"], abs=1e-9)
-    assert "postselected_fidelity" in out and "postselected_keep_probability" in out and "keep_probability" not in out
-    assert len(out["per_image"]["masked_psnr"]) == 10
+    own = out.own
+    assert own.input_fidelity.mean == pytest.approx(fill_fid.mean().item(), abs=1e-9)
+    assert own.fidelity_gain.mean == pytest.approx(own.fidelity.mean - own.input_fidelity.mean, abs=1e-9)
+    assert out.other_procedure == "postselected" and {"fidelity", "keep_probability"} <= set(out.other)
+    assert "keep_probability" not in own
+    assert len(out.per_image["masked_psnr"]) == 10
     fill = passthrough(mnist4, mask, mnist4.masked_fill(mask, 0.0))
-    assert fill["masked_cosine_similarity"] == 0.0 and fill["fidelity"] < 1
+    assert fill.metrics.masked_cosine_similarity.mean == 0.0 and fill.metrics.fidelity.mean < 1
+
+
+def test_a_report_writes_the_flat_keys_and_still_reads_as_one_with_a_warning(run4, mnist4):
+    """EvalReport.to_json() holds the keys every earlier version returned; report["key"] still reads
+    them (deprecated)."""
+    from qmae_qiskit import load_model
+
+    model = load_model(run4)
+    mask = model.random_mask(10, generator=torch.Generator().manual_seed(0))
+    report = evaluate_images(model, mnist4, mask)
+    flat = report.to_json()
+    assert flat["fidelity"] == report.own.fidelity.mean and flat["fidelity_stderr"] == report.own.fidelity.stderr
+    assert flat["composite_masked_psnr"] == report.composite.masked_psnr.mean
+    assert flat["postselected_fidelity"] == report.other.fidelity.mean and "oracle_ssim" in flat
+    with pytest.warns(DeprecationWarning, match="attributes"):
+        assert report["fidelity"] == flat["fidelity"]
+    with pytest.raises(AttributeError, match="no metric 'accuracy' here"):
+        report.own.accuracy  # noqa: B018 (no classifier: no accuracy, said by name)
 
 
 def test_qmae_evaluate_json_has_the_inpainting_keys_and_pass_through_rows(run4, capsys):

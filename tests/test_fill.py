@@ -78,13 +78,13 @@ def test_evaluation_reports_the_composite_the_kept_fraction_and_the_linear_fill(
     with torch.no_grad():
         composite = model.reconstruct(mnist4, mask, composite=True)
         kept = model.keep_probability(mnist4, mask)
-    assert out["composite_fidelity"] == pytest.approx(
+    assert out.composite.fidelity.mean == pytest.approx(
         state_fidelity(composite.flatten(1), mnist4.flatten(1)).mean().item(), abs=1e-9
     )
-    assert out["composite_masked_psnr"] == pytest.approx(out["masked_psnr"], abs=1e-9)  # the patch is the same
-    assert out["keep_probability"] == pytest.approx(kept.double().mean().item(), abs=1e-6)
-    assert out["fidelity_per_shot"] == pytest.approx(
-        (out["per_image"]["fidelity"] * out["per_image"]["keep_probability"]).mean().item(), abs=1e-9
+    assert out.composite.masked_psnr.mean == pytest.approx(out.own.masked_psnr.mean, abs=1e-9)  # the same patch
+    assert out.own.keep_probability.mean == pytest.approx(kept.double().mean().item(), abs=1e-6)
+    assert out.own.fidelity_per_shot.mean == pytest.approx(
+        (out.per_image["fidelity"] * out.per_image["keep_probability"]).mean().item(), abs=1e-9
     )
     assert main(["evaluate", str(fill_run), "--limit", "40", "--json", "--no-accuracy"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -147,7 +147,10 @@ def test_fill_study_chooses_on_held_out_images_and_tests_the_choice_once(tmp_pat
         RunSpec("a", dict(ancillas=0, loss="composite", keep_weight=0.01)),
         RunSpec("b", dict(ancillas=1, loss="composite", keep_weight=0.01)),
     )
-    result = fill_study(tmp_path / "fs", quick=True, seeds=2, limit=200, candidates=candidates, progress=False, jobs=2)
+    found = fill_study(tmp_path / "fs", quick=True, seeds=2, limit=200, candidates=candidates, progress=False, jobs=2)
+    result = found.to_json()
+    assert found.chosen == result["chosen"] and found.ceiling_verdict.samples == 2
+    assert [v.sentence for v in found.verdicts] == [v["sentence"] for v in result["verdicts"]]
     assert set(result["holdout"]) == {"a", "b"} and result["holdout"]["a"]["images"] == 200
     best = max(result["holdout"], key=lambda n: result["holdout"][n]["masked_psnr"])
     assert result["chosen"] == best and len(result["test"]) == 2 and result["test_images"] == 200

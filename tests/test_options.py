@@ -139,3 +139,36 @@ def test_submit_options_and_profiles():
     assert {"--dd", "--zne", "--cdr", "--shots"} <= _flags(submit)
     record = best.record_options("best")
     assert record["profile"] == "best" and "shots" not in record and record["cdr_target"] == "full"
+
+
+def test_shared_flags_come_from_one_declaration_in_every_command():
+    """--data-dir, --json, --no-progress and the executor flags: one declaration each, the same help
+    wherever a command takes them, read back as their Options type."""
+    from qmae_qiskit.cli import _parser
+    from qmae_qiskit.options import DataOptions
+    from qmae_qiskit.studies.experiments import ExecutorOptions
+
+    parser = _parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    helps: dict[str, set[str]] = {}
+    for command in sub.choices.values():
+        for action in command._actions:
+            for flag in action.option_strings:
+                if flag in ("--data-dir", "--json", "--no-progress", "--executor", "--jobs", "--cpus-per-run"):
+                    helps.setdefault(flag, set()).add(action.help)
+    assert helps.keys() >= {"--data-dir", "--no-progress", "--executor", "--jobs", "--cpus-per-run"}
+    assert all(len(texts) == 1 for flag, texts in helps.items() if flag != "--json"), helps  # bench's --json: a path
+    args = parser.parse_args(["study", "--out", "s", "--executor", "ray", "--jobs", "3", "--cpus-per-run", "2"])
+    assert ExecutorOptions.from_args(args) == ExecutorOptions(executor="ray", jobs=3, cpus_per_run=2)
+    assert DataOptions.from_args(parser.parse_args(["evaluate", "run", "--limit", "5"])).limit == 5
+
+
+def test_a_study_takes_its_executor_as_options_or_as_the_older_keywords():
+    from qmae_qiskit.studies.experiments import ExecutorOptions, executor_options
+
+    assert executor_options(ExecutorOptions(jobs=2)).jobs == 2
+    assert executor_options("local", jobs=2) == ExecutorOptions(jobs=2)
+    with pytest.raises(ValueError, match="inside executor=ExecutorOptions"):
+        executor_options(ExecutorOptions(), jobs=2)
+    with pytest.raises(ValueError, match="--address names a Ray cluster"):
+        executor_options(ExecutorOptions(address="auto"))

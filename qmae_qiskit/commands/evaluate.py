@@ -6,6 +6,7 @@ import argparse
 import json
 from dataclasses import dataclass
 
+from ..metrics import MetricSummary
 from ..model import ModelConfig
 from ..options import DataOptions, Options, OutputOptions, option
 from .base import RunOptions, command
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     run_dir = RunOptions.from_args(args).run_dir
     data, opts, output = DataOptions.from_args(args), EvaluateOptions.from_args(args), OutputOptions.from_args(args)
-    out = evaluate_run(
+    report = evaluate_run(
         run_dir,
         split=opts.split,
         data_dir=data.data_dir,
@@ -50,16 +51,22 @@ def run(args: argparse.Namespace) -> int:
         embedding_layers=args.embedding_layers,
     )
     if output.json:
-        print(json.dumps(out))
+        print(json.dumps(report.to_json()))
         return 0
-    print(f"{out['images']} {opts.split} images ({out['source']}), the run's saved masks, visible-pixel scaling:")
-    keys: tuple[str, ...] = ("fidelity", "keep_probability", "fidelity_per_shot", "cosine_similarity", "ssim")
-    keys += ("ssim_torchmetrics", "psnr", "masked_psnr", "accuracy", "composite_fidelity", "composite_accuracy")
-    for key in keys:
-        if key in out:
-            print(f"  {key:<18} {out[key]:.4f} ± {out[key + '_stderr']:.4f}")
+    print(f"{report.images} {opts.split} images ({report.source}), the run's saved masks, visible-pixel scaling:")
+    shown: list[tuple[str, MetricSummary]] = [(k, report.own[k]) for k in OWN if k in report.own]
+    shown += [(f"composite_{k}", report.composite[k]) for k in ("fidelity", "accuracy") if k in report.composite]
+    for key, summary in sorted(shown, key=lambda item: ORDER.index(item[0])):
+        print(f"  {key:<18} {summary.mean:.4f} ± {summary.stderr:.4f}")
     print("pass-through on the same masks (the filled input itself):")
-    for name, row in out["passthrough"].items():
-        accuracy = f", accuracy {row['accuracy']:.4f}" if "accuracy" in row else ""
-        print(f"  {name:<18} fidelity {row['fidelity']:.4f}, masked PSNR {row['masked_psnr']:.2f} dB{accuracy}")
+    for name, row in report.passthrough.items():
+        m = row.metrics
+        accuracy = f", accuracy {m.accuracy.mean:.4f}" if "accuracy" in m else ""
+        print(f"  {name:<18} fidelity {m.fidelity.mean:.4f}, masked PSNR {m.masked_psnr.mean:.2f} dB{accuracy}")
     return 0
+
+
+# what the table shows, in its order (the rest: --json)
+OWN: tuple[str, ...] = ("fidelity", "keep_probability", "fidelity_per_shot", "cosine_similarity", "ssim")
+OWN += ("ssim_torchmetrics", "psnr", "masked_psnr", "accuracy")
+ORDER = (*OWN, "composite_fidelity", "composite_accuracy")

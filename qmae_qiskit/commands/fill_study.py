@@ -46,10 +46,10 @@ def run(args: argparse.Namespace) -> int:
         ceiling=not opts.no_ceiling,
         executor=ExecutorOptions.from_args(args),
     )
-    print(f"chosen on held-out training images: {result['chosen']}")
-    for v in result["verdicts"]:
-        print(f"- {v['sentence']}")
-    if "ceiling" in result:
-        print(f"- {result['ceiling']['verdict']['sentence']}")
+    print(f"chosen on held-out training images: {result.chosen}")
+    for v in result.verdicts:
+        print(f"- {v.sentence}")
+    if result.ceiling_verdict is not None:
+        print(f"- {result.ceiling_verdict.sentence}")
     print(f"wrote {opts.out}/results.json, report.md")
     return 0

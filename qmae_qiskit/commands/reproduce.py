@@ -43,12 +43,12 @@ def run(args: argparse.Namespace) -> int:
         executor=ExecutorOptions.from_args(args),
     )
     for name in ("qmae-25", "qae-25", "qmae-25-postselect"):
-        s = {k: v["mean"] for k, v in result["summary"][name].items()}
+        s = {k: v["mean"] for k, v in result.summary[name].items()}
         print(
             f"{name:<19} fidelity {s['fidelity']:.3f} (gain {s['fidelity_gain']:+.3f}), masked PSNR "
             f"{s['masked_psnr']:.2f} dB" + (f", accuracy {100 * s['accuracy']:.2f} %" if "accuracy" in s else "")
         )
-    fill = result["passthrough"]["mean_image"]
+    fill = result.passthrough["mean_image"]
     print(f"{'mean-image fill':<19} fidelity {fill['fidelity']:.3f}, masked PSNR {fill['masked_psnr']:.2f} dB")
     print(f"wrote {opts.out}/inpainting.md, table1.md, table1.csv, table1.json, fig6-8.png, inpainting.png, REPORT.md")
     return 0

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         progress=OutputOptions.from_args(args).progress,
         executor=ExecutorOptions.from_args(args),
     )
-    for v in result["verdicts"]:
-        print(f"- {v['sentence']}")
+    for v in result.verdicts:
+        print(f"- {v.sentence}")
     print(f"wrote {opts.out}/results.json, report.md, reconstructions_*.png")
     return 0

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import checkpoint as ckpt
+from ..results import StudyResult
 from ..runs import writer_lock
 from .experiments import ExecutorOptions, RunSpec, executor_options, run_dir, run_parallel, train_or_reuse, verdict
 from .report import markdown_table
@@ -126,12 +127,14 @@ def score_holdout(path: str | os.PathLike, *, data_dir: str | None = None) -> di
     held = data_for_run(path, split="holdout", data_dir=data_dir)
     trained = data_for_run(path, split="train", data_dir=data_dir)
     masks = evaluation_masks(len(held.images), model, seed=12345)  # not the test split's masks
-    row = evaluate_images(model, held.images, masks, with_ssim=False, extras=False)
+    row = evaluate_images(model, held.images, masks, with_ssim=False, extras=False).to_json()
     out = {key: row[key] for key in HOLDOUT_KEYS if key in row}
     linear = fit_linear_fill(trained.images, patch_size=model.patch_size)
     fills = passthrough_fills(model, held.images, masks, trained.images.mean(0), linear)
     for name in ("mean_image", "linear_fill"):
-        out[f"{name}_masked_psnr"] = passthrough(held.images, masks, fills[name], with_ssim=False)["masked_psnr"]
+        out[f"{name}_masked_psnr"] = passthrough(
+            held.images, masks, fills[name], with_ssim=False
+        ).metrics.masked_psnr.mean
     out["images"] = len(held.images)
     return out
 
@@ -158,7 +161,7 @@ def fill_study(
     address: str | None = None,
     cpus_per_run: int | None = None,
     ceiling: bool = True,
-) -> dict[str, Any]:
+) -> StudyResult:
     """Choose a fill-in configuration on held-out training images, then test it once, next to its ceiling.
 
     Args:
@@ -176,7 +179,7 @@ def fill_study(
             seeds and report it (``results.json``'s ``ceiling``); ``False`` leaves it out.
 
     Returns:
-        The ``results.json`` content.
+        A :class:`~qmae_qiskit.results.StudyResult` (``to_json()``: the ``results.json`` content).
 
     Raises:
         ValueError: ``seeds`` below 2 (a paired interval needs two), or no candidate keeps enough shots.
@@ -209,7 +212,7 @@ def fill_study(
                     limit=limit,
                     progress=progress,
                     with_accuracy=not quick,
-                )
+                ).to_json()
                 for seed in range(seeds)
             ]
 
@@ -223,7 +226,7 @@ def fill_study(
         result["timings"] = {"train_s": train_s, "total_s": time.perf_counter() - start}
         ckpt.write_json(out / "results.json", result)
         (out / "report.md").write_text(report(result))
-    return result
+    return StudyResult.from_json("fill-study", result)
 
 
 def _per_seed(test: list[dict[str, Any]], key: str, fill: str | None = None) -> list[float]:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .. import checkpoint as ckpt
+from ..results import StudyResult
 from ..runs import writer_lock
 from .experiments import (
     ExecutorOptions,
@@ -107,7 +108,7 @@ def reproduce(
     executor: ExecutorOptions | str = "local",
     address: str | None = None,
     cpus_per_run: int | None = None,
-) -> dict[str, Any]:
+) -> StudyResult:
     """Run the whole evaluation section; see the module docstring.
 
     Args:
@@ -121,7 +122,7 @@ def reproduce(
             Ray tasks (``executor="ray"``), as for :func:`~qmae_qiskit.studies.study.study`.
 
     Returns:
-        The ``table1.json`` content.
+        A :class:`~qmae_qiskit.results.StudyResult` (``to_json()``: the ``table1.json`` content).
 
     Raises:
         ValueError: ``seeds < 1``, or a bad executor (named).
@@ -138,9 +139,10 @@ def reproduce(
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     with writer_lock(out):  # one reproduce per output directory
-        return _reproduce(
+        document = _reproduce(
             out, quick=quick, data_dir=data_dir, progress=progress, seeds=seeds, dataset=dataset, runner=runner
         )
+    return StudyResult.from_json("reproduce", document)
 
 
 def _train_one(spec: RunSpec, runs: Path, seed: int, common: dict[str, Any], progress: bool) -> tuple[Path, float, str]:
@@ -199,7 +201,7 @@ def _reproduce(
         rows[name] = [
             evaluate_images(
                 load_model(p), test.images, masks[name], labels=test.labels, classifier=classifier, per_image=True
-            )
+            ).to_row()
             for p in paths
         ]
     m25 = masks["qmae-25"]
@@ -208,7 +210,7 @@ def _reproduce(
     linear = linear_fill_for(train_set.images, first_model, m25)  # the classical anchor (ridge, per position)
     fills = passthrough_fills(first_model, test.images, m25, mean_image, linear)
     pass_rows = {
-        name: passthrough(test.images, m25, fill, labels=test.labels, classifier=classifier, per_image=True)
+        name: passthrough(test.images, m25, fill, labels=test.labels, classifier=classifier, per_image=True).to_row()
         for name, fill in fills.items()
     }
     timings["evaluation_s"] = round(time.perf_counter() - start, 1)

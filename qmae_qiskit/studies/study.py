@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from .. import checkpoint as ckpt
+from ..results import StudyResult
 from ..runs import writer_lock
 from .experiments import (
     ExecutorOptions,
@@ -99,7 +100,7 @@ def study(
     executor: ExecutorOptions | str = "local",
     address: str | None = None,
     cpus_per_run: int | None = None,
-) -> dict[str, Any]:
+) -> StudyResult:
     """Train (or reuse) every configuration and write the study; see the module docstring.
 
     Args:
@@ -124,7 +125,7 @@ def study(
         cpus_per_run: CPUs (and torch threads) of each Ray task (older form).
 
     Returns:
-        The ``results.json`` content.
+        A :class:`~qmae_qiskit.results.StudyResult` (``to_json()``: the ``results.json`` content).
 
     Raises:
         ValueError: non-positive seeds or jobs, or a bad executor (named).
@@ -138,7 +139,8 @@ def study(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with writer_lock(out):  # one study per output directory
-        return _study(out, seeds, ceiling_seeds, data_dir, dataset, limit, quick, runner, progress)
+        document = _study(out, seeds, ceiling_seeds, data_dir, dataset, limit, quick, runner, progress)
+    return StudyResult.from_json("study", document)
 
 
 def _check_labelled(dataset: str, data_dir: str | None) -> None:
@@ -203,7 +205,9 @@ def _study(
     linear = linear_fill_for(train_set.images, first_model, masks)  # the classical anchor (ridge, per position)
     fills = passthrough_fills(first_model, test.images, masks, train_set.images.mean(0), linear)
     pass_rows = {
-        name: passthrough(test.images, masks, fills[name], labels=test.labels, classifier=classifier, with_ssim=False)
+        name: passthrough(
+            test.images, masks, fills[name], labels=test.labels, classifier=classifier, with_ssim=False
+        ).to_json()
         for name in ("zeros", "mean_image", "linear_fill")
         if name in fills
     }
@@ -272,7 +276,7 @@ def _score_one(
     model = load_model(path)
     row = evaluate_images(
         model, test.images, masks, labels=test.labels, classifier=classifier, with_ssim=False, extras=False
-    )
+    ).to_json()
     row.update(run=path.name, parameters=model.num_parameters)
     return row
 
