@@ -152,6 +152,9 @@ class SubmitOptions(Options):
         )
         return self.record_options()[key]
 
+    def __contains__(self, key: object) -> bool:
+        return key in self.record_options()
+
     def get(self, key: str, default: Any = None) -> Any:
         """Deprecated: the attribute (``record.options.shots``)."""
         warnings.warn(f"record.options.get({key!r}) is now record.options.{key}", DeprecationWarning, stacklevel=2)
