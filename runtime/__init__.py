@@ -11,7 +11,7 @@ Installed as ``qmae_qiskit.runtime``. A trained run becomes hardware inference i
                                                        scored against the exact engine (scoring.py)
 
 ``list_jobs`` shows the records on disk (records.py), ``rescore`` scores finished counts again with
-less mitigation. The ``qmae circuit / submit / jobs / fetch`` commands (commands.py) call these.
+less mitigation. The ``qmae circuit / submit / jobs / fetch`` commands (qmae_qiskit/commands/) call these.
 """
 
 from .backends import BackendError, fake_backend_names, get_backend, is_local, runtime_service

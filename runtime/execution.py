@@ -22,6 +22,7 @@ from ..model import QMAE
 from ..model_circuits import parameter_values, template
 from .backends import get_backend
 from .mitigation import ReadoutCalibration, calibration_plan, fold_two_qubit_gates, measured_qubits
+from .options import SubmitOptions
 from .records import JobError, JobRecord, calibration_path, record_images, save_counts, save_record
 from .transpile import isa_circuit
 
@@ -63,8 +64,8 @@ def _sampler(batch: Any, record: JobRecord, *, calibration: bool = False) -> Any
 def _simulator(backend: Any, record: JobRecord) -> Any:
     """The backend a local job runs on: the fake device itself (Aer picks its method), or Aer with
     the device's noise and the record's ``simulator_method``."""
-    method = record.options.simulator_method or "automatic"
-    if not record.local or method == "automatic":
+    method = record.options.simulator_method
+    if not record.local or method == SubmitOptions.simulator_method:  # the default: the backend as it is
         return backend
     from qiskit_aer import AerSimulator
 

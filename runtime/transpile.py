@@ -25,6 +25,7 @@ from ..circuits.features import FEATURES
 from ..circuits.fidelity import CIRCUIT_VARIANTS
 from ..model import QMAE
 from ..model_circuits import template
+from .options import SubmitOptions
 
 __all__ = [
     "TranspileReport",
@@ -135,7 +136,13 @@ def target_fingerprint(backend: Any) -> str:
 
 
 def isa_circuit(
-    model: QMAE, backend: Any, variant: str, *, optimization_level: int = 3, seed: int = 0, cache: bool = True
+    model: QMAE,
+    backend: Any,
+    variant: str,
+    *,
+    optimization_level: int = SubmitOptions.optimization_level,
+    seed: int = 0,
+    cache: bool = True,
 ) -> QuantumCircuit:
     """The measured, parameterized circuit of ``variant`` transpiled for ``backend``.
 
@@ -190,7 +197,7 @@ def transpile_report(
     backend: Any,
     variants: tuple[str, ...] = ("paper", "reset", "destructive"),
     *,
-    optimization_level: int = 3,
+    optimization_level: int = SubmitOptions.optimization_level,
 ) -> list[TranspileReport]:
     """A :class:`TranspileReport` per variant (transpiling, or reading the cache)."""
     from qiskit import transpile

@@ -84,13 +84,22 @@ class ExecutorOptions(Options):
             raise ValueError("--executor ray needs Ray: pip install 'qmae-qiskit[ray]'") from None
 
 
-def Executor(kind: str = "local", jobs: int = 1, address: str | None = None, cpus_per_run: int = 1) -> ExecutorOptions:  # noqa: N802
-    """:class:`ExecutorOptions` under its older name and keywords (``kind=`` for ``executor=``).
-    Values are checked by :meth:`ExecutorOptions.check`, not here."""
+def _unchecked(kind: str, jobs: int, address: str | None, cpus_per_run: int) -> ExecutorOptions:
+    """An :class:`ExecutorOptions` whose values :meth:`ExecutorOptions.check` judges (with the
+    messages the studies have always given), not the declarations' parsers."""
     made = object.__new__(ExecutorOptions)
     for name, value in (("executor", kind), ("jobs", jobs), ("address", address), ("cpus_per_run", cpus_per_run)):
         object.__setattr__(made, name, value)
     return made
+
+
+class Executor(ExecutorOptions):
+    """:class:`ExecutorOptions` under its older name and keywords (``kind=`` for ``executor=``);
+    values are checked by :meth:`ExecutorOptions.check`, not here."""
+
+    def __init__(self, kind: str = "local", jobs: int = 1, address: str | None = None, cpus_per_run: int = 1) -> None:
+        for name, value in (("executor", kind), ("jobs", jobs), ("address", address), ("cpus_per_run", cpus_per_run)):
+            object.__setattr__(self, name, value)
 
 
 def executor_options(
@@ -111,11 +120,8 @@ def executor_options(
             raise ValueError("give jobs, address and cpus_per_run inside executor=ExecutorOptions(...), not beside it")
         runner = executor
     else:
-        runner = Executor(
-            kind=executor or "local",
-            jobs=1 if jobs is None else jobs,
-            address=address,
-            cpus_per_run=1 if cpus_per_run is None else cpus_per_run,
+        runner = _unchecked(
+            executor or "local", 1 if jobs is None else jobs, address, 1 if cpus_per_run is None else cpus_per_run
         )
     runner.check()
     return runner
@@ -200,7 +206,7 @@ def run_parallel(
     Raises:
         RunFailed: on Ray, the runs that failed (named by ``names``), after the others finished.
     """
-    executor = jobs if isinstance(jobs, ExecutorOptions) else Executor(jobs=jobs)
+    executor = jobs if isinstance(jobs, ExecutorOptions) else _unchecked("local", jobs, None, 1)
     if executor.kind == "ray":
         return _run_ray(fn, calls, executor, names or [str(i) for i in range(len(calls))])
     jobs = executor.jobs

@@ -86,7 +86,8 @@ INPAINTING = ("fidelity", "input_fidelity", "fidelity_gain", "masked_psnr", "mas
 SUMMARY_KEYS = tuple(dict.fromkeys(TABLE1 + INPAINTING + ("keep_probability", "oracle_cosine_similarity")))
 
 
-def _common(quick: bool, data_dir: str | None, dataset: str = "mnist") -> dict[str, Any]:
+def _paper_training(quick: bool, data_dir: str | None, dataset: str = "mnist") -> dict[str, Any]:
+    """The training options every reproduced run shares: the paper's recipe, or a one-epoch check."""
     if quick:
         return dict(epochs=1, limit=2000, batch_size=64, eval_limit=0, data_dir=data_dir, dataset=dataset)
     return dict(epochs=3, batch_size=32, eval_limit=0, data_dir=data_dir, dataset=dataset)
@@ -164,7 +165,7 @@ def _reproduce(
     dirs: dict[str, list[Path]] = {spec.name: [] for spec in RUNS}
     plan = [(spec, seed) for spec in RUNS for seed in range(seeds)]
     serial = runner.kind == "local" and runner.jobs == 1
-    common = _common(quick, data_dir, dataset)
+    common = _paper_training(quick, data_dir, dataset)
     trained = run_parallel(
         _train_one,
         [(spec, runs, seed, common, progress and serial) for spec, seed in plan],

@@ -81,7 +81,8 @@ CEILINGS = tuple(
 CEILING_OPTIONS = {"ansatz": "unitary", "latent_qubits": 7, "layers": 1, "batch_size": 128}
 
 
-def _common(quick: bool, data_dir: str | None, dataset: str = "mnist") -> dict[str, Any]:
+def _grid_training(quick: bool, data_dir: str | None, dataset: str = "mnist") -> dict[str, Any]:
+    """The options every run of the grid shares (QMAE at 25 %), full or a one-epoch check."""
     base = dict(model="qmae", mask_ratio=0.25, patch_size="8x8", eval_limit=0, data_dir=data_dir, dataset=dataset)
     return {**base, **(dict(epochs=1, limit=1000, batch_size=64) if quick else dict(epochs=3, batch_size=32))}
 
@@ -168,7 +169,7 @@ def _study(
     from ..runs import versions
 
     wall = time.perf_counter()
-    common = _common(quick, data_dir, dataset)
+    common = _grid_training(quick, data_dir, dataset)
     grid, ceilings = (GRID[:4], CEILINGS[:1]) if quick else (GRID, CEILINGS)
     plan: list[tuple[RunSpec, int, dict[str, Any]]] = [(spec, seed, {}) for spec in grid for seed in range(seeds)]
     plan += [(spec, seed, CEILING_OPTIONS) for spec in ceilings for seed in range(ceiling_seeds)]
