@@ -3,6 +3,8 @@ gives per image: :class:`Branches`) and ``reconstruct`` (the decoder's pixel pro
 
 ``exact``: batched torch linear algebra (the fast path, default for training).
 ``estimator``: ``EstimatorQNN`` + ``TorchConnector`` on Aer (the design card's Qiskit path).
+:mod:`.noisy`: the exact engine with a Pauli channel after every block, one sampled trajectory per
+image (its averages are Aer's density-matrix simulation of the same noisy circuit).
 
 Both are proved equal in ``tests/engines/``; a type checker (mypy, in ``make test``) checks that
 both satisfy the protocol.

@@ -508,15 +508,28 @@ class ExactEngine:
         # U^T = G_1^T ... G_k^T: the same machinery with the gates reversed and transposed
         self._perms_t, _, self._final_unitary_t = _gate_plan(self.num_qubits, qubit_groups[::-1])
 
+    def blocks(self, theta: torch.Tensor) -> torch.Tensor:
+        """The encoder's blocks in circuit order, ``(len(pairs), 4, 4)`` (:func:`block_matrices`)."""
+        return block_matrices(theta.to(self.dtype.to_real()).reshape(-1, BLOCK_PARAMETERS), self.dtype)
+
     def super_gates(self, theta: torch.Tensor) -> torch.Tensor:
         """The fused gates, ``(groups, 2**w, 2**w)``, local index bit m = qubit ``groups[g][0][m]``."""
-        blocks = block_matrices(theta.to(self.dtype.to_real()).reshape(-1, BLOCK_PARAMETERS), self.dtype)
-        chain = self._devices.get(theta.device)
+        return self.super_gates_of(self.blocks(theta))
+
+    def super_gates_of(self, blocks: torch.Tensor) -> torch.Tensor:
+        """The fused gates of any ``(len(pairs), 4, 4)`` block matrices on this engine's pairs (the
+        noisy engine's blocks with their sampled Pauli errors), differentiable in ``blocks``."""
+        chain = self._devices.get(blocks.device)
         if chain is None:
-            chain = self._devices[theta.device] = {k: v.to(theta.device) for k, v in self._chain.items()}
+            chain = self._devices[blocks.device] = {k: v.to(blocks.device) for k, v in self._chain.items()}
         return _LayerChain.apply(
             blocks.reshape(-1), chain["base"], chain["where"], chain["source"]
         )  # (groups, 2^w, 2^w)
+
+    def apply_gates(self, gates: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """The circuit of the fused ``gates`` (:meth:`super_gates_of`) applied to each row of
+        ``states`` (``(M, 2**n)`` complex)."""
+        return _ApplyGates.apply(gates, states.transpose(0, 1), self._perms, self._final).transpose(0, 1)
 
     def apply_left(self, theta: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
         """``U @ matrix`` for a ``(2**n, R)`` complex matrix (columns are states)."""
