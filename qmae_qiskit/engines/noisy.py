@@ -59,10 +59,14 @@ class BlockNoise:
             block ``k`` (circuit order), each row summing to 1.
         decoder: ``(K, 16)`` the same after the decoder's block ``B_k^dagger`` (indexed like the
             encoder's blocks, not in the decoder's time order).
+        input_error: the embedding's error as a global depolarizing channel on the encoder's input
+            state, ``(1 - q) |psi><psi| + q I / 2^n``: with probability ``q`` a trajectory starts
+            from a uniformly drawn basis state instead (0: a noiseless embedding).
     """
 
     encoder: torch.Tensor
     decoder: torch.Tensor
+    input_error: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("encoder", "decoder"):
@@ -78,9 +82,11 @@ class BlockNoise:
             object.__setattr__(self, name, p)
         if self.encoder.shape != self.decoder.shape:
             raise ValueError("the encoder and the decoder have one channel per block each: their shapes must match")
+        if not (isinstance(self.input_error, (int, float)) and 0 <= self.input_error <= 1):
+            raise ValueError(f"input_error is a probability in [0, 1], got {self.input_error!r}")
 
     @classmethod
-    def depolarizing(cls, num_blocks: int, error: float | Sequence[float]) -> BlockNoise:
+    def depolarizing(cls, num_blocks: int, error: float | Sequence[float], *, input_error: float = 0.0) -> BlockNoise:
         """Two-qubit depolarizing noise of parameter ``error`` after every block (Qiskit's
         ``depolarizing_error(error, 2)``: the identity with ``1 - 15 error / 16``, each other Pauli
         with ``error / 16``); one value, or one per block (the same for encoder and decoder)."""
@@ -89,7 +95,7 @@ class BlockNoise:
             raise ValueError(f"a depolarizing parameter is in [0, 16/15], got {error!r}")
         p = (lam / 16)[:, None].repeat(1, 16)
         p[:, 0] = 1 - 15 * lam / 16
-        return cls(p, p.clone())
+        return cls(p, p.clone(), input_error)
 
     @property
     def num_blocks(self) -> int:
@@ -100,6 +106,15 @@ class BlockNoise:
         enc = torch.multinomial(self.encoder.float(), count, replacement=True, generator=generator).T
         dec = torch.multinomial(self.decoder.float(), count, replacement=True, generator=generator).T
         return enc.contiguous(), dec.contiguous()
+
+    def sample_inputs(self, count: int, dim: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``(count,)`` per trajectory: ``-1`` (the embedded image) or the basis state it starts
+        from instead (probability :attr:`input_error`)."""
+        if not self.input_error:
+            return torch.full((count,), -1, dtype=torch.long)
+        hit = torch.rand(count, generator=generator) < self.input_error
+        basis = torch.randint(dim, (count,), generator=generator)
+        return torch.where(hit, basis, torch.full_like(basis, -1))
 
 
 class NoisyEngine:
@@ -146,6 +161,7 @@ class NoisyEngine:
         *,
         decoder: torch.Tensor | None = None,
         trajectories: tuple[torch.Tensor, torch.Tensor] | None = None,
+        inputs: torch.Tensor | None = None,
     ) -> Branches:
         """Per image, the branches of its own trajectory (their mean over many trajectories is the
         noisy circuit's): differentiable in ``theta``, ``decoder`` and ``masked``.
@@ -154,6 +170,8 @@ class NoisyEngine:
             theta, masked, original, decoder: as :meth:`ExactEngine.branches`.
             trajectories: ``(B, K)`` encoder and decoder Pauli indices per image (default: drawn
                 from the noise).
+            inputs: ``(B,)`` per image ``-1`` or the basis state its trajectory starts from (the
+                embedding's error; default: drawn from the noise).
         """
         exact = self.exact
         batch = masked.shape[0]
@@ -165,6 +183,12 @@ class NoisyEngine:
         back = blocks if decoder is None else exact.blocks(decoder)
         psi = exact._normalize(masked, theta.device).to(self.dtype)
         chi = exact._normalize(original, theta.device).to(self.dtype)
+        dim = psi.shape[1]
+        starts = inputs if inputs is not None else self.noise.sample_inputs(batch, dim, self.generator)
+        starts = starts.to(psi.device)
+        if (starts >= 0).any():  # the embedding failed: the trajectory starts from a basis state
+            basis = torch.nn.functional.one_hot(starts.clamp_min(0), dim).to(psi.dtype)
+            psi = torch.where((starts >= 0)[:, None], basis, psi)
         latent = 2 ** (self.num_qubits - len(exact.trash_qubits))
         # images that share a trajectory go through its circuit together
         keys = torch.cat([enc, dec], dim=1)

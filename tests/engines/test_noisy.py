@@ -28,7 +28,9 @@ def _aer_fidelity(n, pairs, trash, theta, psi, chi, noise: BlockNoise) -> float:
     adjoints in reverse) on Aer's density-matrix method, each block's own Pauli channel after it."""
     blocks = block_matrices(theta.reshape(-1, 15), C128).numpy()
     qc = QuantumCircuit(n)
-    qc.append(SetDensityMatrix(DensityMatrix(psi)), range(n))  # the embedding, noiseless as in the engine
+    q = noise.input_error  # the embedding's error: a global depolarizing channel on the input
+    start = (1 - q) * np.outer(psi, psi) + q * np.eye(2**n) / 2**n
+    qc.append(SetDensityMatrix(DensityMatrix(start)), range(n))
     model = NoiseModel()
     for k, (i, j) in enumerate(pairs):
         qc.append(UnitaryGate(blocks[k], label=f"enc{k}"), [i, j])
@@ -131,3 +133,27 @@ def test_bad_noise_is_refused_by_name():
         BlockNoise(torch.full((1, 16), 0.5), torch.full((1, 16), 1 / 16))
     with pytest.raises(ValueError, match="channels for 1 blocks, the circuit has 3"):
         NoisyEngine(3, all_pairs(3), (2,), noise=BlockNoise.depolarizing(1, 0.1))
+
+
+def test_the_embeddings_error_enumerated_is_aers_depolarized_input_at_n2():
+    """input_error q: a trajectory starts from a uniformly drawn basis state with probability q."""
+    n, pairs, trash = 2, [(0, 1)], (1,)
+    theta = torch.rand(15, dtype=torch.float64, generator=torch.Generator().manual_seed(7)) * 6 - 3
+    masked, original = _states(n, 1, 3)
+    base = BlockNoise(_channel(1, 2), _channel(1, 3))
+    noise = BlockNoise(base.encoder, base.decoder, input_error=0.3)
+    engine = NoisyEngine(n, pairs, trash, noise=noise, dtype=C128)
+    combos = list(itertools.product(range(16), range(16), range(-1, 4)))
+    enc = torch.tensor([[e] for e, _, _ in combos])
+    dec = torch.tensor([[d] for _, d, _ in combos])
+    starts = torch.tensor([s for _, _, s in combos])
+    weight = [float(noise.encoder[0, e] * noise.decoder[0, d]) * (0.7 if s < 0 else 0.3 / 4) for e, d, s in combos]
+    many = len(combos)
+    out = engine.branches(
+        theta, masked.expand(many, -1), original.expand(many, -1), trajectories=(enc, dec), inputs=starts
+    )
+    got = float((torch.tensor(weight, dtype=torch.float64) * out.fidelity).sum())
+    psi, chi = (v[0] / v[0].norm() for v in (masked, original))
+    assert got == pytest.approx(_aer_fidelity(n, pairs, trash, theta, psi.numpy(), chi.numpy(), noise), abs=1e-10)
+    drawn = noise.sample_inputs(20000, 4, torch.Generator().manual_seed(0))
+    assert abs((drawn >= 0).double().mean().item() - 0.3) < 0.02 and set(drawn.tolist()) == {-1, 0, 1, 2, 3}

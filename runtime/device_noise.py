@@ -1,0 +1,146 @@
+"""A device's errors as the noisy engine injects them: the Pauli channels of a backend's calibration.
+
+What the device runs is the ISA circuit (:func:`~qmae_qiskit.runtime.transpile.isa_circuit`), not the
+logical one: routing adds two-qubit gates, and each gate has its own calibrated error. The engine
+simulates the logical circuit, so the device's errors are mapped onto it (the approximation):
+
+- every two-qubit gate the ISA circuit runs contributes its calibrated error; their mean ``e2`` and
+  the routing factor ``r`` (ISA two-qubit gates per logical CNOT) turn a logical block (3 CNOTs, 6 RY
+  of about 2 ``sx`` each) into ``3 r`` two-qubit gates of error ``e2`` and 12 ``sx`` of the mean
+  ``sx`` error; the block's probability of no error is the product of the gates' (each gate's
+  reported error, an average infidelity, read as a depolarizing channel: Pauli error probability
+  ``e (d + 1) / d``), and the block's channel is the two-qubit depolarizing channel with that
+  probability of no error (the twirled form of any error);
+- the embedding's two-qubit gates (the ISA's others) make the embedding's error: a global
+  depolarizing channel on the encoder's input state with the same per-gate errors;
+- the same channel after the decoder's blocks as after the encoder's (the same gates, reversed).
+
+Left out: readout errors (the mitigation's job), relaxation and dephasing during idle time, crosstalk,
+the reference's embedding on the measured side, and which physical pair each block lands on (every
+block gets the circuit's mean). :func:`device_noise` says what it found, so a user sees the numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..engines.noisy import BlockNoise
+from ..model import QMAE
+from .options import SubmitOptions
+from .transpile import isa_circuit
+
+__all__ = ["DeviceNoise", "device_noise"]
+
+# per logical block: 3 CNOTs and 6 RY, an RY being about 2 sx on IBM hardware (RZ is virtual: no error)
+_BLOCK_CNOTS, _BLOCK_SX = 3, 12
+_VARIANT = "compute_uncompute"  # the logical circuit the engine computes: embed, U, reset, U^dagger, uncompute
+
+
+@dataclass(frozen=True)
+class DeviceNoise:
+    """A backend's errors mapped onto the model's logical circuit.
+
+    Attributes:
+        backend: the backend's name.
+        two_qubit_gate: the device's two-qubit gate (``cz``, ``ecr``, ...).
+        isa_two_qubit_gates: two-qubit gates of the ISA circuit.
+        logical_two_qubit_gates: CNOTs of the logical circuit (the blocks' and the embeddings').
+        routing_factor: ISA two-qubit gates per logical CNOT.
+        two_qubit_error: the mean reported error of the ISA circuit's two-qubit gates.
+        sx_error: the mean reported ``sx`` error on the qubits the ISA circuit uses.
+        block_error: the depolarizing parameter of each block's channel.
+        input_error: the embedding's global depolarizing probability.
+        num_blocks: blocks of the encoder (and of the decoder).
+    """
+
+    backend: str
+    two_qubit_gate: str
+    isa_two_qubit_gates: int
+    logical_two_qubit_gates: int
+    routing_factor: float
+    two_qubit_error: float
+    sx_error: float
+    block_error: float
+    input_error: float
+    num_blocks: int
+
+    def block_noise(self) -> BlockNoise:
+        """The channels the :class:`~qmae_qiskit.engines.noisy.NoisyEngine` injects."""
+        return BlockNoise.depolarizing(self.num_blocks, self.block_error, input_error=self.input_error)
+
+
+def device_noise(
+    model: QMAE, backend: Any, *, optimization_level: int = SubmitOptions.optimization_level
+) -> DeviceNoise:
+    """The device's errors for ``model``'s circuit on ``backend`` (see the module docstring).
+
+    Args:
+        model: a blocks-ansatz model without ancillas.
+        backend: a backend with a calibrated target (a real device or a ``fake_*`` one).
+        optimization_level: the transpiler's, as ``qmae submit`` uses it.
+
+    Raises:
+        ValueError: a backend without error data, or a model the noisy engine does not run.
+    """
+    if model.ansatz != "blocks" or model.ancillas:
+        raise ValueError("device noise is mapped onto the blocks ansatz without ancillas (the noisy engine's circuit)")
+    target: Any = getattr(backend, "target", None)
+    two = [n for n in (target.operation_names if target is not None else ()) if _width(target, n) == 2]
+    if not two:
+        raise ValueError(f"{backend.name} reports no two-qubit gate errors: pick a real or fake_* device")
+    from qiskit import transpile
+
+    isa = isa_circuit(model, backend, _VARIANT, optimization_level=optimization_level)
+    logical = transpile(
+        model_template_circuit(model),
+        basis_gates=["cx", "rz", "ry", "sx", "x", "reset", "measure"],
+        optimization_level=0,
+    )
+    errors: list[float] = []
+    used: set[int] = set()
+    for inst in isa.data:
+        qargs = tuple(isa.find_bit(q).index for q in inst.qubits)
+        used.update(qargs)
+        if inst.operation.name in two:
+            props = target[inst.operation.name].get(qargs)
+            if props is not None and props.error is not None:
+                errors.append(props.error)
+    if not errors:  # Aer's ideal simulator: gates, no calibration
+        raise ValueError(f"{backend.name} reports no two-qubit gate errors: pick a real or fake_* device")
+    sx = [target["sx"][(q,)].error for q in used if "sx" in target.operation_names and (q,) in target["sx"]]
+    sx_error = sum(e for e in sx if e is not None) / max(len(sx), 1)
+    e2 = sum(errors) / max(len(errors), 1)
+    logical_cx = sum(1 for inst in logical.data if inst.operation.name == "cx")
+    factor = len(errors) / max(logical_cx, 1)
+    p2, p1 = min(1.0, e2 * 5 / 4), min(1.0, sx_error * 3 / 2)  # average infidelity -> Pauli error probability
+    blocks = len(model.encoder_pairs)
+    clean = (1 - p2) ** (_BLOCK_CNOTS * factor) * (1 - p1) ** _BLOCK_SX
+    embedding_cx = max(logical_cx - 2 * _BLOCK_CNOTS * blocks, 0) / 2  # the masked image's embedding: half of them
+    input_clean = (1 - p2) ** (embedding_cx * factor)
+    return DeviceNoise(
+        backend=str(backend.name),
+        two_qubit_gate=two[0],
+        isa_two_qubit_gates=len(errors),
+        logical_two_qubit_gates=logical_cx,
+        routing_factor=factor,
+        two_qubit_error=e2,
+        sx_error=sx_error,
+        block_error=min(16 / 15, 16 / 15 * (1 - clean)),
+        input_error=1 - input_clean,
+        num_blocks=blocks,
+    )
+
+
+def model_template_circuit(model: QMAE) -> Any:
+    """The logical circuit the engine computes (the compute-uncompute variant, measured)."""
+    from ..model_circuits import template
+
+    return template(model, _VARIANT, measure=True).circuit
+
+
+def _width(target: Any, name: str) -> int:
+    try:
+        return int(target.operation_from_name(name).num_qubits)
+    except (AttributeError, KeyError, TypeError):  # control flow is stored as a class, not an instruction
+        return 0

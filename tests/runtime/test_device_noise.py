@@ -1,0 +1,56 @@
+"""A device's calibration mapped onto the logical circuit the noisy engine computes (fake_fez in local
+testing mode's terms: its reported gate errors), and the noisy engine's prediction from it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from qmae_qiskit import QMAE
+from qmae_qiskit.engines.noisy import NoisyEngine
+from qmae_qiskit.runtime.backends import get_backend
+from qmae_qiskit.runtime.device_noise import device_noise
+from qmae_qiskit.runtime.transpile import isa_circuit
+
+
+@pytest.fixture(scope="module")
+def fez():
+    return get_backend("fake_fez")
+
+
+def test_the_block_and_embedding_errors_come_from_the_gates_the_isa_circuit_runs(fez, mnist4):
+    model = QMAE(image_size=4, patch_size=(2, 2), pairs="line", seed=0)
+    found = device_noise(model, fez)
+    isa = isa_circuit(model, fez, "compute_uncompute")
+    errors = [
+        fez.target["cz"][tuple(isa.find_bit(q).index for q in inst.qubits)].error
+        for inst in isa.data
+        if inst.operation.name == "cz"
+    ]
+    assert found.two_qubit_gate == "cz" and found.isa_two_qubit_gates == len(errors) > 0
+    assert found.two_qubit_error == pytest.approx(sum(errors) / len(errors))
+    assert found.routing_factor == pytest.approx(len(errors) / found.logical_two_qubit_gates)
+    p2, p1 = found.two_qubit_error * 5 / 4, found.sx_error * 3 / 2
+    clean = (1 - p2) ** (3 * found.routing_factor) * (1 - p1) ** 12
+    assert found.block_error == pytest.approx(16 / 15 * (1 - clean))
+    assert 0 < found.block_error < 0.2 and 0 < found.input_error < 1 and found.num_blocks == 3
+
+    # the engine's prediction under it: below the noiseless fidelity, by more than its own spread
+    noise = found.block_noise()
+    engine = NoisyEngine(4, model.encoder_pairs, model.trash_qubits, noise=noise, dtype=torch.complex128,
+                         generator=torch.Generator().manual_seed(0))  # fmt: skip
+    mask = model.random_mask(len(mnist4), generator=torch.Generator().manual_seed(0))
+    masked = model.fill(mnist4, mask).flatten(1).detach().repeat(200, 1)
+    original = mnist4.flatten(1).repeat(200, 1)
+    with torch.no_grad():
+        noisy = engine.fidelity(model.theta.detach(), masked, original)
+        exact = model.fidelity(mnist4, mask).repeat(200)
+    gap = (exact - noisy).mean().item()
+    assert gap > 4 * (exact - noisy).std().item() / len(noisy) ** 0.5
+
+
+def test_what_the_mapping_cannot_take_is_refused_in_one_line(fez):
+    with pytest.raises(ValueError, match="reports no two-qubit gate errors"):
+        device_noise(QMAE(image_size=4, patch_size=(2, 2), seed=0), get_backend("aer"))
+    with pytest.raises(ValueError, match="blocks ansatz without ancillas"):
+        device_noise(QMAE(image_size=4, patch_size=(2, 2), ancillas=1, seed=0), fez)
