@@ -15,9 +15,13 @@ simulates the logical circuit, so the device's errors are mapped onto it (the ap
   depolarizing channel on the encoder's input state with the same per-gate errors;
 - the same channel after the decoder's blocks as after the encoder's (the same gates, reversed).
 
-Left out: readout errors (the mitigation's job), relaxation and dephasing during idle time, crosstalk,
-the reference's embedding on the measured side, and which physical pair each block lands on (every
-block gets the circuit's mean). :func:`device_noise` says what it found, so a user sees the numbers.
+What a device *returns* also suffers what training need not model: the reference's embedding run
+backwards before the measurement (compute-uncompute: ``F -> (1 - q) F + q / 2^n``, ``q`` the
+embedding's error) and the readout (each measured qubit reads 1 for 0 with its reported error).
+:meth:`DeviceNoise.measured` applies both to a fidelity, so the engine predicts the number a job
+returns. Left out altogether: relaxation and dephasing during idle time, crosstalk, and which physical
+pair each block lands on (every block gets the circuit's mean). :func:`device_noise` says what it
+found, so a user sees the numbers.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ class DeviceNoise:
         block_error: the depolarizing parameter of each block's channel.
         input_error: the embedding's global depolarizing probability.
         num_blocks: blocks of the encoder (and of the decoder).
+        readout_error: the mean reported measurement error of the measured qubits.
+        measured_qubits: how many qubits the circuit measures.
     """
 
     backend: str
@@ -64,6 +70,16 @@ class DeviceNoise:
     block_error: float
     input_error: float
     num_blocks: int
+    readout_error: float = 0.0
+    measured_qubits: int = 0
+
+    def measured(self, fidelity: float) -> float:
+        """What the device returns for a circuit of noiseless-engine or noisy-engine ``fidelity``:
+        the reference's embedding (undone before the measurement) as a global depolarizing channel,
+        then every measured qubit reading its 0 correctly (``P(all zeros)`` of compute-uncompute)."""
+        dim = 2**self.measured_qubits
+        depolarized = (1 - self.input_error) * fidelity + self.input_error / dim
+        return depolarized * (1 - self.readout_error) ** self.measured_qubits
 
     def block_noise(self) -> BlockNoise:
         """The channels the :class:`~qmae_qiskit.engines.noisy.NoisyEngine` injects."""
@@ -108,6 +124,9 @@ def device_noise(
                 errors.append(props.error)
     if not errors:  # Aer's ideal simulator: gates, no calibration
         raise ValueError(f"{backend.name} reports no two-qubit gate errors: pick a real or fake_* device")
+    measured = [isa.find_bit(inst.qubits[0]).index for inst in isa.data if inst.operation.name == "measure"]
+    props = [target["measure"].get((q,)) if "measure" in target.operation_names else None for q in measured]
+    readout = [p.error for p in props if p is not None and p.error is not None]
     sx = [target["sx"][(q,)].error for q in used if "sx" in target.operation_names and (q,) in target["sx"]]
     sx_error = sum(e for e in sx if e is not None) / max(len(sx), 1)
     e2 = sum(errors) / max(len(errors), 1)
@@ -129,6 +148,8 @@ def device_noise(
         block_error=min(16 / 15, 16 / 15 * (1 - clean)),
         input_error=1 - input_clean,
         num_blocks=blocks,
+        readout_error=sum(readout) / max(len(readout), 1),
+        measured_qubits=len(measured),
     )
 
 

@@ -54,3 +54,34 @@ def test_what_the_mapping_cannot_take_is_refused_in_one_line(fez):
         device_noise(QMAE(image_size=4, patch_size=(2, 2), seed=0), get_backend("aer"))
     with pytest.raises(ValueError, match="blocks ansatz without ancillas"):
         device_noise(QMAE(image_size=4, patch_size=(2, 2), ancillas=1, seed=0), fez)
+
+
+def test_the_prediction_is_what_aer_returns_under_the_devices_full_noise_model(fez, mnist4, run4):
+    """The noisy engine under the mapped noise, with the reference's embedding and the readout
+    applied (DeviceNoise.measured), next to Aer's density-matrix run of the ISA circuit with
+    fake_fez's whole noise model (benchmarks/noise_prediction.py: 8 images, mean difference -0.003)."""
+    from qiskit_aer import AerSimulator
+
+    from qmae_qiskit import load_model
+    from qmae_qiskit.model_circuits import parameter_values
+
+    model = load_model(run4)  # trained: a fidelity the noise visibly lowers
+    found = device_noise(model, fez)
+    images = mnist4[:2]
+    mask = model.random_mask(2, generator=torch.Generator().manual_seed(0))
+    engine = NoisyEngine(4, model.encoder_pairs, model.trash_qubits, noise=found.block_noise(), dtype=torch.complex128,
+                         generator=torch.Generator().manual_seed(0))  # fmt: skip
+    t = 3000
+    with torch.no_grad():
+        masked = model.fill(images, mask).flatten(1).repeat_interleave(t, 0)
+        noisy = engine.fidelity(model.theta.detach(), masked, images.flatten(1).repeat_interleave(t, 0))
+    predicted = [found.measured(float(f)) for f in noisy.reshape(2, t).mean(1)]
+    isa = isa_circuit(model, fez, "compute_uncompute")
+    sim = AerSimulator.from_backend(fez, method="density_matrix")
+    for row, want in zip(parameter_values(model, images, mask, "compute_uncompute"), predicted):
+        counts = sim.run(isa.assign_parameters(dict(zip(isa.parameters, row))), shots=20000, seed_simulator=0)
+        got = counts.result().get_counts()
+        zeros = sum(c for k, c in got.items() if k.replace(" ", "")[-4:] == "0000") / 20000
+        assert abs(zeros - want) < 0.03, (zeros, want)
+    with torch.no_grad():
+        assert max(predicted) < model.fidelity(images, mask).max().item() - 0.05  # noise the prediction sees
