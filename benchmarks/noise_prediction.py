@@ -4,7 +4,7 @@
 
 For a trained run (default: a 4x4-image QMAE trained here in seconds on the embedded sample, line
 encoder), on the first test images with the run's masks: the exact fidelity; the noisy engine's
-prediction under the device's mapped noise (:func:`qmae_qiskit.runtime.device_noise.device_noise`,
+prediction under the device's mapped noise (:func:`qmae_qiskit.noise.device_noise`,
 2,000 trajectories per image); and what Aer's density-matrix method returns for the ISA circuit under
 the device's full noise model (local testing mode's), P(all data qubits read 0) of the
 compute-uncompute circuit, with and without mthree's readout correction (the engine models no
@@ -34,9 +34,9 @@ def main() -> None:
     from qmae_qiskit import load_model, train
     from qmae_qiskit.engines.noisy import NoisyEngine
     from qmae_qiskit.model_circuits import parameter_values
+    from qmae_qiskit.noise import device_noise
     from qmae_qiskit.runs import data_for_run, saved_evaluation_masks
     from qmae_qiskit.runtime.backends import get_backend
-    from qmae_qiskit.runtime.device_noise import device_noise
     from qmae_qiskit.runtime.transpile import isa_circuit
 
     run = args.run
@@ -47,7 +47,7 @@ def main() -> None:
     test = data_for_run(run, split="test", limit=args.images)
     masks = saved_evaluation_masks(run, model, len(test.images))
     backend = get_backend(args.backend)
-    found = device_noise(model, backend)
+    found = device_noise(model, backend, isa=isa_circuit(model, backend, "compute_uncompute"))
     print(found)
 
     with torch.no_grad():

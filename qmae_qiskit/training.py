@@ -23,8 +23,8 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +36,11 @@ from .checkpoint import CheckpointError
 from .data import ImageSet
 from .datasets import MEMORY, dataset_identity, load_dataset, memory_splits, save_memory, take
 from .engines import ENGINES
+from .engines.noisy import NoisyEngine
 from .evaluation import evaluate
 from .figures import save_loss_plot
 from .model import LOSSES, QMAE, ModelConfig, build_model, load_model
+from .noise import noise_for
 from .options import OptionError, Options, data_dir_option, dataset_option, option
 from .runs import check_new_run_dir, data_for_run, saved_evaluation_masks, versions, writer_lock
 
@@ -109,6 +111,13 @@ class TrainConfig(Options):
     )
     init_from: str | None = option(
         None, "start from a trained run's weights and token (fine-tuning; its architecture is kept)", metavar="RUN_DIR"
+    )
+    noise: str | None = option(
+        None,
+        "train under a device's noise: a fake_* device (fake_fez, ...) whose calibration is mapped onto the circuit "
+        "as Pauli errors after every block and on the embedding, one sampled trajectory per image "
+        "(qmae_qiskit.noise); the held-out fidelity stays noiseless",
+        metavar="DEVICE",
     )
     tensorboard: bool = option(
         False,
@@ -216,6 +225,26 @@ class TrainConfig(Options):
             raise OptionError(
                 "{0} unitary is a bound computed by the exact engine only; use {1} exact", "ansatz", "engine"
             )
+        if self.noise is not None:
+            if not self.noise.startswith("fake_"):
+                raise OptionError(
+                    f"{{0}} {self.noise}: name a fake_* device (fake_fez, ...), whose calibration is on this machine",
+                    "noise",
+                )
+            for name, bad in (
+                ("engine", self.engine != "exact"),
+                ("loss", self.loss != "fidelity"),
+                ("ansatz", arch.ansatz != "blocks"),
+                ("ancillas", arch.ancillas > 0),
+                ("embedding_layers", arch.embedding_layers is not None),
+            ):
+                if bad:
+                    raise OptionError(
+                        "{0} trains through the noisy engine: the exact engine's blocks circuit, the fidelity "
+                        "loss, no ancillas, the exact embedding; drop {1}",
+                        "noise",
+                        name,
+                    )
         if self.init_from is not None and not (Path(self.init_from) / ckpt.CHECKPOINT).is_file():
             raise OptionError(
                 f"{{0}} {self.init_from} is not a trained run directory (no {ckpt.CHECKPOINT}); give a directory "
@@ -338,6 +367,22 @@ class _Run:
         self.model = config.build_model().to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.generator = torch.Generator().manual_seed(config.seed + 1)
+        self.noisy: NoisyEngine | None = None  # config.noise: the engine training steps go through
+        self.noise_generator = torch.Generator().manual_seed(config.seed + 2)
+        if config.noise is not None:
+            try:
+                self.device_noise = noise_for(self.model, config.noise)
+            except ValueError as exc:
+                raise OptionError(f"{{0}}: {exc}", "noise") from None
+            exact = self.model._engine
+            self.noisy = NoisyEngine(
+                self.model.num_qubits,
+                self.model.encoder_pairs,
+                self.model.trash_qubits,
+                noise=self.device_noise.block_noise(),
+                dtype=getattr(exact, "dtype", torch.complex64),
+                generator=self.noise_generator,
+            )
         # the splits, whole: given (tensors from Python), or loaded; the run records their fingerprints
         self.data = data or {"train": _load_data(config, "train")}
         self.train = take(self.data["train"], config.limit)
@@ -377,12 +422,15 @@ class _Run:
             "metrics_lines": len(self.history),
             "eval_fidelity": self.eval_fidelity,
             "config_sha256": config_fingerprint(self.config),
+            "noise_generator": self.noise_generator.get_state(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
+        if "noise_generator" in state:  # checkpoints before noise-aware training have none
+            self.noise_generator.set_state(state["noise_generator"])
         self.epoch, self.step, self.perm = state["epoch"], state["step"], state["perm"]
         self.eval_fidelity = state.get("eval_fidelity")
         # drop metrics written after the checkpoint (a kill -9 between checkpoints)
@@ -397,6 +445,8 @@ class _Run:
     # -- loop -----------------------------------------------------------------------------------
     def run(self) -> TrainResult:
         cfg = self.config
+        if self.noisy is not None:  # what the run trained under, in numbers (the device's calibration mapped)
+            ckpt.write_json(self.run_dir / NOISE, asdict(self.device_noise))
         total = cfg.epochs * self.steps_per_epoch
         metrics = open(self.run_dir / ckpt.METRICS, "a")  # noqa: SIM115 (open for the whole loop; closed in finally)
         board = self.board = self._board()
@@ -509,9 +559,10 @@ class _Run:
         lr = _lr_at(cfg, global_step, total)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        terms = self.model.loss_terms(
-            batch, mask, trash_weight=cfg.trash_weight, keep_weight=cfg.keep_term, loss=cfg.loss
-        )
+        with self._through_noise():
+            terms = self.model.loss_terms(
+                batch, mask, trash_weight=cfg.trash_weight, keep_weight=cfg.keep_term, loss=cfg.loss
+            )
         self.optimizer.zero_grad(set_to_none=True)
         terms.loss.backward()
         self._check_finite(terms.loss, global_step, "loss")
@@ -532,6 +583,19 @@ class _Run:
             record["keep_probability"] = terms.kept.mean().item()
         self.history.append(record)
         return record
+
+    @contextlib.contextmanager
+    def _through_noise(self) -> Iterator[None]:
+        """The step's forward pass through the noisy engine (``config.noise``); the model keeps
+        its exact engine for everything else (the held-out fidelity, evaluation)."""
+        if self.noisy is None:
+            yield
+            return
+        exact, self.model._engine = self.model._engine, self.noisy  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            self.model._engine = exact
 
     def test_split(self) -> ImageSet:
         if "test" not in self.data:
@@ -669,6 +733,7 @@ def resume(run_dir: str | os.PathLike, *, progress: bool = True, **overrides: An
 
 
 NOT_FINGERPRINTED = ("tensorboard",)
+NOISE = "noise.json"  # a --noise run's mapped device noise
 TENSORBOARD_DIR = "tensorboard"
 BOARD_SCALARS = ("loss", "fidelity", "keep_probability", "lr", "images_per_s")  # metrics.jsonl keys, per step
 

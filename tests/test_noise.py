@@ -8,14 +8,30 @@ import torch
 
 from qmae_qiskit import QMAE
 from qmae_qiskit.engines.noisy import NoisyEngine
+from qmae_qiskit.noise import device_noise, fake_backend, noise_for
 from qmae_qiskit.runtime.backends import get_backend
-from qmae_qiskit.runtime.device_noise import device_noise
 from qmae_qiskit.runtime.transpile import isa_circuit
 
 
 @pytest.fixture(scope="module")
 def fez():
     return get_backend("fake_fez")
+
+
+@pytest.fixture(scope="module")
+def run4(tmp_path_factory):
+    from qmae_qiskit.training import train
+
+    out = tmp_path_factory.mktemp("run") / "qmae4"
+    train(out=out, image_size=4, patch_size="2x2", epochs=1, limit=256, batch_size=32, eval_limit=0, progress=False)
+    return out
+
+
+def test_a_fake_device_by_name_and_the_runtimes_cached_circuit_give_the_same_noise(fez):
+    model = QMAE(image_size=4, patch_size=(2, 2), pairs="line", seed=0)
+    assert noise_for(model, "fake_fez") == device_noise(model, fez, isa=isa_circuit(model, fez, "compute_uncompute"))
+    with pytest.raises(ValueError, match="unknown fake device 'fake_fzz'"):
+        fake_backend("fake_fzz")
 
 
 def test_the_block_and_embedding_errors_come_from_the_gates_the_isa_circuit_runs(fez, mnist4):
@@ -85,3 +101,50 @@ def test_the_prediction_is_what_aer_returns_under_the_devices_full_noise_model(f
         assert abs(zeros - want) < 0.03, (zeros, want)
     with torch.no_grad():
         assert max(predicted) < model.fidelity(images, mask).max().item() - 0.05  # noise the prediction sees
+
+
+def test_training_through_the_noise_sees_the_noisy_fidelity_and_records_the_noise(tmp_path):
+    """qmae train --noise fake_fez: the steps' fidelities are the noisy engine's (below the same run's
+    without noise, step for step on the same batches and masks), noise.json holds the mapped noise,
+    the checkpoint the trajectories' generator, and the held-out fidelity stays noiseless."""
+    import json
+
+    from qmae_qiskit.cli import main
+
+    common = ["--image-size", "4", "--patch-size", "2x2", "--pairs", "line", "--epochs", "1", "--limit", "128",
+              "--batch-size", "32", "--eval-limit", "16", "--no-progress"]  # fmt: skip
+    assert main(["train", "--out", str(tmp_path / "noisy"), "--noise", "fake_fez", *common]) == 0
+    assert main(["train", "--out", str(tmp_path / "clean"), *common]) == 0
+    steps = {
+        name: [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        for name in ("noisy", "clean")
+    }
+    first = steps["noisy"][0]["fidelity"], steps["clean"][0]["fidelity"]  # same weights, batch and masks
+    assert first[0] < first[1] - 0.02, first
+    config = json.loads((tmp_path / "noisy" / "config.json").read_text())
+    assert config["options"]["noise"] == "fake_fez"
+    recorded = json.loads((tmp_path / "noisy" / "noise.json").read_text())
+    assert recorded["backend"] == "fake_fez" and 0 < recorded["block_error"] < 0.2
+    state = torch.load(tmp_path / "noisy" / "checkpoint.pt", weights_only=True)
+    assert "noise_generator" in state
+
+
+@pytest.mark.parametrize(
+    "extra,match",
+    [
+        (["--noise", "fake_fzz"], "--noise: unknown fake device 'fake_fzz'"),
+        (["--noise", "ibm_fez"], "--noise ibm_fez: name a fake_\\* device"),
+        (["--noise", "fake_fez", "--loss", "composite"], "drop --loss"),
+        (["--noise", "fake_fez", "--ancillas", "1"], "drop --ancillas"),
+        (["--noise", "fake_fez", "--engine", "estimator"], "drop --engine"),
+    ],
+)
+def test_noise_that_cannot_be_trained_through_is_refused_in_one_line(tmp_path, capsys, extra, match):
+    from qmae_qiskit.cli import main
+
+    argv = ["train", "--out", str(tmp_path / "r"), "--image-size", "4", "--patch-size", "2x2", "--limit", "64",
+            "--epochs", "1", "--eval-limit", "0", "--no-progress", *extra]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and __import__("re").search(match, err[0]), err
+    assert not (tmp_path / "r").exists()

@@ -29,12 +29,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..engines.noisy import BlockNoise
-from ..model import QMAE
-from .options import SubmitOptions
-from .transpile import isa_circuit
+from .engines.noisy import BlockNoise
 
-__all__ = ["DeviceNoise", "device_noise"]
+__all__ = ["DeviceNoise", "device_noise", "fake_backend", "noise_for"]
 
 # per logical block: 3 CNOTs and 6 RY, an RY being about 2 sx on IBM hardware (RZ is virtual: no error)
 _BLOCK_CNOTS, _BLOCK_SX = 3, 12
@@ -86,14 +83,14 @@ class DeviceNoise:
         return BlockNoise.depolarizing(self.num_blocks, self.block_error, input_error=self.input_error)
 
 
-def device_noise(
-    model: QMAE, backend: Any, *, optimization_level: int = SubmitOptions.optimization_level
-) -> DeviceNoise:
+def device_noise(model: Any, backend: Any, *, isa: Any = None, optimization_level: int = 3) -> DeviceNoise:
     """The device's errors for ``model``'s circuit on ``backend`` (see the module docstring).
 
     Args:
-        model: a blocks-ansatz model without ancillas.
+        model: a blocks-ansatz :class:`~qmae_qiskit.QMAE` without ancillas.
         backend: a backend with a calibrated target (a real device or a ``fake_*`` one).
+        isa: the compute-uncompute circuit already transpiled for ``backend`` (the runtime passes its
+            cached one); default: transpiled here (Qiskit's preset pass manager, seed 0).
         optimization_level: the transpiler's, as ``qmae submit`` uses it.
 
     Raises:
@@ -106,8 +103,11 @@ def device_noise(
     if not two:
         raise ValueError(f"{backend.name} reports no two-qubit gate errors: pick a real or fake_* device")
     from qiskit import transpile
+    from qiskit.transpiler import generate_preset_pass_manager
 
-    isa = isa_circuit(model, backend, _VARIANT, optimization_level=optimization_level)
+    if isa is None:
+        pm = generate_preset_pass_manager(optimization_level=optimization_level, backend=backend, seed_transpiler=0)
+        isa = pm.run(model_template_circuit(model))
     logical = transpile(
         model_template_circuit(model),
         basis_gates=["cx", "rz", "ry", "sx", "x", "reset", "measure"],
@@ -153,9 +153,9 @@ def device_noise(
     )
 
 
-def model_template_circuit(model: QMAE) -> Any:
+def model_template_circuit(model: Any) -> Any:
     """The logical circuit the engine computes (the compute-uncompute variant, measured)."""
-    from ..model_circuits import template
+    from .model_circuits import template
 
     return template(model, _VARIANT, measure=True).circuit
 
@@ -165,3 +165,35 @@ def _width(target: Any, name: str) -> int:
         return int(target.operation_from_name(name).num_qubits)
     except (AttributeError, KeyError, TypeError):  # control flow is stored as a class, not an instruction
         return 0
+
+
+def fake_backend(name: str) -> Any:
+    """The ``fake_*`` device of that name (qiskit-ibm-runtime's snapshot of a real device's
+    calibration), for noise a model trains under.
+
+    Raises:
+        ValueError: no such fake device (the names listed).
+    """
+    import warnings
+
+    from qiskit_ibm_runtime.fake_provider import FakeProviderForBackendV2
+
+    provider = FakeProviderForBackendV2()
+    try:
+        return provider.backend(name)
+    except Exception:  # QiskitBackendNotFoundError: say which names there are
+        with warnings.catch_warnings():  # listing builds every fake device; some warn about their numbers
+            warnings.simplefilter("ignore")
+            names = sorted(b.name for b in provider.backends())
+    close = [n for n in names if name[5:8] and name[5:8] in n][:5]
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise ValueError(f"unknown fake device {name!r}{hint}; the fake devices are: {', '.join(names)}") from None
+
+
+def noise_for(model: Any, name: str) -> DeviceNoise:
+    """:func:`device_noise` of a ``fake_*`` device by name (what ``qmae train --noise`` takes).
+
+    Raises:
+        ValueError: an unknown device, or a model the noisy engine does not run.
+    """
+    return device_noise(model, fake_backend(name))
