@@ -23,6 +23,11 @@ class SubmitCommandOptions(Options):
         choices=tuple(PROFILES),
     )
     no_wait: bool = option(False, "return after submitting; `qmae fetch` later")
+    dry_run: bool = option(
+        False,
+        "submit nothing: predict what the device will return for the images (the noisy engine under its "
+        "calibration mapped onto the circuit, the compute-uncompute form), next to the exact values",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
 
     run_dir, backend = RunOptions.from_args(args).run_dir, BackendOptions.from_args(args).backend
     opts, as_json = SubmitCommandOptions.from_args(args), OutputOptions.from_args(args).json
-    SubmitOptions.from_args(args)  # the job's options checked as given, before the profile is applied
+    job_options = SubmitOptions.from_args(args)  # the job's options checked as given, before the profile
+    if opts.dry_run:
+        return _dry_run(run_dir, backend, job_options, as_json)
     job = {k: v for k, v in given(args, SubmitOptions).items() if k != "profile"}  # the profile is --profile's
     record = submit(run_dir, backend=backend, profile=opts.profile, wait=not opts.no_wait, **job)
     notes = []
@@ -88,4 +95,29 @@ def run(args: argparse.Namespace) -> int:
     )
     if record.status == "done":
         print_result(fetch(record.record_id))
+    return 0
+
+
+def _dry_run(run_dir: str, backend: str, job: SubmitOptions, as_json: bool) -> int:
+    """``--dry-run``: the prediction, and nothing submitted or written."""
+    from ..runtime.prediction import predict
+
+    if job.embedding_layers is not None:
+        raise ValueError("--dry-run predicts the circuit with the exact embedding; drop --embedding-layers")
+    found = predict(
+        run_dir, backend, images=job.images, data_dir=job.data_dir, optimization_level=job.optimization_level
+    )
+    if as_json:
+        print(json.dumps(found.as_json()))
+        return 0
+    n = found.noise
+    print(
+        f"{backend}: {n.isa_two_qubit_gates} two-qubit gates ({n.two_qubit_gate}, mean error {n.two_qubit_error:.4f}, "
+        f"{n.routing_factor:.2f} per logical CNOT); per block a depolarizing error {n.block_error:.4f}, the "
+        f"embedding {n.input_error:.4f}, readout {n.readout_error:.4f}; nothing submitted"
+    )
+    for i, (e, v, r) in enumerate(zip(found.exact, found.noisy, found.returned)):
+        print(f"  image {i:>5}: exact {e:.4f}   noisy circuit {v:.4f}   a compute_uncompute job returns {r:.4f}")
+    mean = sum(found.returned) / len(found.returned)
+    print(f"  mean: exact {sum(found.exact) / len(found.exact):.4f}, predicted return {mean:.4f}")
     return 0
