@@ -25,6 +25,7 @@ project = "qmae-qiskit"
 author = "the qmae-qiskit developers"
 copyright = "2026, the qmae-qiskit developers"  # noqa: A001 (Sphinx's name)
 html_title = "qmae-qiskit"
+html_copy_source = False  # the pages, not their sources (autosummary's stubs are directives)
 html_theme = "qiskit-ecosystem"
 extensions = [
     "myst_nb",
@@ -38,6 +39,7 @@ autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
+napoleon_use_ivar = True  # "Attributes:" as fields: autodoc documents the members themselves once
 myst_heading_anchors = 3
 myst_enable_extensions = ["dollarmath"]
 nb_execution_mode = "off"  # executed below, once, into build/notebooks
@@ -51,7 +53,9 @@ exclude_patterns = [
     "Thumbs.db",
     ".DS_Store",
 ]
-source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb", ".rst": "restructuredtext"}
+# .rst first: autosummary writes its stub pages (reStructuredText) with the first suffix; as .md they
+# would render their directives as text instead of the docstrings
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 
 EXECUTED = ROOT / "build" / "notebooks"
 TUTORIALS = DOCS / "tutorials"

@@ -44,6 +44,12 @@ def test_every_public_name_has_an_api_page(site, module):
     assert not missing, f"no API page for {module.__name__}: {missing}"
     page = (site / "api" / "_generated" / f"{module.__name__}.{sorted(module.__all__)[0]}.html").read_text()
     assert module.__name__ in page
+    pages = {n: site / "api" / "_generated" / f"{module.__name__}.{n}.html" for n in module.__all__}
+    raw = [n for n, path in pages.items() if ".. auto" in path.read_text()]
+    assert not raw, f"pages that show their directives instead of the docstring: {raw}"
+    for name in ("train", "QMAE", "evaluate_run") if module is qmae_qiskit else ():  # the docstring, rendered
+        text = pages[name].read_text()
+        assert "currentmodule" not in text and ("Raises" in text or "Returns" in text), name
 
 
 @pytest.mark.parametrize("notebook", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.stem)

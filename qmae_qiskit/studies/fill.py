@@ -320,7 +320,7 @@ def report(result: dict[str, Any]) -> str:
         for name, r in held.items()
     ]
     lines = [
-        "# Fill-in study (issue 20): chosen on held-out training images, tested once",
+        "# Fill-in study: chosen on held-out training images, tested once",
         "",
         f"Candidates trained with seed 0 on the training split minus its last {result['options']['holdout']} images, "
         "scored on those held-out images (masks drawn from seed 12345):",
