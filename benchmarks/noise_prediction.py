@@ -32,6 +32,7 @@ def main() -> None:
     from qiskit_aer import AerSimulator
 
     from qmae_qiskit import load_model, train
+    from qmae_qiskit.circuits import fidelity_from_counts
     from qmae_qiskit.engines.noisy import NoisyEngine
     from qmae_qiskit.model_circuits import parameter_values
     from qmae_qiskit.noise import device_noise
@@ -71,8 +72,7 @@ def main() -> None:
     for row in values:
         bound = isa.assign_parameters(dict(zip(isa.parameters, row)))
         counts = sim.run(bound, shots=shots, seed_simulator=0).result().get_counts()
-        n = model.num_qubits
-        measured.append(sum(c for k, c in counts.items() if k.replace(" ", "")[-n:] == "0" * n) / shots)
+        measured.append(fidelity_from_counts(counts, variant="compute_uncompute", num_qubits=model.num_qubits)[0])
     aer_s = (time.perf_counter() - start) / len(test.images)
     measured_arr = np.array(measured)
 

@@ -29,6 +29,7 @@ def main() -> None:
     from qiskit_aer import AerSimulator
 
     from qmae_qiskit import load_model, train
+    from qmae_qiskit.circuits import fidelity_from_counts
     from qmae_qiskit.metrics import paired_interval
     from qmae_qiskit.model_circuits import parameter_values
     from qmae_qiskit.noise import fake_backend
@@ -56,7 +57,7 @@ def main() -> None:
         for row in parameter_values(model, images, masks, "compute_uncompute"):
             bound = isa.assign_parameters(dict(zip(isa.parameters, row)))
             counts = sim.run(bound, shots=20000, seed_simulator=0).result().get_counts()
-            device.append(sum(c for k, c in counts.items() if k.replace(" ", "")[-4:] == "0000") / 20000)
+            device.append(fidelity_from_counts(counts, variant="compute_uncompute", num_qubits=4)[0])
         scores[name] = {"exact": exact, "device": np.array(device)}
     for name, s in scores.items():
         print(

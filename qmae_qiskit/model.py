@@ -445,8 +445,6 @@ class QMAE(nn.Module):
             self.positions(mask)  # one whole patch per image, or a one-line error
         return images, mask
 
-    _check = check_inputs
-
     def positions(self, mask: torch.Tensor) -> torch.Tensor:
         """``(B,)`` each mask's patch position: the weight set ``condition="position"`` uses
         (:func:`~qmae_qiskit.conditioning.mask_positions`)."""
@@ -482,7 +480,7 @@ class QMAE(nn.Module):
         Raises:
             ValueError: malformed images or mask (see :meth:`_check`).
         """
-        images, mask = self._check(images, mask)
+        images, mask = self.check_inputs(images, mask)
         masked = self.embed(self.fill(images, mask).flatten(1))  # (B, 2**n)
         original = self.embed(images.flatten(1))
         return self._by_position(
@@ -594,7 +592,7 @@ class QMAE(nn.Module):
         postselect = self.objective == "postselect"
         if loss == "composite":
             b, pixels = branches_and_pixels(self, images, mask)
-            images, mask = self._check(images, mask)
+            images, mask = self.check_inputs(images, mask)
             fid = state_fidelity(composite_image(pixels.sqrt(), images, mask), images).to(images.dtype)
         else:
             b = self.branches(images, mask)
@@ -653,7 +651,7 @@ class QMAE(nn.Module):
         Returns:
             ``(B, H, W)``: unit-norm amplitudes, or the composite in [0, 1].
         """
-        images, mask = self._check(images, mask)
+        images, mask = self.check_inputs(images, mask)
         masked = self.embed(self.fill(images, mask).flatten(1))
         ps = self._postselect(postselect)
         probs = self._by_position(

@@ -18,6 +18,7 @@ from ..model import load_model
 from ..noise import DeviceNoise, device_noise
 from ..runs import data_for_run, saved_evaluation_masks
 from .backends import get_backend
+from .options import SubmitOptions
 from .transpile import isa_circuit
 
 __all__ = ["Prediction", "predict"]
@@ -56,7 +57,7 @@ def predict(
     *,
     images: int = 4,
     data_dir: str | None = None,
-    optimization_level: int = 3,
+    optimization_level: int = SubmitOptions.optimization_level,
     trajectories: int = 1000,
     seed: int = 0,
 ) -> Prediction:
